@@ -1,0 +1,215 @@
+//! One error type for the API and one JSON shape for every error:
+//! `{"error": "<machine code>", "message": "<sentence for a person>"}`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::core::{RequestError, refusal_code};
+use crate::policy::Refusal;
+
+/// Everything an API call can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed request.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the policy refused.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// 413.
+    #[error("request body larger than {} bytes", super::BODY_LIMIT)]
+    TooLarge,
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but not acceptable.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 429 with Retry-After seconds.
+    #[error("too many failed authentications from this address; retry in {0} s")]
+    TooManyAttempts(u64),
+    /// 503: the store cannot take writes; nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug; details are logged, not sent.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::NotFound(id) => ApiError::NotFound(format!("no classroom or school \"{id}\" visible to you")),
+            RequestError::Forbidden(m) => ApiError::Forbidden(m),
+            RequestError::Refused(Refusal::MinutesOutOfRange { minutes, max }) => ApiError::BadRequest(
+                "minutes_out_of_range",
+                format!("{minutes} minutes is out of range: ask between 1 and {max}"),
+            ),
+            RequestError::Refused(r) => ApiError::Refused(r),
+            RequestError::Invalid(m) => ApiError::Unprocessable(m),
+            RequestError::Store(e) => {
+                tracing::error!(error = %e, "request refused: the state database cannot be written");
+                ApiError::Unavailable(
+                    "the request was not applied: borne cannot write its state database right now; try again shortly"
+                        .into(),
+                )
+            }
+        }
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Refused(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(code, _) => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Refused(r) => refusal_code(r),
+            ApiError::TooLarge => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::TooManyAttempts(_) => "too_many_attempts",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": self.code(), "message": self.to_string()});
+        if let ApiError::Refused(r) = &self {
+            match r {
+                Refusal::Locked { until } => {
+                    body["until"] = until.map_or(Value::Null, |u| Value::String(u.to_rfc3339()));
+                }
+                Refusal::Overridden(o) => {
+                    body["until"] = o.until.map_or(Value::Null, |u| Value::String(u.to_rfc3339()));
+                    body["override"] = json!({"wifi": o.wifi, "reason": o.reason, "by": o.by});
+                }
+                Refusal::MinutesOutOfRange { .. } => {}
+            }
+        }
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        match self {
+            ApiError::TooManyAttempts(secs) => {
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            ApiError::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"borne\""));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json".into())
+            }
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+            JsonRejection::JsonDataError(e) => ApiError::BadRequest("bad_body", e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest("bad_json", e.body_text()),
+            other => ApiError::BadRequest("bad_body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest("bad_query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest("bad_path", r.body_text())
+    }
+}
+
+/// `Json` whose rejections use the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}
+
+/// Unknown `/api/v1/...` route.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no such API route: {}", uri.path()))
+}
+
+/// Known route, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Anything else: JSON under `/api/`, plain text elsewhere.
+pub async fn fallback(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return ApiError::NotFound(format!("no such API route: {}", uri.path())).into_response();
+    }
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// A handler panicked: log the detail, answer a generic 500.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = detail, "a request handler panicked");
+    ApiError::Internal.into_response()
+}

@@ -1,0 +1,137 @@
+//! HTTP API v1 and the pages: a thin layer over [`Core`].
+//!
+//! Handlers extract and validate, call one core method, and shape the
+//! answer; they never call a driver. Every `/api/` answer is JSON, errors
+//! included (one shape: `{"error": code, "message": sentence}`), whatever
+//! goes wrong: bad JSON, unknown route, wrong method, oversized body, a
+//! panic.
+
+mod auth;
+mod classrooms;
+mod error;
+mod events;
+pub mod openapi;
+mod overrides;
+mod pages;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use auth::Limiter;
+pub use error::ApiError;
+
+use crate::core::Core;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// A request (but not the event stream) taking longer than this is cut with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What every handler receives.
+#[derive(Clone)]
+pub struct AppState {
+    /// The core.
+    pub core: Arc<Core>,
+    /// Failed-authentication limiter.
+    pub limiter: Arc<Limiter>,
+    /// Ends event streams at shutdown.
+    pub shutdown: CancellationToken,
+    /// The configuration file (for `/readyz`).
+    pub config_path: Option<PathBuf>,
+}
+
+/// The whole HTTP application.
+pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: CancellationToken) -> Router {
+    let state = AppState {
+        core,
+        limiter: Arc::new(Limiter::default()),
+        shutdown,
+        config_path,
+    };
+    let api = Router::new()
+        .route("/classrooms", get(classrooms::list))
+        .route("/classrooms/{id}", get(classrooms::get_one))
+        .route("/classrooms/{id}/wifi", post(classrooms::wifi))
+        .route("/classrooms/{id}/override", put(overrides::put_one).delete(overrides::delete_one))
+        .route("/overrides", post(overrides::bulk_set).delete(overrides::bulk_clear))
+        .route("/access-points", get(classrooms::access_points))
+        .route("/audit", get(overrides::audit))
+        .route("/me", get(classrooms::me))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // The event stream lives as long as the page: no timeout for it.
+        .route("/events", get(events::stream))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/openapi.json", get(openapi::serve))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(pages::routes())
+        .fallback(error::fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}
+
+/// Counts requests by route template and status, for `/metrics`.
+async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    state.core.metrics.http(&route, &method, response.status().as_u16());
+    response
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the configuration is loaded and the store answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.core.writer().commit(crate::store::Batch::default()).await {
+        Ok(()) => axum::Json(serde_json::json!({
+            "status": "ready",
+            "classrooms": state.core.config().classrooms.len(),
+        }))
+        .into_response(),
+        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+    }
+}
+
+/// Prometheus text format; a viewer token (or any role) unless `metrics_public`.
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !state.core.config().metrics_public {
+        if let Err(e) = auth::authenticate(&state, &headers, peer) {
+            return e.into_response();
+        }
+    }
+    let mut response = state.core.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

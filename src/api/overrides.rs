@@ -1,0 +1,204 @@
+//! IT overrides (one classroom, a school, the city) and the audit log.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::Auth;
+use super::classrooms::check_id;
+use super::error::{ApiError, ApiJson};
+use crate::config::{Role, SchoolId};
+use crate::core::{Actor, OverrideRequest, Scope, Status};
+use crate::policy::Wifi;
+use crate::store::{AuditEntry, AuditQuery};
+
+/// Body of `PUT /api/v1/classrooms/{id}/override`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    wifi: Wifi,
+    #[serde(default)]
+    until: Option<DateTime<FixedOffset>>,
+    reason: String,
+}
+
+impl From<OverrideBody> for OverrideRequest {
+    fn from(b: OverrideBody) -> Self {
+        OverrideRequest {
+            wifi: b.wifi,
+            until: b.until.map(|u| u.with_timezone(&Utc)),
+            reason: b.reason.trim().to_owned(),
+        }
+    }
+}
+
+fn actor(auth: &Auth) -> Actor<'_> {
+    Actor {
+        user: &auth.user,
+        source: Some(auth.source.to_string()),
+    }
+}
+
+/// `PUT /api/v1/classrooms/{id}/override` (admin).
+pub async fn put_one(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OverrideBody>,
+) -> Result<Json<Status>, ApiError> {
+    check_id(&id)?;
+    Ok(Json(state.core.set_override(&actor(&auth), &id, body.into()).await?))
+}
+
+/// `DELETE /api/v1/classrooms/{id}/override` (admin).
+pub async fn delete_one(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Status>, ApiError> {
+    check_id(&id)?;
+    Ok(Json(state.core.clear_override(&actor(&auth), &id).await?))
+}
+
+/// `scope` of a bulk override.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeBody {
+    #[serde(default)]
+    school: Option<String>,
+    #[serde(default)]
+    all: Option<bool>,
+}
+
+/// Body of `POST /api/v1/overrides`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    scope: ScopeBody,
+    wifi: Wifi,
+    #[serde(default)]
+    until: Option<DateTime<FixedOffset>>,
+    reason: String,
+}
+
+/// What a bulk request covered.
+#[derive(Serialize)]
+pub struct BulkResult {
+    classrooms: Vec<String>,
+    count: usize,
+}
+
+fn scope(s: &ScopeBody) -> Result<Scope, ApiError> {
+    match (&s.school, s.all) {
+        (Some(school), None | Some(false)) => {
+            check_id(school)?;
+            Ok(Scope::School(SchoolId::from(school.as_str())))
+        }
+        (None, Some(true)) => Ok(Scope::All),
+        _ => Err(ApiError::BadRequest(
+            "bad_scope",
+            "scope is {\"school\": \"<id>\"} or {\"all\": true}".into(),
+        )),
+    }
+}
+
+/// `POST /api/v1/overrides` (admin): a school or the whole city, atomically.
+pub async fn bulk_set(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<BulkBody>,
+) -> Result<Json<BulkResult>, ApiError> {
+    let scope = scope(&body.scope)?;
+    let request = OverrideRequest {
+        wifi: body.wifi,
+        until: body.until.map(|u| u.with_timezone(&Utc)),
+        reason: body.reason.trim().to_owned(),
+    };
+    let ids = state.core.bulk_override(&actor(&auth), &scope, Some(request)).await?;
+    Ok(Json(BulkResult {
+        count: ids.len(),
+        classrooms: ids.into_iter().map(|c| c.to_string()).collect(),
+    }))
+}
+
+/// Query of `DELETE /api/v1/overrides`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearQuery {
+    school: Option<String>,
+}
+
+/// `DELETE /api/v1/overrides[?school=...]` (admin).
+pub async fn bulk_clear(
+    State(state): State<AppState>,
+    auth: Auth,
+    query: Result<Query<ClearQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<BulkResult>, ApiError> {
+    let Query(q) = query?;
+    let scope = match q.school {
+        Some(s) => {
+            check_id(&s)?;
+            Scope::School(SchoolId::from(s.as_str()))
+        }
+        None => Scope::All,
+    };
+    let ids = state.core.bulk_override(&actor(&auth), &scope, None).await?;
+    Ok(Json(BulkResult {
+        count: ids.len(),
+        classrooms: ids.into_iter().map(|c| c.to_string()).collect(),
+    }))
+}
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    classroom: Option<String>,
+    user: Option<String>,
+    since: Option<DateTime<FixedOffset>>,
+    until: Option<DateTime<FixedOffset>>,
+    limit: Option<usize>,
+    cursor: Option<i64>,
+}
+
+/// A page of the audit log.
+#[derive(Serialize)]
+pub struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    next_cursor: Option<i64>,
+}
+
+/// `GET /api/v1/audit` (admin): newest first, paginated with a cursor.
+pub async fn audit(
+    State(state): State<AppState>,
+    auth: Auth,
+    query: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let Query(p) = query?;
+    if auth.user.role != Role::Admin {
+        return Err(ApiError::Forbidden("the audit log is for admins".into()));
+    }
+    if let Some(c) = &p.classroom {
+        check_id(c)?;
+    }
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("bad_query", "limit is between 1 and 1000".into()));
+    }
+    let q = AuditQuery {
+        classroom: p.classroom,
+        actor: p.user,
+        since: p.since.map(|t| t.with_timezone(&Utc)),
+        until: p.until.map(|t| t.with_timezone(&Utc)),
+        before_id: p.cursor,
+        scope: auth.user.scope.as_ref().map(|s| s.iter().map(|c| c.to_string()).collect()),
+        limit,
+    };
+    let entries = state
+        .core
+        .writer()
+        .audit(q)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the audit log cannot be read: {e}")))?;
+    let next_cursor = (entries.len() == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(Json(AuditPage { entries, next_cursor }))
+}

@@ -1,0 +1,278 @@
+//! `borne run`: wires the store, the core, the drivers, the reconciler and
+//! the HTTP server together, and takes them down in order.
+//!
+//! [`start`] is the boot checklist; the shutdown trigger is a parameter
+//! (a [`CancellationToken`]) so tests run the daemon in process with their
+//! own token, and only [`main`] wires signals to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config, LoadError, Loaded};
+use crate::core::{Clock, Core, SystemClock};
+use crate::driver::sim::SimDriver;
+use crate::driver::{self, Driver};
+use crate::reconcile::{Drivers, Reconciler};
+use crate::store::{Store, Writer, sqlite::SqliteStore};
+
+/// How the daemon is started; tests change the clock and the listener.
+pub struct Options {
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// A listener already bound (tests bind 127.0.0.1:0); default: bind `listen`.
+    pub listener: Option<std::net::TcpListener>,
+    /// Where the configuration was read, for reloads.
+    pub config_path: Option<PathBuf>,
+    /// Interval of systemd watchdog pings, when systemd asks for them.
+    pub watchdog: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            listener: None,
+            config_path: None,
+            watchdog: None,
+        }
+    }
+}
+
+/// A daemon that is up: its address, its core, and the task to await.
+pub struct Running {
+    /// The shared core (tests inspect it).
+    pub core: Arc<Core>,
+    /// The HTTP address actually bound.
+    pub addr: SocketAddr,
+    /// The simulated APs' driver (tests inspect it).
+    pub sim: SimDriver,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the daemon has shut down (after the token is cancelled).
+    ///
+    /// # Errors
+    /// The final flush of the store failed, or a task panicked.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("the daemon's supervisor task failed")?
+    }
+}
+
+/// Starts everything and returns once the HTTP listener is up.
+///
+/// # Errors
+/// The store cannot be opened, a driver cannot start, or the address cannot be bound.
+pub async fn start(config: Config, options: Options, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let state_dir = config.state_dir.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || SqliteStore::open(&state_dir))
+            .await
+            .context("opening the state database")??,
+    );
+    let snapshot = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.load()).await.context("loading the state")??
+    };
+    let writer = Writer::start(store).context("starting the state database writer")?;
+    let core = Core::new(config.clone(), snapshot, writer.clone(), options.clock.clone());
+
+    let (report_tx, report_rx) = mpsc::channel(65_536);
+    let drivers = start_drivers(&config, report_tx, &shutdown).await?;
+
+    let tracker = TaskTracker::new();
+    let mut reconciler = Reconciler::new(core.clone(), drivers.clone(), report_rx, tracker.clone(), shutdown.child_token());
+    if let Some(w) = options.watchdog {
+        reconciler = reconciler.with_watchdog(w);
+    }
+    tracker.spawn(reconciler.run());
+
+    let listener = match options.listener {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)?
+        }
+        None => TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?,
+    };
+    let addr = listener.local_addr()?;
+    let app = crate::api::router(core.clone(), options.config_path.clone(), shutdown.clone());
+    let http_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, classrooms = config.classrooms.len(), access_points = config.access_points.len(), "borne is ready");
+    if config.demo {
+        print_demo_banner(&config, addr);
+    }
+
+    let sim = drivers.sim.clone();
+    let grace = config.reconciler.shutdown_grace;
+    let done = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: finishing operations in flight");
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(grace_seconds = grace.as_secs(), "operations still in flight after the grace period; leaving them");
+        }
+        drivers.shutdown().await;
+        writer.flush().await.context("flushing the state database")?;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(Running { core, addr, sim, done })
+}
+
+async fn start_drivers(
+    config: &Arc<Config>,
+    reports: driver::ReportSink,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Drivers> {
+    // WIRE-DRIVERS: replaced once the SSH and MQTT drivers land.
+    let ssh: Option<Arc<dyn Driver>> = None;
+    let mqtt: Option<Arc<dyn Driver>> = None;
+    let _ = (config, reports, shutdown);
+    Ok(Drivers {
+        sim: SimDriver::new(),
+        ssh,
+        mqtt,
+    })
+}
+
+/// Re-reads the configuration and adopts it if valid. The HTTP address and
+/// the broker connection are kept until a restart.
+///
+/// # Errors
+/// The new configuration is unreadable or invalid: the old one stays.
+pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
+    let loaded = config::load(path)?;
+    let missing: Vec<_> = loaded.warnings.iter().filter(|w| w.missing_file).cloned().collect();
+    if !missing.is_empty() {
+        return Err(LoadError::Invalid {
+            source_name: path.display().to_string(),
+            errors: missing,
+        });
+    }
+    let old = core.config();
+    if old.listen != loaded.config.listen {
+        tracing::warn!(old = %old.listen, new = %loaded.config.listen, "listen address changes take effect at restart");
+    }
+    if old.state_dir != loaded.config.state_dir {
+        tracing::warn!("state_dir changes take effect at restart");
+    }
+    core.replace_config(Arc::new(loaded.config.clone()));
+    Ok(loaded)
+}
+
+fn print_demo_banner(config: &Config, addr: SocketAddr) {
+    let base = if config.public_url.contains("127.0.0.1:0") {
+        format!("http://{addr}")
+    } else {
+        config.public_url.clone()
+    };
+    let mut out = format!("\nborne demo: {} classrooms, simulated access points\n", config.classrooms.len());
+    for u in &config.users {
+        let Some(token) = &u.demo_token else { continue };
+        out.push_str(&format!("\n  {} ({})\n", u.name, u.role));
+        match u.role {
+            crate::config::Role::Admin | crate::config::Role::Viewer => {
+                out.push_str(&format!("    dashboard: {base}/admin#token={token}\n"));
+            }
+            crate::config::Role::Teacher => {
+                out.push_str(&format!("    teacher page: {base}/#token={token}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "    curl -H 'Authorization: Bearer {token}' {base}/api/v1/classrooms\n"
+        ));
+    }
+    println!("{out}");
+}
+
+/// `borne run`: the runtime, signals, systemd notifications; returns the
+/// process exit code.
+pub fn main(path: PathBuf, loaded: Loaded) -> ExitCode {
+    for w in &loaded.warnings {
+        tracing::warn!(location = %w.location, "{}", w.message);
+    }
+    let missing: Vec<_> = loaded.warnings.iter().filter(|w| w.missing_file).collect();
+    if !missing.is_empty() {
+        for m in missing {
+            eprintln!("error: {m}");
+        }
+        eprintln!("refusing to start: the configuration points to files that cannot be read");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(path, loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let shutdown = CancellationToken::new();
+    let mut usec = 0u64;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
+    let options = Options {
+        config_path: Some(path.clone()),
+        watchdog,
+        ..Options::default()
+    };
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let running = start(config, options, shutdown.clone()).await?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let core = running.core.clone();
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                match reload(&core, &path) {
+                    Ok(l) => tracing::info!(summary = %crate::cli::summary(&l.config), "configuration reloaded"),
+                    Err(LoadError::Invalid { errors, .. }) => {
+                        for e in &errors {
+                            tracing::error!(location = %e.location, "{}", e.message);
+                        }
+                        tracing::error!(errors = errors.len(), "reload refused: keeping the running configuration");
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload refused: keeping the running configuration"),
+                }
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    shutdown.cancel();
+    running.wait().await
+}

@@ -1,0 +1,163 @@
+//! Drivers: the boundary between the reconciler and the access points.
+//!
+//! The reconciler decides *what* each AP must be; a [`Driver`] makes it so
+//! and says what it sees. One driver value serves every AP of its kind
+//! (`ssh`, `mqtt`, `sim`): the SSH driver keeps a connection per AP, the
+//! MQTT driver one broker connection for all. A driver never decides
+//! anything: it applies, observes, and reports what devices say on their own
+//! (MQTT state and availability messages) through a [`ReportSink`].
+
+pub mod mqtt;
+pub mod sim;
+pub mod ssh;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{AccessPoint, ApId, Config};
+use crate::policy::Wifi;
+
+/// What a driver sees of an AP's Wi-Fi.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObservedWifi {
+    /// Radios on.
+    On,
+    /// Radios off.
+    Off,
+    /// Not known: never read, radios that disagree, or output that made no sense.
+    Unknown,
+}
+
+impl ObservedWifi {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservedWifi::On => "on",
+            ObservedWifi::Off => "off",
+            ObservedWifi::Unknown => "unknown",
+        }
+    }
+
+    /// Whether this matches the desired state.
+    pub fn is(self, wifi: Wifi) -> bool {
+        matches!((self, wifi), (ObservedWifi::On, Wifi::On) | (ObservedWifi::Off, Wifi::Off))
+    }
+}
+
+impl From<Wifi> for ObservedWifi {
+    fn from(w: Wifi) -> Self {
+        match w {
+            Wifi::On => ObservedWifi::On,
+            Wifi::Off => ObservedWifi::Off,
+        }
+    }
+}
+
+/// The result of an apply or observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// The state read back (or assumed).
+    pub wifi: ObservedWifi,
+    /// Associated clients, when the driver can count them.
+    pub clients: Option<u32>,
+    /// The state was not read from the device but assumed from the command
+    /// having been accepted (MQTT without a state topic).
+    pub assumed: bool,
+}
+
+impl Observation {
+    /// A state read from the device.
+    pub fn read(wifi: ObservedWifi, clients: Option<u32>) -> Self {
+        Self {
+            wifi,
+            clients,
+            assumed: false,
+        }
+    }
+}
+
+/// Why a driver operation failed. The message reaches the AP's `last_error`,
+/// so it says what was being done and never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// The operation did not finish in time.
+    #[error("timed out after {seconds} s while {doing}")]
+    Timeout {
+        /// Limit.
+        seconds: u64,
+        /// What was being done.
+        doing: String,
+    },
+    /// The AP could not be reached.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The AP's host key is unknown or changed: the AP is not switched.
+    #[error("host key rejected: {0}")]
+    HostKey(String),
+    /// Authentication failed.
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
+    /// A command failed on the AP.
+    #[error("command failed (exit {status}): {stderr}")]
+    CommandFailed {
+        /// Exit status.
+        status: i32,
+        /// What it printed on stderr, trimmed.
+        stderr: String,
+    },
+    /// The device answered something that makes no sense.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The driver cannot serve this AP (configuration or setup problem).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Something a device said on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// It reported its state.
+    State(ObservedWifi),
+    /// It came online (`true`) or went offline (`false`).
+    Available(bool),
+    /// Its state must be presumed lost (e.g. after a broker reconnection):
+    /// the reconciler re-sends the desired state.
+    Lost,
+}
+
+/// Where drivers send what devices report; the reconciler holds the
+/// receiving end and lives as long as the daemon.
+pub type ReportSink = tokio::sync::mpsc::Sender<(ApId, Report)>;
+
+/// Switches access points of one kind.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// Makes the AP's Wi-Fi `wifi` and returns what it then observes.
+    ///
+    /// # Errors
+    /// A [`DriverError`] saying what failed; the reconciler retries with backoff.
+    async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError>;
+
+    /// Reads the AP's current state.
+    ///
+    /// # Errors
+    /// A [`DriverError`] saying what failed.
+    async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError>;
+
+    /// Takes a new configuration (after a reload): drop what belongs to APs
+    /// that left, pick up new topics or hosts.
+    async fn reconfigure(&self, _config: &Arc<Config>) {}
+
+    /// Closes connections at shutdown.
+    async fn shutdown(&self) {}
+}
+
+impl fmt::Debug for dyn Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Driver")
+    }
+}

@@ -1,0 +1,1 @@
+//! SSH driver (being written).

@@ -1,0 +1,194 @@
+//! The `borne` command: parses arguments, sets up logging, loads the
+//! configuration and hands over to the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use borne::config::{self, LoadError, Loaded, Role};
+
+#[derive(Parser)]
+#[command(name = "borne", version, about = "Switches classroom Wi-Fi access points on and off")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "BORNE_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Log format (text on a terminal by default, else JSON is advised for journald/Loki).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate the configuration and print a summary.
+    Check {
+        /// Treat warnings (such as a missing key file) as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show what the schedules alone decide.
+    Plan {
+        /// Mode and desired state of every classroom at this instant (RFC 3339).
+        #[arg(long, conflicts_with_all = ["from", "days"])]
+        at: Option<DateTime<chrono::FixedOffset>>,
+        /// Start of the interval whose mode changes to list (RFC 3339).
+        #[arg(long, requires = "days")]
+        from: Option<DateTime<chrono::FixedOffset>>,
+        /// Length of the interval in days.
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(u32).range(1..=400))]
+        days: Option<u32>,
+        /// Only this classroom (with --from).
+        #[arg(long, requires = "from")]
+        classroom: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a fresh token and the `users:` entry holding its SHA-256.
+    New {
+        /// The user's name (shown in the audit log).
+        #[arg(long)]
+        name: String,
+        /// Its role.
+        #[arg(long, value_enum, default_value_t = RoleArg::Teacher)]
+        role: RoleArg,
+        /// A classroom it may switch (repeat for several).
+        #[arg(long)]
+        classroom: Vec<String>,
+        /// A school whose classrooms it may see and switch (repeat for several).
+        #[arg(long)]
+        school: Vec<String>,
+        /// Base URL of the pages for the sign-in link (default: public_url of the configuration).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Teacher,
+    Admin,
+    Viewer,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { log_format } => {
+            init_tracing(log_format);
+            run(&cli.config)
+        }
+        Command::Check { strict } => check(&cli.config, strict),
+        Command::Plan { at, from, days, classroom, json } => {
+            let Some(loaded) = load(&cli.config) else { return ExitCode::FAILURE };
+            let c = &loaded.config;
+            let text = match (at, from, days) {
+                (_, Some(from), Some(days)) => {
+                    borne::cli::plan_interval(c, from.with_timezone(&Utc), days, classroom.as_deref(), json)
+                }
+                (Some(at), _, _) => Ok(borne::cli::plan_at(c, at.with_timezone(&Utc), json)),
+                _ => Ok(borne::cli::plan_at(c, Utc::now(), json)),
+            };
+            match text {
+                Ok(t) => {
+                    print!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token { command: TokenCommand::New { name, role, classroom, school, url } } => {
+            let role = match role {
+                RoleArg::Teacher => Role::Teacher,
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Viewer => Role::Viewer,
+            };
+            let base = url.unwrap_or_else(|| {
+                config::load(&cli.config)
+                    .map(|l| l.config.public_url)
+                    .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
+            });
+            match borne::cli::new_token() {
+                Ok(token) => {
+                    let qr = std::io::stdout().is_terminal();
+                    print!("{}", borne::cli::token_entry(&token, &name, role, &classroom, &school, &base, qr));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Loads the configuration, printing every error; `None` when it is invalid.
+fn load(path: &std::path::Path) -> Option<Loaded> {
+    match config::load(path) {
+        Ok(loaded) => Some(loaded),
+        Err(e @ LoadError::Read { .. }) => {
+            eprintln!("error: {e}");
+            None
+        }
+        Err(LoadError::Invalid { source_name, errors }) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{source_name}: {} error(s)", errors.len());
+            None
+        }
+    }
+}
+
+fn check(path: &std::path::Path, strict: bool) -> ExitCode {
+    let Some(loaded) = load(path) else { return ExitCode::FAILURE };
+    eprint!("{}", borne::cli::warnings(&loaded));
+    if strict && !loaded.warnings.is_empty() {
+        eprintln!("{}: {} warning(s), refused with --strict", path.display(), loaded.warnings.len());
+        return ExitCode::FAILURE;
+    }
+    println!("{}", borne::cli::summary(&loaded.config));
+    ExitCode::SUCCESS
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let Some(loaded) = load(path) else { return ExitCode::FAILURE };
+    borne::daemon::main(path.to_owned(), loaded)
+}
