@@ -118,13 +118,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format; a viewer token (or any role) unless `metrics_public`.
-async fn metrics(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     if !state.core.config().metrics_public {
-        if let Err(e) = auth::authenticate(&state, &headers, peer) {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
+        if let Err(e) = auth::authenticate(&state, request.headers(), peer) {
             return e.into_response();
         }
     }

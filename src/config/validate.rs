@@ -496,10 +496,10 @@ impl Validator {
                 None => Some(Mode::Locked),
             };
             let mut rules = Vec::new();
-            if schedule.rules.is_empty() {
+            if schedule.rules.is_empty() && schedule.default_mode.is_none() {
                 self.warn(
                     format!("{loc}.rules"),
-                    "no rules: the schedule stays in its default mode",
+                    "no rules and no default_mode: the schedule is always locked",
                 );
             }
             for (i, rule) in schedule.rules.iter().enumerate() {

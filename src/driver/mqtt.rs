@@ -189,6 +189,8 @@ struct Inner {
     routes: Routes,
     /// Topics subscribed (or to subscribe at the next ConnAck).
     subscribed: BTreeSet<String>,
+    /// SUBSCRIBE packets queued and not yet acknowledged on this connection.
+    pending_subacks: usize,
     /// What is known of each AP's device.
     devices: HashMap<ApId, Device>,
     /// Limits warnings about ignored messages.
@@ -313,6 +315,7 @@ impl MqttDriver {
                 refused_while_down: false,
                 acks: AckTracker::default(),
                 subscribed: routes.topics(),
+                pending_subacks: 0,
                 routes,
                 devices: HashMap::new(),
                 warn: WarnLimiter::new(options.warn_interval),
@@ -344,6 +347,14 @@ impl MqttDriver {
     /// Whether the broker connection is up (for health checks and tests).
     pub fn is_connected(&self) -> bool {
         self.shared.lock().connected
+    }
+
+    /// Whether the connection is up and every subscription sent on it was
+    /// acknowledged: from then on, state and availability messages reach
+    /// the reconciler (a readiness signal for health checks and tests).
+    pub fn is_subscribed(&self) -> bool {
+        let inner = self.shared.lock();
+        inner.connected && inner.pending_subacks == 0
     }
 
     /// How many times the connection came up (1 after the first ConnAck).
@@ -458,13 +469,14 @@ impl Driver for MqttDriver {
             let keep: HashSet<&ApId> = routes.ap_ids().collect();
             inner.devices.retain(|id, _| keep.contains(id));
             inner.routes = routes;
-            let added = wanted.difference(&inner.subscribed).cloned().collect();
+            let added: Vec<String> = wanted.difference(&inner.subscribed).cloned().collect();
             let removed = inner.subscribed.difference(&wanted).cloned().collect();
             inner.subscribed = wanted;
             if !inner.connected {
                 // The next ConnAck subscribes to every current topic.
                 (Vec::new(), Vec::new())
             } else {
+                inner.pending_subacks += added.len().div_ceil(SUBSCRIBE_BATCH);
                 (added, removed)
             }
         };
@@ -476,6 +488,9 @@ impl Driver for MqttDriver {
         for batch in added.chunks(SUBSCRIBE_BATCH) {
             let filters = batch.iter().map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
             if let Err(e) = self.client.subscribe_many(filters).await {
+                let mut inner = self.shared.lock();
+                inner.pending_subacks = inner.pending_subacks.saturating_sub(1);
+                drop(inner);
                 tracing::warn!(broker = %self.label, error = %e, "cannot subscribe to new topics");
             }
         }
@@ -574,6 +589,7 @@ impl EventLoopTask {
             // A clean session starts with no subscription: subscribe to
             // everything the configuration listens to, every time.
             inner.subscribed = inner.routes.topics();
+            inner.pending_subacks = inner.subscribed.len().div_ceil(SUBSCRIBE_BATCH);
             let lost: Vec<ApId> = if report_lost {
                 inner.routes.ap_ids().cloned().collect()
             } else {
@@ -586,6 +602,9 @@ impl EventLoopTask {
             let filters = batch.iter().map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
             // `try_`: the event loop must not wait on its own channel.
             if let Err(e) = self.client.try_subscribe_many(filters) {
+                let mut inner = self.shared.lock();
+                inner.pending_subacks = inner.pending_subacks.saturating_sub(1);
+                drop(inner);
                 tracing::warn!(broker = %self.label, error = %e, "cannot queue subscriptions");
             }
         }
@@ -610,6 +629,7 @@ impl EventLoopTask {
             let mut inner = self.shared.lock();
             inner.connected = false;
             inner.down_reason = reason.clone();
+            inner.pending_subacks = 0;
             // Drain requests queued on rumqttc's channel before the flag
             // fell into its `pending` list, which the next clean-session
             // ConnAck clears: a command that could not be acknowledged now is
@@ -685,6 +705,10 @@ impl EventLoopTask {
     }
 
     fn on_suback(&self, codes: &[SubscribeReasonCode]) {
+        {
+            let mut inner = self.shared.lock();
+            inner.pending_subacks = inner.pending_subacks.saturating_sub(1);
+        }
         let refused = codes.iter().filter(|c| matches!(c, SubscribeReasonCode::Failure)).count();
         if refused > 0 {
             tracing::warn!(

@@ -90,7 +90,9 @@ pub(super) fn openwrt_switch(radios: &[String], wifi: Wifi) -> Result<String, Dr
     };
     let mut parts = Vec::with_capacity(radios.len() + 2);
     for radio in radios {
-        parts.push(format!("uci set {}", quote(&format!("wireless.{radio}.disabled={disabled}"))?));
+        // Only the name is quoted (when it needs it): the command stays as
+        // readable as the one an admin would type.
+        parts.push(format!("uci set wireless.{}.disabled={disabled}", quote(radio)?));
     }
     parts.push("uci commit wireless".to_owned());
     parts.push("wifi reload".to_owned());
@@ -280,7 +282,8 @@ fn radio_clients(radio: &Value, counts: &HashMap<&str, u32>) -> u32 {
 }
 
 /// The state told by a custom `status_command`, from its exit status and
-/// stdout.
+/// stdout (without its final newline; a regex needs `(?m)` for `^`/`$` to
+/// match at each line).
 ///
 /// Each side is decided on its own, as the configuration documents it:
 /// "on" when `status_on` matches (without it: exit status 0), "off" when
@@ -296,12 +299,14 @@ pub(super) fn custom_state(
     stdout: &str,
     stderr: &str,
 ) -> Result<ObservedWifi, DriverError> {
+    // Without its final newline, so that `^on$` matches what `echo on` prints.
+    let text = stdout.trim_end_matches(['\n', '\r']);
     let on = match &cmds.status_on {
-        Some(re) => re.is_match(stdout),
+        Some(re) => re.is_match(text),
         None => status == 0,
     };
     let off = match &cmds.status_off {
-        Some(re) => re.is_match(stdout),
+        Some(re) => re.is_match(text),
         None => status != 0,
     };
     let describe = |side: &str, re: &Option<regex::Regex>, exit: &str| match re {
@@ -430,7 +435,7 @@ mod tests {
 
     #[test]
     fn quote_leaves_plain_words_and_quotes_the_rest() {
-        assert_eq!(quote("wireless.radio0.disabled=1").unwrap(), "wireless.radio0.disabled=1");
+        assert_eq!(quote("radio_5g-0").unwrap(), "radio_5g-0");
         assert_eq!(quote("a b").unwrap(), "'a b'");
         assert_eq!(quote("x';reboot;'").unwrap(), r#""x';reboot;'""#);
         assert_eq!(quote("$(reboot)").unwrap(), "'$(reboot)'");
@@ -456,7 +461,7 @@ mod tests {
     #[test]
     fn switch_quotes_hostile_radio_names() {
         let cmd = openwrt_switch(&radios(&["r0;reboot"]), Wifi::Off).unwrap();
-        assert_eq!(cmd, "uci set 'wireless.r0;reboot.disabled=1' && uci commit wireless && wifi reload");
+        assert_eq!(cmd, "uci set wireless.'r0;reboot'.disabled=1 && uci commit wireless && wifi reload");
         assert!(openwrt_switch(&[], Wifi::Off).is_err());
     }
 
