@@ -361,3 +361,171 @@ pub fn decide_with(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The policy as a table: (mode, override, session, request) →
+    //! (result, desired, until).
+    use super::*;
+    use crate::config::{self, Config};
+
+    /// Tuesday 1 December 2026, Paris: locked until 08:30, available until
+    /// 10:00, `on` 10:00-11:00, available until 17:00, locked after.
+    const YAML: &str = r#"
+timezone: Europe/Paris
+teacher_session: { default_minutes: 60, max_minutes: 120 }
+schedules:
+  day:
+    default_mode: locked
+    rules:
+      - { at: "30 8 * * *", mode: available }
+      - { at: "0 10 * * Tue", mode: on }
+      - { at: "0 11 * * Tue", mode: available }
+      - { at: "0 17 * * *", mode: locked }
+schools:
+  - id: s
+    schedule: day
+    classrooms:
+      - { id: c, access_points: [ { id: ap, sim: {} } ] }
+"#;
+
+    fn config() -> Config {
+        config::from_str(YAML, "t.yaml", None).expect("valid").config
+    }
+
+    fn t(hm: &str) -> DateTime<Utc> {
+        format!("2026-12-01T{hm}:00+01:00").parse().expect("time")
+    }
+
+    fn session(wifi: Wifi, from: &str, until: &str) -> Session {
+        Session { wifi, started: t(from), until: t(until), by: "teacher".into() }
+    }
+
+    fn override_(wifi: Wifi, until: Option<&str>) -> Override {
+        Override { wifi, until: until.map(t), reason: "exam".into(), by: "it".into(), set_at: t("08:00") }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Verdict {
+        Accepted(Option<(Wifi, &'static str)>),
+        Cleared,
+        Unchanged,
+        RefusedLocked(Option<&'static str>),
+        RefusedOverridden,
+        RefusedMinutes,
+    }
+
+    /// (now, override, session, request, verdict, desired after, reason after, until after)
+    #[test]
+    fn teacher_requests_as_a_table() {
+        use Verdict::*;
+        let cfg = config();
+        let c = cfg.classroom("c").expect("classroom");
+        let on = Request::On { minutes: None };
+        let on45 = Request::On { minutes: Some(45) };
+        let cases: Vec<(&str, Option<Override>, Option<Session>, Request, Verdict, Wifi, Reason, Option<&str>)> = vec![
+            // available: on for the default 60 minutes, or as asked.
+            ("09:00", None, None, on, Accepted(Some((Wifi::On, "10:00"))), Wifi::On, Reason::Teacher, Some("10:00")),
+            ("09:00", None, None, on45, Accepted(Some((Wifi::On, "09:45"))), Wifi::On, Reason::Teacher, Some("09:45")),
+            // capped at the next mode change.
+            ("09:30", None, None, on, Accepted(Some((Wifi::On, "10:00"))), Wifi::On, Reason::Teacher, Some("10:00")),
+            // asking again extends, never shortens.
+            ("09:10", None, Some(session(Wifi::On, "09:00", "09:30")), on45, Accepted(Some((Wifi::On, "09:55"))), Wifi::On, Reason::Teacher, Some("09:55")),
+            ("09:10", None, Some(session(Wifi::On, "09:00", "09:50")), Request::On { minutes: Some(10) }, Accepted(Some((Wifi::On, "09:50"))), Wifi::On, Reason::Teacher, Some("09:50")),
+            // off in available: off until the next change.
+            ("09:10", None, Some(session(Wifi::On, "09:00", "09:50")), Request::Off, Accepted(Some((Wifi::Off, "10:00"))), Wifi::Off, Reason::Teacher, Some("10:00")),
+            // on in `on` mode: nothing to do; off in `on` mode: off until 11:00.
+            ("10:15", None, None, on, Unchanged, Wifi::On, Reason::Schedule, Some("11:00")),
+            ("10:15", None, None, Request::Off, Accepted(Some((Wifi::Off, "11:00"))), Wifi::Off, Reason::Teacher, Some("11:00")),
+            // on in `on` mode after the teacher's own off: clears it.
+            ("10:20", None, Some(session(Wifi::Off, "10:15", "11:00")), on, Cleared, Wifi::On, Reason::Schedule, Some("11:00")),
+            // locked: refused, saying until when (skipping re-locks).
+            ("18:00", None, None, on, RefusedLocked(Some("2026-12-02T08:30:00+01:00")), Wifi::Off, Reason::Locked, Some("2026-12-02T08:30:00+01:00")),
+            ("07:00", None, None, Request::Off, RefusedLocked(Some("08:30")), Wifi::Off, Reason::Locked, Some("08:30")),
+            // an override refuses everything, on or off.
+            ("09:00", Some(override_(Wifi::Off, Some("12:00"))), None, on, RefusedOverridden, Wifi::Off, Reason::Override, Some("12:00")),
+            ("09:00", Some(override_(Wifi::On, None)), None, Request::Off, RefusedOverridden, Wifi::On, Reason::Override, None),
+            // an expired override no longer counts.
+            ("12:30", Some(override_(Wifi::Off, Some("12:00"))), None, on, Accepted(Some((Wifi::On, "13:30"))), Wifi::On, Reason::Teacher, Some("13:30")),
+            // minutes out of range are refused, not clamped.
+            ("09:00", None, None, Request::On { minutes: Some(121) }, RefusedMinutes, Wifi::Off, Reason::Schedule, Some("10:00")),
+            ("09:00", None, None, Request::On { minutes: Some(0) }, RefusedMinutes, Wifi::Off, Reason::Schedule, Some("10:00")),
+        ];
+        for (i, (now, ovr, sess, request, verdict, wifi, reason, until)) in cases.into_iter().enumerate() {
+            let now = t(now);
+            let inputs = Inputs { session: sess.as_ref(), override_: ovr.as_ref() };
+            let result = decide(c, cfg.teacher_session, inputs, request, "teacher", now);
+            let parse_until = |u: &str| -> DateTime<Utc> {
+                if u.len() == 5 { t(u) } else { u.parse().expect("time") }
+            };
+            let got = match &result {
+                Ok(SessionChange::Set(s)) => Verdict::Accepted(Some((s.wifi, ""))),
+                Ok(SessionChange::Clear) => Verdict::Cleared,
+                Ok(SessionChange::Keep) => Verdict::Unchanged,
+                Err(Refusal::Locked { .. }) => Verdict::RefusedLocked(None),
+                Err(Refusal::Overridden(_)) => Verdict::RefusedOverridden,
+                Err(Refusal::MinutesOutOfRange { .. }) => Verdict::RefusedMinutes,
+            };
+            match (&verdict, &result) {
+                (Verdict::Accepted(Some((w, u))), Ok(SessionChange::Set(s))) => {
+                    assert_eq!((s.wifi, s.until), (*w, parse_until(u)), "case {i}");
+                }
+                (Verdict::RefusedLocked(Some(u)), Err(Refusal::Locked { until })) => {
+                    assert_eq!(*until, Some(parse_until(u)), "case {i}");
+                }
+                (expected, _) => assert_eq!(
+                    std::mem::discriminant(expected),
+                    std::mem::discriminant(&got),
+                    "case {i}: {result:?}"
+                ),
+            }
+            // Apply the change, then check what the classroom wants.
+            let after = match result {
+                Ok(SessionChange::Set(s)) => Some(s),
+                Ok(SessionChange::Clear) => None,
+                _ => sess,
+            };
+            let d = desired(c, Inputs { session: after.as_ref(), override_: ovr.as_ref() }, now);
+            assert_eq!((d.wifi, d.reason), (wifi, reason), "case {i}: {d:?}");
+            assert_eq!(d.until, until.map(parse_until), "case {i}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn lock_ends_a_teacher_session() {
+        let cfg = config();
+        let c = cfg.classroom("c").expect("classroom");
+        let s = session(Wifi::On, "16:30", "17:30");
+        let d = desired(c, Inputs { session: Some(&s), override_: None }, t("17:00"));
+        assert_eq!((d.wifi, d.reason), (Wifi::Off, Reason::Locked));
+    }
+
+    #[test]
+    fn session_does_not_outlive_the_mode_it_was_granted_in() {
+        // A session ending after the next mode change (say, the schedule was
+        // edited under it) stops at that change.
+        let cfg = config();
+        let c = cfg.classroom("c").expect("classroom");
+        let s = session(Wifi::Off, "09:00", "12:00");
+        let d = desired(c, Inputs { session: Some(&s), override_: None }, t("10:30"));
+        assert_eq!((d.wifi, d.reason), (Wifi::On, Reason::Schedule));
+    }
+
+    #[test]
+    fn override_on_beats_a_lock() {
+        let cfg = config();
+        let c = cfg.classroom("c").expect("classroom");
+        let o = override_(Wifi::On, Some("20:00"));
+        let d = desired(c, Inputs { session: None, override_: Some(&o) }, t("18:00"));
+        assert_eq!((d.wifi, d.reason, d.mode), (Wifi::On, Reason::Override, Mode::Locked));
+    }
+
+    #[test]
+    fn nothing_is_on_by_default() {
+        let cfg = config();
+        let c = cfg.classroom("c").expect("classroom");
+        for hm in ["00:00", "08:29", "09:00", "11:30", "17:00", "23:59"] {
+            assert_eq!(desired(c, Inputs::default(), t(hm)).wifi, Wifi::Off, "{hm}");
+        }
+    }
+}

@@ -284,14 +284,15 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, stop: Cancellati
             }
         }
     }
-    let mut s = state.lock().unwrap();
-    s.clients.remove(&id);
-    if let (false, Some(w)) = (clean, will) {
-        let mut p = Publish::from_bytes(w.topic, w.qos, w.message);
-        p.retain = w.retain;
-        route(&mut s, &p);
+    {
+        let mut s = state.lock().unwrap();
+        s.clients.remove(&id);
+        if let (false, Some(w)) = (clean, will) {
+            let mut p = Publish::from_bytes(w.topic, w.qos, w.message);
+            p.retain = w.retain;
+            route(&mut s, &p);
+        }
     }
     // A little grace so that the peer reads what was written before close.
-    drop(s);
     let _ = tokio::time::timeout(Duration::from_millis(50), stream.shutdown()).await;
 }

@@ -1,0 +1,2 @@
+//! placeholder
+use russh as _;
