@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use mqtt_support::{
-    FakeDevice, ScriptedBroker, Spy, TIMEOUT, TestBroker, TestMosquitto, ap_line, config, config_from, config_yaml,
-    free_port, next_report, reports_until, wait_for,
+    FakeDevice, ScriptedBroker, Spy, TIMEOUT, TestBroker, TestMosquitto, ap_line, config,
+    config_from, config_yaml, free_port, next_report, reports_until, wait_for,
 };
 
 /// A running driver with the receiving end of its reports.
@@ -42,7 +42,10 @@ impl Harness {
     async fn start_with(config: Arc<Config>, options: MqttDriverOptions) -> Self {
         let h = Self::start_unconnected(config, options);
         let driver = Arc::clone(&h.driver);
-        wait_for("the driver to connect and subscribe", TIMEOUT, || driver.is_subscribed()).await;
+        wait_for("the driver to connect and subscribe", TIMEOUT, || {
+            driver.is_subscribed()
+        })
+        .await;
         h
     }
 
@@ -50,7 +53,8 @@ impl Harness {
         let (tx, rx) = mpsc::channel(1024);
         let token = CancellationToken::new();
         let broker = config.mqtt.clone().expect("config has an mqtt block");
-        let driver = MqttDriver::start_with(&broker, &config, tx, token.clone(), options).expect("driver starts");
+        let driver = MqttDriver::start_with(&broker, &config, tx, token.clone(), options)
+            .expect("driver starts");
         Harness {
             driver,
             rx,
@@ -60,7 +64,9 @@ impl Harness {
     }
 
     fn ap(&self, id: &str) -> &AccessPoint {
-        self.config.access_point(id).unwrap_or_else(|| panic!("no AP {id}"))
+        self.config
+            .access_point(id)
+            .unwrap_or_else(|| panic!("no AP {id}"))
     }
 
     async fn apply(&self, id: &str, wifi: Wifi) -> Result<Observation, DriverError> {
@@ -123,20 +129,35 @@ async fn tasmota_switches_on_and_off_and_reports_its_state(b: &mut impl TestBrok
     let device = FakeDevice::tasmota(b.port(), "plug-cm1").await;
     let mut h = Harness::start(config(b.port(), &tasmota("cm1", "plug-cm1"))).await;
     // The device's retained "Online" arrives with the subscription.
-    assert_eq!(next_report(&mut h.rx).await, (id("cm1"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("cm1"), Report::Available(true))
+    );
     assert_eq!(h.observe("cm1").await.unwrap().wifi, ObservedWifi::Unknown);
 
     let on = h.apply("cm1", Wifi::On).await.unwrap();
     assert_eq!(on.wifi, ObservedWifi::On);
     assert_eq!(device.wait_commands(1).await, ["ON"]);
-    assert_eq!(next_report(&mut h.rx).await, (id("cm1"), Report::State(ObservedWifi::On)));
-    assert_eq!(h.observe("cm1").await.unwrap(), Observation::read(ObservedWifi::On, None));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("cm1"), Report::State(ObservedWifi::On))
+    );
+    assert_eq!(
+        h.observe("cm1").await.unwrap(),
+        Observation::read(ObservedWifi::On, None)
+    );
 
     let off = h.apply("cm1", Wifi::Off).await.unwrap();
     assert_eq!(off.wifi, ObservedWifi::Off);
     assert_eq!(device.wait_commands(2).await, ["ON", "OFF"]);
-    assert_eq!(next_report(&mut h.rx).await, (id("cm1"), Report::State(ObservedWifi::Off)));
-    assert_eq!(h.observe("cm1").await.unwrap(), Observation::read(ObservedWifi::Off, None));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("cm1"), Report::State(ObservedWifi::Off))
+    );
+    assert_eq!(
+        h.observe("cm1").await.unwrap(),
+        Observation::read(ObservedWifi::Off, None)
+    );
     assert_eq!(device.relay(), Some(false));
 }
 
@@ -148,16 +169,34 @@ on_both_brokers!(
 async fn shelly_gen1_switches_on_and_off_and_reports_its_state(b: &mut impl TestBroker) {
     let device = FakeDevice::shelly(b.port(), "shelly1-ce1").await;
     let mut h = Harness::start(config(b.port(), &shelly("ce1", "shelly1-ce1"))).await;
-    assert_eq!(next_report(&mut h.rx).await, (id("ce1"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("ce1"), Report::Available(true))
+    );
 
-    assert_eq!(h.apply("ce1", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
+    assert_eq!(
+        h.apply("ce1", Wifi::On).await.unwrap().wifi,
+        ObservedWifi::On
+    );
     assert_eq!(device.wait_commands(1).await, ["on"]);
-    assert_eq!(next_report(&mut h.rx).await, (id("ce1"), Report::State(ObservedWifi::On)));
-    assert_eq!(h.observe("ce1").await.unwrap(), Observation::read(ObservedWifi::On, None));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("ce1"), Report::State(ObservedWifi::On))
+    );
+    assert_eq!(
+        h.observe("ce1").await.unwrap(),
+        Observation::read(ObservedWifi::On, None)
+    );
 
-    assert_eq!(h.apply("ce1", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
+    assert_eq!(
+        h.apply("ce1", Wifi::Off).await.unwrap().wifi,
+        ObservedWifi::Off
+    );
     assert_eq!(device.wait_commands(2).await, ["on", "off"]);
-    assert_eq!(next_report(&mut h.rx).await, (id("ce1"), Report::State(ObservedWifi::Off)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("ce1"), Report::State(ObservedWifi::Off))
+    );
 }
 
 on_both_brokers!(
@@ -168,16 +207,30 @@ on_both_brokers!(
 async fn generic_devices_with_and_without_state_topic(b: &mut impl TestBroker) {
     let with = FakeDevice::generic(b.port(), "lab/with/set", Some("lab/with/state")).await;
     let without = FakeDevice::generic(b.port(), "lab/without/set", None).await;
-    let aps = ap_line("with", "{ command_topic: lab/with/set, state_topic: lab/with/state }")
-        + &ap_line("without", "{ command_topic: lab/without/set }");
+    let aps = ap_line(
+        "with",
+        "{ command_topic: lab/with/set, state_topic: lab/with/state }",
+    ) + &ap_line("without", "{ command_topic: lab/without/set }");
     let mut h = Harness::start(config(b.port(), &aps)).await;
 
-    assert_eq!(h.apply("with", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
+    assert_eq!(
+        h.apply("with", Wifi::On).await.unwrap().wifi,
+        ObservedWifi::On
+    );
     assert_eq!(with.wait_commands(1).await, ["ON"]);
-    assert_eq!(next_report(&mut h.rx).await, (id("with"), Report::State(ObservedWifi::On)));
-    assert_eq!(h.observe("with").await.unwrap(), Observation::read(ObservedWifi::On, None));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("with"), Report::State(ObservedWifi::On))
+    );
+    assert_eq!(
+        h.observe("with").await.unwrap(),
+        Observation::read(ObservedWifi::On, None)
+    );
 
-    assert_eq!(h.observe("without").await.unwrap().wifi, ObservedWifi::Unknown);
+    assert_eq!(
+        h.observe("without").await.unwrap().wifi,
+        ObservedWifi::Unknown
+    );
     let assumed = Observation {
         wifi: ObservedWifi::On,
         clients: None,
@@ -191,7 +244,14 @@ async fn generic_devices_with_and_without_state_topic(b: &mut impl TestBroker) {
     let off = h.apply("with", Wifi::Off).await.unwrap();
     assert_eq!((off.wifi, off.assumed), (ObservedWifi::Off, true));
     assert_eq!(with.wait_commands(2).await, ["ON", "OFF"]);
-    assert_eq!(h.observe("with").await.unwrap(), Observation { wifi: ObservedWifi::Off, clients: None, assumed: true });
+    assert_eq!(
+        h.observe("with").await.unwrap(),
+        Observation {
+            wifi: ObservedWifi::Off,
+            clients: None,
+            assumed: true
+        }
+    );
 }
 
 on_both_brokers!(
@@ -200,18 +260,26 @@ on_both_brokers!(
     commands_are_not_retained_by_default
 );
 async fn commands_are_not_retained_by_default(b: &mut impl TestBroker) {
-    let aps = tasmota("plain", "plug-plain") + &ap_line("kept", "{ command_topic: lab/kept/set, retain: true }");
+    let aps = tasmota("plain", "plug-plain")
+        + &ap_line("kept", "{ command_topic: lab/kept/set, retain: true }");
     let h = Harness::start(config(b.port(), &aps)).await;
     h.apply("plain", Wifi::On).await.unwrap();
     h.apply("kept", Wifi::On).await.unwrap();
 
     let late = Spy::start(b.port(), "cmnd/plug-plain/POWER").await;
     late.sync().await;
-    assert_eq!(late.received(), [], "a non-retained command must not reach a late subscriber");
+    assert_eq!(
+        late.received(),
+        [],
+        "a non-retained command must not reach a late subscriber"
+    );
 
     let late_kept = Spy::start(b.port(), "lab/kept/set").await;
     late_kept.sync().await;
-    assert_eq!(late_kept.received(), [("lab/kept/set".to_owned(), b"ON".to_vec(), true)]);
+    assert_eq!(
+        late_kept.received(),
+        [("lab/kept/set".to_owned(), b"ON".to_vec(), true)]
+    );
 }
 
 on_both_brokers!(
@@ -222,14 +290,26 @@ on_both_brokers!(
 async fn availability_changes_are_reported(b: &mut impl TestBroker) {
     let device = FakeDevice::tasmota(b.port(), "plug-av").await;
     let mut h = Harness::start(config(b.port(), &tasmota("av", "plug-av"))).await;
-    assert_eq!(next_report(&mut h.rx).await, (id("av"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("av"), Report::Available(true))
+    );
     device.vanish();
-    assert_eq!(next_report(&mut h.rx).await, (id("av"), Report::Available(false)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("av"), Report::Available(false))
+    );
     let _back = FakeDevice::tasmota(b.port(), "plug-av").await;
-    assert_eq!(next_report(&mut h.rx).await, (id("av"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("av"), Report::Available(true))
+    );
 
     let shelly_dev = FakeDevice::shelly(b.port(), "shelly-av").await;
-    let config2 = config(b.port(), &(tasmota("av", "plug-av") + &shelly("sav", "shelly-av")));
+    let config2 = config(
+        b.port(),
+        &(tasmota("av", "plug-av") + &shelly("sav", "shelly-av")),
+    );
     h.driver.reconfigure(&config2).await;
     let seen = reports_until(&mut h.rx, |ap, _| ap.as_str() == "sav").await;
     assert_eq!(seen.last(), Some(&(id("sav"), Report::Available(true))));
@@ -255,16 +335,34 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
 
     b.stop();
     let driver = Arc::clone(&h.driver);
-    wait_for("the driver to notice the broker is gone", TIMEOUT, || !driver.is_connected()).await;
+    wait_for("the driver to notice the broker is gone", TIMEOUT, || {
+        !driver.is_connected()
+    })
+    .await;
     let started = Instant::now();
     let err = h.apply("rs", Wifi::Off).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1), "apply while down took {:?}", started.elapsed());
-    let DriverError::Unreachable(msg) = &err else { panic!("{err:?}") };
-    assert!(msg.starts_with(&format!("mqtt broker 127.0.0.1:{port}: not connected")), "{msg}");
-    assert!(matches!(h.observe("rs").await, Err(DriverError::Unreachable(_))));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "apply while down took {:?}",
+        started.elapsed()
+    );
+    let DriverError::Unreachable(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        msg.starts_with(&format!("mqtt broker 127.0.0.1:{port}: not connected")),
+        "{msg}"
+    );
+    assert!(matches!(
+        h.observe("rs").await,
+        Err(DriverError::Unreachable(_))
+    ));
 
     b.restart().await;
-    wait_for("the driver to reconnect by itself", TIMEOUT, || driver.connections() == 2).await;
+    wait_for("the driver to reconnect by itself", TIMEOUT, || {
+        driver.connections() == 2
+    })
+    .await;
     let mut lost = Vec::new();
     reports_until(&mut h.rx, |ap, r| {
         if *r == Report::Lost {
@@ -276,13 +374,25 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
     lost.sort();
     assert_eq!(lost, [id("gen"), id("rs")]);
 
-    wait_for("the device to come back", TIMEOUT, || device.connections() >= 2 && device.is_ready()).await;
-    wait_for("the driver to re-subscribe", TIMEOUT, || driver.is_subscribed()).await;
-    assert_eq!(h.apply("rs", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
+    wait_for("the device to come back", TIMEOUT, || {
+        device.connections() >= 2 && device.is_ready()
+    })
+    .await;
+    wait_for("the driver to re-subscribe", TIMEOUT, || {
+        driver.is_subscribed()
+    })
+    .await;
+    assert_eq!(
+        h.apply("rs", Wifi::Off).await.unwrap().wifi,
+        ObservedWifi::Off
+    );
     // The command refused while down was not delivered late.
     assert_eq!(device.wait_commands(2).await, ["ON", "OFF"]);
     let seen = reports_until(&mut h.rx, |_, r| matches!(r, Report::State(_))).await;
-    assert_eq!(seen.last(), Some(&(id("rs"), Report::State(ObservedWifi::Off))));
+    assert_eq!(
+        seen.last(),
+        Some(&(id("rs"), Report::State(ObservedWifi::Off)))
+    );
 }
 
 /// Deterministic junk bytes (no RNG dependency), invalid UTF-8 included.
@@ -307,7 +417,12 @@ on_both_brokers!(
 async fn garbage_payloads_are_ignored_and_the_loop_keeps_working(b: &mut impl TestBroker) {
     let device = FakeDevice::tasmota(b.port(), "plug-gb").await;
     let mut h = Harness::start(config(b.port(), &tasmota("gb", "plug-gb"))).await;
-    assert_eq!(next_report(&mut h.rx).await, (id("gb"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("gb"), Report::Available(true))
+    );
+    // Proves the garbage really went through the broker.
+    let spy = Spy::start(b.port(), "stat/plug-gb/POWER").await;
 
     device.publish_state(junk(200)).await;
     device.publish_state(vec![0xff, 0xfe, b'O', b'N']).await;
@@ -322,9 +437,19 @@ async fn garbage_payloads_are_ignored_and_the_loop_keeps_working(b: &mut impl Te
 
     let seen = reports_until(&mut h.rx, |_, r| matches!(r, Report::State(_))).await;
     assert_eq!(seen, [(id("gb"), Report::State(ObservedWifi::On))]);
-    assert_eq!(h.driver.connections(), 1, "a garbage payload must not cost the connection");
+    spy.sync().await;
+    let sizes: Vec<usize> = spy.received().iter().map(|(_, p, _)| p.len()).collect();
+    assert_eq!(sizes, [200, 4, 1 << 20, 1 << 20, 6, 2, 2, 0, 5, 14, 3]);
+    assert_eq!(
+        h.driver.connections(),
+        1,
+        "a garbage payload must not cost the connection"
+    );
     assert!(h.driver.is_connected());
-    assert_eq!(h.apply("gb", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
+    assert_eq!(
+        h.apply("gb", Wifi::Off).await.unwrap().wifi,
+        ObservedWifi::Off
+    );
     assert_eq!(device.wait_commands(1).await, ["OFF"]);
 }
 
@@ -336,16 +461,26 @@ on_both_brokers!(
 async fn every_qos_and_concurrent_applies_are_acknowledged(b: &mut impl TestBroker) {
     let mut aps = String::new();
     for q in 0..3 {
-        aps += &ap_line(&format!("q{q}"), &format!("{{ command_topic: lab/q{q}/set, qos: {q} }}"));
+        aps += &ap_line(
+            &format!("q{q}"),
+            &format!("{{ command_topic: lab/q{q}/set, qos: {q} }}"),
+        );
     }
     for i in 0..24 {
-        aps += &ap_line(&format!("many{i}"), &format!("{{ command_topic: lab/many{i}/set, qos: {} }}", i % 3));
+        aps += &ap_line(
+            &format!("many{i}"),
+            &format!("{{ command_topic: lab/many{i}/set, qos: {} }}", i % 3),
+        );
     }
     let spy = Spy::start(b.port(), "lab/#").await;
     let h = Harness::start(config(b.port(), &aps)).await;
     for q in 0..3 {
         let ap = format!("q{q}");
-        assert_eq!(h.apply(&ap, Wifi::On).await.unwrap().wifi, ObservedWifi::On, "qos {q}");
+        assert_eq!(
+            h.apply(&ap, Wifi::On).await.unwrap().wifi,
+            ObservedWifi::On,
+            "qos {q}"
+        );
     }
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..24 {
@@ -364,11 +499,21 @@ async fn every_qos_and_concurrent_applies_are_acknowledged(b: &mut impl TestBrok
             break;
         }
     }
-    let mut got: Vec<(String, Vec<u8>)> = spy.received().into_iter().map(|(t, p, _)| (t, p)).collect();
+    let mut got: Vec<(String, Vec<u8>)> =
+        spy.received().into_iter().map(|(t, p, _)| (t, p)).collect();
     got.sort();
-    let mut want: Vec<(String, Vec<u8>)> = (0..3).map(|q| (format!("lab/q{q}/set"), b"ON".to_vec())).collect();
+    let mut want: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|q| (format!("lab/q{q}/set"), b"ON".to_vec()))
+        .collect();
     want.extend((0..24).map(|i| {
-        (format!("lab/many{i}/set"), if i % 2 == 0 { b"ON".to_vec() } else { b"OFF".to_vec() })
+        (
+            format!("lab/many{i}/set"),
+            if i % 2 == 0 {
+                b"ON".to_vec()
+            } else {
+                b"OFF".to_vec()
+            },
+        )
     }));
     want.sort();
     assert_eq!(got, want);
@@ -382,7 +527,10 @@ on_both_brokers!(
 async fn reconfigure_follows_the_new_topics(b: &mut impl TestBroker) {
     let old = FakeDevice::tasmota(b.port(), "plug-old").await;
     let mut h = Harness::start(config(b.port(), &tasmota("old", "plug-old"))).await;
-    assert_eq!(next_report(&mut h.rx).await, (id("old"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("old"), Report::Available(true))
+    );
 
     let new = FakeDevice::tasmota(b.port(), "plug-new").await;
     let config2 = config(b.port(), &tasmota("new", "plug-new"));
@@ -390,13 +538,19 @@ async fn reconfigure_follows_the_new_topics(b: &mut impl TestBroker) {
     h.config = config2;
     let driver = Arc::clone(&h.driver);
     wait_for("the new subscriptions", TIMEOUT, || driver.is_subscribed()).await;
-    assert_eq!(next_report(&mut h.rx).await, (id("new"), Report::Available(true)));
+    assert_eq!(
+        next_report(&mut h.rx).await,
+        (id("new"), Report::Available(true))
+    );
 
     old.publish_state("ON").await;
     new.publish_state("OFF").await;
     let seen = reports_until(&mut h.rx, |_, r| matches!(r, Report::State(_))).await;
     assert_eq!(seen, [(id("new"), Report::State(ObservedWifi::Off))]);
-    assert_eq!(h.apply("new", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
+    assert_eq!(
+        h.apply("new", Wifi::On).await.unwrap().wifi,
+        ObservedWifi::On
+    );
     assert_eq!(new.wait_commands(1).await, ["ON"]);
 }
 
@@ -406,10 +560,16 @@ async fn shutdown_disconnects_cleanly() {
     let broker = ScriptedBroker::start().await;
     let h = Harness::start(config(broker.port(), &tasmota("sd", "plug-sd"))).await;
     h.driver.shutdown().await;
-    wait_for("the DISCONNECT", TIMEOUT, || broker.clean_disconnects() == ["borne-test"]).await;
+    wait_for("the DISCONNECT", TIMEOUT, || {
+        broker.clean_disconnects() == ["borne-test"]
+    })
+    .await;
     assert!(!h.driver.is_connected());
     let err = h.apply("sd", Wifi::On).await.unwrap_err();
-    assert!(matches!(&err, DriverError::Unreachable(m) if m.contains("driver stopped")), "{err:?}");
+    assert!(
+        matches!(&err, DriverError::Unreachable(m) if m.contains("driver stopped")),
+        "{err:?}"
+    );
 }
 
 /// The daemon's token stops the driver too (no call to `shutdown`).
@@ -418,7 +578,10 @@ async fn cancelling_the_token_stops_the_driver() {
     let broker = ScriptedBroker::start().await;
     let h = Harness::start(config(broker.port(), &tasmota("tk", "plug-tk"))).await;
     h.token.cancel();
-    wait_for("the DISCONNECT", TIMEOUT, || broker.clean_disconnects() == ["borne-test"]).await;
+    wait_for("the DISCONNECT", TIMEOUT, || {
+        broker.clean_disconnects() == ["borne-test"]
+    })
+    .await;
     let driver = Arc::clone(&h.driver);
     wait_for("the driver to stop", TIMEOUT, || !driver.is_connected()).await;
 }
@@ -444,7 +607,10 @@ async fn apply_times_out_when_the_broker_never_acknowledges() {
     // Not acknowledged means not known: nothing is assumed.
     assert_eq!(h.observe("to").await.unwrap().wifi, ObservedWifi::Unknown);
     broker.set_ack_publishes(true);
-    assert_eq!(h.apply("to", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
+    assert_eq!(
+        h.apply("to", Wifi::On).await.unwrap().wifi,
+        ObservedWifi::On
+    );
 }
 
 /// With no broker at all, `apply` and `observe` fail at once with
@@ -452,7 +618,10 @@ async fn apply_times_out_when_the_broker_never_acknowledges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_broker_means_unreachable_at_once() {
     let port = free_port();
-    let h = Harness::start_unconnected(config(port, &tasmota("nb", "plug-nb")), MqttDriverOptions::default());
+    let h = Harness::start_unconnected(
+        config(port, &tasmota("nb", "plug-nb")),
+        MqttDriverOptions::default(),
+    );
     for _ in 0..3 {
         let started = Instant::now();
         let err = h.apply("nb", Wifi::Off).await.unwrap_err();
@@ -461,7 +630,10 @@ async fn no_broker_means_unreachable_at_once() {
             matches!(&err, DriverError::Unreachable(m) if m.starts_with(&format!("mqtt broker 127.0.0.1:{port}: not connected"))),
             "{err:?}"
         );
-        assert!(matches!(h.observe("nb").await, Err(DriverError::Unreachable(_))));
+        assert!(matches!(
+            h.observe("nb").await,
+            Err(DriverError::Unreachable(_))
+        ));
     }
     assert!(!h.driver.is_connected());
 }
@@ -477,11 +649,15 @@ async fn refused_apply_before_first_connection_reports_lost() {
         reconnect_max: Duration::from_millis(200),
         ..MqttDriverOptions::default()
     };
-    let mut h = Harness::start_unconnected(config(broker.port(), &tasmota("fc", "plug-fc")), options);
+    let mut h =
+        Harness::start_unconnected(config(broker.port(), &tasmota("fc", "plug-fc")), options);
     assert!(h.apply("fc", Wifi::On).await.is_err());
     broker.restart().await;
     let driver = Arc::clone(&h.driver);
-    wait_for("the first connection", TIMEOUT, || driver.connections() == 1).await;
+    wait_for("the first connection", TIMEOUT, || {
+        driver.connections() == 1
+    })
+    .await;
     assert_eq!(next_report(&mut h.rx).await, (id("fc"), Report::Lost));
 }
 
@@ -489,24 +665,43 @@ async fn refused_apply_before_first_connection_reports_lost() {
 /// a different CA is refused with a certificate error, never a hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_mosquitto_with_ca_file() {
-    let Some(broker) = TestMosquitto::start_tls().await else { return };
+    let Some(broker) = TestMosquitto::start_tls().await else {
+        return;
+    };
     let ca = broker.tls_files().expect("tls").ca.clone();
     let device_free_yaml = |ca: &std::path::Path| {
-        config_yaml(broker.port(), &ap_line("tls", "{ command_topic: lab/tls/set }")).replace(
+        config_yaml(
+            broker.port(),
+            &ap_line("tls", "{ command_topic: lab/tls/set }"),
+        )
+        .replace(
             "keep_alive_seconds: 5 }",
-            &format!("keep_alive_seconds: 5, tls: {{ ca_file: \"{}\" }} }}", ca.display()),
+            &format!(
+                "keep_alive_seconds: 5, tls: {{ ca_file: \"{}\" }} }}",
+                ca.display()
+            ),
         )
     };
     let h = Harness::start(config_from(&device_free_yaml(&ca))).await;
-    assert_eq!(h.apply("tls", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
+    assert_eq!(
+        h.apply("tls", Wifi::On).await.unwrap().wifi,
+        ObservedWifi::On
+    );
 
     let other = tempfile::tempdir().unwrap();
-    let Some(wrong) = mqtt_support::TlsFiles::make(other.path()) else { return };
-    let bad = Harness::start_unconnected(config_from(&device_free_yaml(&wrong.ca)), MqttDriverOptions::default());
+    let Some(wrong) = mqtt_support::TlsFiles::make(other.path()) else {
+        return;
+    };
+    let bad = Harness::start_unconnected(
+        config_from(&device_free_yaml(&wrong.ca)),
+        MqttDriverOptions::default(),
+    );
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let err = bad.apply("tls", Wifi::On).await.unwrap_err();
-        let DriverError::Unreachable(msg) = &err else { panic!("{err:?}") };
+        let DriverError::Unreachable(msg) = &err else {
+            panic!("{err:?}")
+        };
         if msg.contains("certificate") || msg.contains("Certificate") {
             break;
         }

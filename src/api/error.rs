@@ -195,6 +195,14 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+/// Known route outside `/api/v1`, wrong method: JSON under `/api/`.
+pub async fn method_not_allowed_anywhere(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response()
+}
+
 /// Anything else: JSON under `/api/`, plain text elsewhere.
 pub async fn fallback(uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {

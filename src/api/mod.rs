@@ -83,6 +83,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/metrics", get(metrics))
         .merge(pages::routes())
         .fallback(error::fallback)
+        .method_not_allowed_fallback(error::method_not_allowed_anywhere)
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(error::panic_response))

@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, NetworkOptions, Outgoing, QoS,
-    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, NetworkOptions,
+    Outgoing, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
@@ -220,7 +220,11 @@ impl Device {
     /// before that, the command as `assumed`. Without a state topic: the
     /// last acknowledged command as `assumed`. Nothing known: `Unknown`.
     fn observation(&self, has_state_topic: bool) -> Observation {
-        let fresh = if has_state_topic && !self.awaiting { self.reported } else { None };
+        let fresh = if has_state_topic && !self.awaiting {
+            self.reported
+        } else {
+            None
+        };
         let (wifi, assumed) = match (fresh, self.commanded, self.reported) {
             (Some(reported), _, _) => (reported, self.stale),
             (None, Some(commanded), _) => (commanded, true),
@@ -283,7 +287,13 @@ impl MqttDriver {
         reports: ReportSink,
         shutdown: CancellationToken,
     ) -> Result<Arc<MqttDriver>, DriverError> {
-        Self::start_with(broker, config, reports, shutdown, MqttDriverOptions::default())
+        Self::start_with(
+            broker,
+            config,
+            reports,
+            shutdown,
+            MqttDriverOptions::default(),
+        )
     }
 
     /// [`MqttDriver::start`] with explicit tuning (shorter delays in tests).
@@ -297,8 +307,9 @@ impl MqttDriver {
         shutdown: CancellationToken,
         options: MqttDriverOptions,
     ) -> Result<Arc<MqttDriver>, DriverError> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| DriverError::Setup("the MQTT driver must be started inside a tokio runtime".to_owned()))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            DriverError::Setup("the MQTT driver must be started inside a tokio runtime".to_owned())
+        })?;
         let label = format!("mqtt broker {}:{}", broker.host, broker.port);
         let (client, mut eventloop) = AsyncClient::new(mqtt_options(broker)?, REQUEST_CAPACITY);
         let mut network = NetworkOptions::new();
@@ -363,7 +374,10 @@ impl MqttDriver {
     }
 
     fn not_connected(&self, inner: &Inner) -> DriverError {
-        DriverError::Unreachable(format!("{}: not connected ({})", self.label, inner.down_reason))
+        DriverError::Unreachable(format!(
+            "{}: not connected ({})",
+            self.label, inner.down_reason
+        ))
     }
 
     /// The AP's MQTT settings.
@@ -408,7 +422,12 @@ impl Driver for MqttDriver {
             inner.acks.queue(tx);
             if self
                 .client
-                .try_publish(&mqtt.command_topic, qos(mqtt.qos), mqtt.retain, payload.as_bytes())
+                .try_publish(
+                    &mqtt.command_topic,
+                    qos(mqtt.qos),
+                    mqtt.retain,
+                    payload.as_bytes(),
+                )
                 .is_err()
             {
                 inner.acks.unqueue_last();
@@ -417,7 +436,11 @@ impl Driver for MqttDriver {
                     self.label, mqtt.command_topic
                 )));
             }
-            inner.devices.entry(ap.id.clone()).or_default().on_command_sent();
+            inner
+                .devices
+                .entry(ap.id.clone())
+                .or_default()
+                .on_command_sent();
         }
         tracing::debug!(ap = %ap.id, topic = %mqtt.command_topic, payload = %payload, "mqtt command sent");
         let outcome = tokio::time::timeout(self.ack_timeout, rx).await;
@@ -486,7 +509,9 @@ impl Driver for MqttDriver {
             }
         }
         for batch in added.chunks(SUBSCRIBE_BATCH) {
-            let filters = batch.iter().map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+            let filters = batch
+                .iter()
+                .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
             if let Err(e) = self.client.subscribe_many(filters).await {
                 let mut inner = self.shared.lock();
                 inner.pending_subacks = inner.pending_subacks.saturating_sub(1);
@@ -504,7 +529,11 @@ impl Driver for MqttDriver {
 
     async fn shutdown(&self) {
         self.stop.cancel();
-        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(task) = task {
             if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
                 tracing::warn!(broker = %self.label, "mqtt event loop did not stop in time");
@@ -554,7 +583,9 @@ impl EventLoopTask {
                         let _ = waiter.send(Ok(()));
                     }
                 }
-                Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => self.shared.lock().acks.on_await_ack(pkid),
+                Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
+                    self.shared.lock().acks.on_await_ack(pkid)
+                }
                 Ok(_) => {}
                 // Every request handle is gone: nobody can use the
                 // connection any more.
@@ -599,7 +630,9 @@ impl EventLoopTask {
         };
         tracing::info!(broker = %self.label, topics = topics.len(), "connected to the mqtt broker");
         for batch in topics.chunks(SUBSCRIBE_BATCH) {
-            let filters = batch.iter().map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+            let filters = batch
+                .iter()
+                .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
             // `try_`: the event loop must not wait on its own channel.
             if let Err(e) = self.client.try_subscribe_many(filters) {
                 let mut inner = self.shared.lock();
@@ -709,7 +742,10 @@ impl EventLoopTask {
             let mut inner = self.shared.lock();
             inner.pending_subacks = inner.pending_subacks.saturating_sub(1);
         }
-        let refused = codes.iter().filter(|c| matches!(c, SubscribeReasonCode::Failure)).count();
+        let refused = codes
+            .iter()
+            .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+            .count();
         if refused > 0 {
             tracing::warn!(
                 broker = %self.label,
@@ -730,7 +766,10 @@ impl EventLoopTask {
             (was, inner.acks.drain())
         };
         for waiter in waiters {
-            let _ = waiter.send(Err(DriverError::Unreachable(format!("{}: driver stopped", self.label))));
+            let _ = waiter.send(Err(DriverError::Unreachable(format!(
+                "{}: driver stopped",
+                self.label
+            ))));
         }
         if was_connected && self.client.try_disconnect().is_ok() {
             let flushed = tokio::time::timeout(DISCONNECT_GRACE, async {
@@ -789,7 +828,11 @@ fn mqtt_options(broker: &MqttBroker) -> Result<MqttOptions, DriverError> {
     // Validation keeps keep-alive in 5..=3600 s; clamping again here turns a
     // hand-built MqttBroker's bad value into a sane one instead of a rumqttc
     // assertion panic.
-    options.set_keep_alive(broker.keep_alive.clamp(Duration::from_secs(5), Duration::from_secs(3600)));
+    options.set_keep_alive(
+        broker
+            .keep_alive
+            .clamp(Duration::from_secs(5), Duration::from_secs(3600)),
+    );
     options.set_clean_session(true);
     options.set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     if let Some(user) = &broker.username {
@@ -801,7 +844,9 @@ fn mqtt_options(broker: &MqttBroker) -> Result<MqttOptions, DriverError> {
     }
     if let Some(t) = &broker.tls {
         let config = tls::client_config(t)?;
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(config),
+        )));
     }
     Ok(options)
 }
@@ -819,7 +864,8 @@ fn qos(n: u8) -> QoS {
 /// Whether two broker settings lead to the same connection.
 fn same_broker(a: &MqttBroker, b: &MqttBroker) -> bool {
     let tls = |t: &Option<crate::config::MqttTls>| {
-        t.as_ref().map(|t| (t.ca_file.clone(), t.cert_file.clone(), t.key_file.clone()))
+        t.as_ref()
+            .map(|t| (t.ca_file.clone(), t.cert_file.clone(), t.key_file.clone()))
     };
     a.host == b.host
         && a.port == b.port
@@ -846,8 +892,13 @@ mod tests {
     #[test]
     fn backoff_doubles_from_half_a_second_to_thirty() {
         let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let delays: Vec<u64> = (0..9).map(|_| b.after_failure(None).as_millis() as u64).collect();
-        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        let delays: Vec<u64> = (0..9)
+            .map(|_| b.after_failure(None).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
     }
 
     #[test]
@@ -857,9 +908,15 @@ mod tests {
             b.after_failure(None);
         }
         // Dropped right after its ConnAck: keeps backing off.
-        assert_eq!(b.after_failure(Some(Duration::from_secs(1))), Duration::from_secs(16));
+        assert_eq!(
+            b.after_failure(Some(Duration::from_secs(1))),
+            Duration::from_secs(16)
+        );
         // Up for longer than the cap: starts over.
-        assert_eq!(b.after_failure(Some(Duration::from_secs(31))), Duration::from_millis(500));
+        assert_eq!(
+            b.after_failure(Some(Duration::from_secs(31))),
+            Duration::from_millis(500)
+        );
         assert_eq!(b.after_failure(None), Duration::from_secs(1));
     }
 
@@ -873,8 +930,14 @@ mod tests {
 
     #[test]
     fn nothing_known_is_unknown_and_not_assumed() {
-        assert_eq!(Device::default().observation(true), obs(ObservedWifi::Unknown, false));
-        assert_eq!(Device::default().observation(false), obs(ObservedWifi::Unknown, false));
+        assert_eq!(
+            Device::default().observation(true),
+            obs(ObservedWifi::Unknown, false)
+        );
+        assert_eq!(
+            Device::default().observation(false),
+            obs(ObservedWifi::Unknown, false)
+        );
     }
 
     #[test]
@@ -965,7 +1028,10 @@ mod tests {
         // Below rumqttc's minimum: clamped instead of an assertion panic.
         b.keep_alive = Duration::from_millis(10);
         let o = mqtt_options(&b).unwrap();
-        assert_eq!(o.credentials().map(|l| (l.username, l.password)), Some(("borne".into(), "hunter2".into())));
+        assert_eq!(
+            o.credentials().map(|l| (l.username, l.password)),
+            Some(("borne".into(), "hunter2".into()))
+        );
         assert_eq!(o.keep_alive(), Duration::from_secs(5));
         assert!(o.clean_session());
         assert_eq!(o.max_packet_size(), MAX_INCOMING_PACKET);
@@ -977,7 +1043,10 @@ mod tests {
         b.username = Some("borne".into());
         b.password_file = Some("/nonexistent/pw".into());
         let err = mqtt_options(&b).unwrap_err();
-        assert!(matches!(&err, DriverError::Setup(m) if m.contains("/nonexistent/pw")), "{err:?}");
+        assert!(
+            matches!(&err, DriverError::Setup(m) if m.contains("/nonexistent/pw")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -111,7 +111,9 @@ impl<W> AckTracker<W> {
     /// Number of waiters.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.queued.len() + self.inflight.values().map(VecDeque::len).sum::<usize>() + usize::from(self.collided.is_some())
+        self.queued.len()
+            + self.inflight.values().map(VecDeque::len).sum::<usize>()
+            + usize::from(self.collided.is_some())
     }
 }
 

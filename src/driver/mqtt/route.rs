@@ -57,7 +57,9 @@ pub(crate) fn parse_payload(payload: &[u8], yes: &str, no: &str) -> Result<bool,
     if payload.len() > MAX_PAYLOAD {
         return Err(Ignored::TooLarge(payload.len()));
     }
-    let text = std::str::from_utf8(payload).map_err(|_| Ignored::NotUtf8)?.trim_ascii();
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| Ignored::NotUtf8)?
+        .trim_ascii();
     if text == yes.trim_ascii() {
         Ok(true)
     } else if text == no.trim_ascii() {
@@ -161,7 +163,11 @@ impl Routes {
     /// Why the message was ignored when no listener understood it. When
     /// several listeners failed, the first failure is returned (they all see
     /// the same bytes, so size and UTF-8 failures are shared).
-    pub(crate) fn interpret(&self, topic: &str, payload: &[u8]) -> Result<Vec<(ApId, Meaning)>, Ignored> {
+    pub(crate) fn interpret(
+        &self,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<Vec<(ApId, Meaning)>, Ignored> {
         let Some(routes) = self.by_topic.get(topic) else {
             return Err(Ignored::NoAccessPoint);
         };
@@ -170,7 +176,11 @@ impl Routes {
         for route in routes {
             let parsed = match &route.role {
                 Role::State { on, off } => parse_payload(payload, on, off).map(|on| {
-                    Meaning::State(if on { ObservedWifi::On } else { ObservedWifi::Off })
+                    Meaning::State(if on {
+                        ObservedWifi::On
+                    } else {
+                        ObservedWifi::Off
+                    })
                 }),
                 Role::Availability { online, offline } => {
                     parse_payload(payload, online, offline).map(Meaning::Available)
@@ -227,7 +237,8 @@ impl WarnLimiter {
             key
         } else {
             let interval = self.interval;
-            self.seen.retain(|_, (last, _)| now.saturating_duration_since(*last) < interval);
+            self.seen
+                .retain(|_, (last, _)| now.saturating_duration_since(*last) < interval);
             if self.seen.len() < Self::MAX_KEYS {
                 key
             } else {
@@ -300,9 +311,18 @@ mod tests {
 
     #[test]
     fn payload_case_must_be_as_configured() {
-        assert_eq!(parse_payload(b"on", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(parse_payload(b"Off", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(parse_payload(b"online", "Online", "Offline"), Err(Ignored::Unrecognized));
+        assert_eq!(
+            parse_payload(b"on", "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
+        assert_eq!(
+            parse_payload(b"Off", "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
+        assert_eq!(
+            parse_payload(b"online", "Online", "Offline"),
+            Err(Ignored::Unrecognized)
+        );
     }
 
     #[test]
@@ -312,16 +332,31 @@ mod tests {
         // Configured words are trimmed the same way.
         assert_eq!(parse_payload(b"ON", " ON ", "OFF"), Ok(true));
         // Inner whitespace is part of the word.
-        assert_eq!(parse_payload(b"O N", "ON", "OFF"), Err(Ignored::Unrecognized));
+        assert_eq!(
+            parse_payload(b"O N", "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
     }
 
     #[test]
     fn payload_garbage_is_ignored_with_its_reason() {
         assert_eq!(parse_payload(b"", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(parse_payload(b"   ", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(parse_payload(b"TOGGLE", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(parse_payload(b"{\"POWER\":\"ON\"}", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(parse_payload(&[0xff, 0xfe, 0x00], "ON", "OFF"), Err(Ignored::NotUtf8));
+        assert_eq!(
+            parse_payload(b"   ", "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
+        assert_eq!(
+            parse_payload(b"TOGGLE", "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
+        assert_eq!(
+            parse_payload(b"{\"POWER\":\"ON\"}", "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
+        assert_eq!(
+            parse_payload(&[0xff, 0xfe, 0x00], "ON", "OFF"),
+            Err(Ignored::NotUtf8)
+        );
         // A prefix of a valid word followed by invalid UTF-8 is still invalid.
         assert_eq!(parse_payload(b"ON\xc3", "ON", "OFF"), Err(Ignored::NotUtf8));
     }
@@ -329,12 +364,21 @@ mod tests {
     #[test]
     fn payload_larger_than_the_limit_is_ignored_before_being_read() {
         let big = vec![b'O'; MAX_PAYLOAD + 1];
-        assert_eq!(parse_payload(&big, "ON", "OFF"), Err(Ignored::TooLarge(MAX_PAYLOAD + 1)));
+        assert_eq!(
+            parse_payload(&big, "ON", "OFF"),
+            Err(Ignored::TooLarge(MAX_PAYLOAD + 1))
+        );
         let huge = vec![0xffu8; 1 << 20];
-        assert_eq!(parse_payload(&huge, "ON", "OFF"), Err(Ignored::TooLarge(1 << 20)));
+        assert_eq!(
+            parse_payload(&huge, "ON", "OFF"),
+            Err(Ignored::TooLarge(1 << 20))
+        );
         // At the limit, it is read (and here not understood).
         let edge = vec![b' '; MAX_PAYLOAD];
-        assert_eq!(parse_payload(&edge, "ON", "OFF"), Err(Ignored::Unrecognized));
+        assert_eq!(
+            parse_payload(&edge, "ON", "OFF"),
+            Err(Ignored::Unrecognized)
+        );
     }
 
     #[test]
@@ -370,12 +414,24 @@ mod tests {
     fn topic_of_no_access_point_is_ignored() {
         let mut routes = Routes::default();
         routes.add(ApId::from("a"), &tasmota("plug-a"));
-        assert_eq!(routes.interpret("stat/plug-z/POWER", b"ON"), Err(Ignored::NoAccessPoint));
+        assert_eq!(
+            routes.interpret("stat/plug-z/POWER", b"ON"),
+            Err(Ignored::NoAccessPoint)
+        );
         // The command topic is published to, never listened to.
-        assert_eq!(routes.interpret("cmnd/plug-a/POWER", b"ON"), Err(Ignored::NoAccessPoint));
+        assert_eq!(
+            routes.interpret("cmnd/plug-a/POWER", b"ON"),
+            Err(Ignored::NoAccessPoint)
+        );
         // Topics are matched exactly: no prefix or case folding.
-        assert_eq!(routes.interpret("stat/plug-a/power", b"ON"), Err(Ignored::NoAccessPoint));
-        assert_eq!(routes.interpret("stat/plug-a/POWER/", b"ON"), Err(Ignored::NoAccessPoint));
+        assert_eq!(
+            routes.interpret("stat/plug-a/power", b"ON"),
+            Err(Ignored::NoAccessPoint)
+        );
+        assert_eq!(
+            routes.interpret("stat/plug-a/POWER/", b"ON"),
+            Err(Ignored::NoAccessPoint)
+        );
     }
 
     #[test]
@@ -408,7 +464,10 @@ mod tests {
             routes.interpret("dev/x", b"offline"),
             Ok(vec![(ApId::from("x"), Meaning::Available(false))])
         );
-        assert_eq!(routes.interpret("dev/x", b"maybe"), Err(Ignored::Unrecognized));
+        assert_eq!(
+            routes.interpret("dev/x", b"maybe"),
+            Err(Ignored::Unrecognized)
+        );
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
             let certs = read_certs(path, "mqtt.tls.ca_file")?;
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(setup(path, "mqtt.tls.ca_file", "holds no usable CA certificate"));
+                return Err(setup(
+                    path,
+                    "mqtt.tls.ca_file",
+                    "holds no usable CA certificate",
+                ));
             }
         }
         None => {
@@ -42,7 +46,8 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
             roots.add_parsable_certificates(found.certs);
             if roots.is_empty() {
                 return Err(DriverError::Setup(
-                    "mqtt.tls: no ca_file given and no system CA certificate found; give ca_file".to_owned(),
+                    "mqtt.tls: no ca_file given and no system CA certificate found; give ca_file"
+                        .to_owned(),
                 ));
             }
         }
@@ -58,11 +63,18 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
             if chain.is_empty() {
                 return Err(setup(cert, "mqtt.tls.cert_file", "holds no certificate"));
             }
-            let key_der = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| setup(key, "mqtt.tls.key_file", &format!("holds no usable private key ({e})")))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| DriverError::Setup(format!("mqtt.tls: client certificate and key do not go together: {e}")))
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                setup(
+                    key,
+                    "mqtt.tls.key_file",
+                    &format!("holds no usable private key ({e})"),
+                )
+            })?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                DriverError::Setup(format!(
+                    "mqtt.tls: client certificate and key do not go together: {e}"
+                ))
+            })
         }
         // Validation rejects one without the other; treat it as no client
         // certificate rather than failing on what cannot happen.
@@ -76,13 +88,15 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
 /// # Errors
 /// [`DriverError::Setup`] naming the file when it cannot be read.
 pub(crate) fn read_password(path: &Path) -> Result<String, DriverError> {
-    let text = std::fs::read_to_string(path).map_err(|e| setup(path, "mqtt.password_file", &format!("cannot be read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| setup(path, "mqtt.password_file", &format!("cannot be read: {e}")))?;
     Ok(text.trim().to_owned())
 }
 
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, DriverError> {
     // Read the file first so that "missing" and "not PEM" get distinct messages.
-    let bytes = std::fs::read(path).map_err(|e| setup(path, key, &format!("cannot be read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| setup(path, key, &format!("cannot be read: {e}")))?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| setup(path, key, &format!("is not valid PEM: {e}")))
@@ -107,8 +121,13 @@ mod tests {
     #[test]
     fn missing_ca_file_is_a_setup_error_naming_it() {
         let err = client_config(&tls(Some(Path::new("/nonexistent/ca.pem")))).unwrap_err();
-        let DriverError::Setup(msg) = err else { panic!("{err:?}") };
-        assert!(msg.contains("mqtt.tls.ca_file /nonexistent/ca.pem"), "{msg}");
+        let DriverError::Setup(msg) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            msg.contains("mqtt.tls.ca_file /nonexistent/ca.pem"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -117,7 +136,10 @@ mod tests {
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate\n").unwrap();
         let err = client_config(&tls(Some(&path))).unwrap_err();
-        assert!(matches!(&err, DriverError::Setup(m) if m.contains("no usable CA")), "{err:?}");
+        assert!(
+            matches!(&err, DriverError::Setup(m) if m.contains("no usable CA")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -127,6 +149,9 @@ mod tests {
         std::fs::write(&path, "s3cret\n").unwrap();
         assert_eq!(read_password(&path).unwrap(), "s3cret");
         let err = read_password(&dir.path().join("none")).unwrap_err();
-        assert!(matches!(&err, DriverError::Setup(m) if m.contains("mqtt.password_file")), "{err:?}");
+        assert!(
+            matches!(&err, DriverError::Setup(m) if m.contains("mqtt.password_file")),
+            "{err:?}"
+        );
     }
 }
