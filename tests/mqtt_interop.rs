@@ -710,3 +710,24 @@ async fn tls_to_mosquitto_with_ca_file() {
     }
     assert!(!bad.driver.is_connected());
 }
+
+on_both_brokers!(
+    /// Back-to-back commands to an answering plug take about a millisecond
+    /// each, not the ~44 ms of Nagle + delayed ACKs (`TCP_NODELAY` is set).
+    sequential_applies_are_not_delayed_by_nagle
+);
+async fn sequential_applies_are_not_delayed_by_nagle(b: &mut impl TestBroker) {
+    const N: u32 = 60;
+    let device = FakeDevice::tasmota(b.port(), "plug-nd").await;
+    let h = Harness::start(config(b.port(), &tasmota("nd", "plug-nd"))).await;
+    let started = Instant::now();
+    for i in 0..N {
+        let wifi = if i % 2 == 0 { Wifi::On } else { Wifi::Off };
+        h.apply("nd", wifi).await.unwrap();
+    }
+    let mean = started.elapsed() / N;
+    println!("mean apply latency: {mean:?}");
+    device.wait_commands(N as usize).await;
+    // Generous bound for a loaded 2-core CI machine; Nagle stalls are ~44 ms.
+    assert!(mean < Duration::from_millis(20), "mean apply latency {mean:?}");
+}

@@ -433,14 +433,18 @@ impl Op<'_> {
                     None => None,
                     Some(command) => {
                         let out = self.exec(command).await?;
-                        let count = if out.status == 0 {
-                            parse_clients(&out.stdout)
-                        } else {
-                            Err(DriverError::CommandFailed {
-                                status: out.status,
-                                stderr: stderr_for_error(&out.stderr),
-                            })
-                        };
+                        // A printed number wins over the exit status:
+                        // `grep -c` prints 0 and exits 1 when it counts nothing.
+                        let count = parse_clients(&out.stdout).or_else(|e| {
+                            if out.status == 0 {
+                                Err(e)
+                            } else {
+                                Err(DriverError::CommandFailed {
+                                    status: out.status,
+                                    stderr: stderr_for_error(&out.stderr),
+                                })
+                            }
+                        });
                         // The state was read; a client count is only informative.
                         count
                             .inspect_err(|e| tracing::warn!(doing = %self.doing, error = %e, "clients_command failed"))

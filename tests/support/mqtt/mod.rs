@@ -287,7 +287,7 @@ impl TestMosquitto {
     async fn spawn(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         let mut text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n\
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\n\
              log_type error\nlog_type warning\nlog_type notice\n",
             self.port
         );

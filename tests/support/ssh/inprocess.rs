@@ -47,6 +47,7 @@ struct Shared {
     client: PublicKey,
     password: String,
     connections: AtomicUsize,
+    open: AtomicUsize,
 }
 
 /// An SSH server on 127.0.0.1 in front of a [`FakeOpenWrt`].
@@ -97,6 +98,7 @@ impl InProcessSsh {
                 client: client.public_key().clone(),
                 password: "correct horse battery staple".to_owned(),
                 connections: AtomicUsize::new(0),
+                open: AtomicUsize::new(0),
             }),
             config: Arc::new(config),
             client_key,
@@ -133,6 +135,7 @@ impl InProcessSsh {
                 let handler = Handler {
                     shared: Arc::clone(&shared),
                     channels: HashMap::new(),
+                    authenticated: false,
                 };
                 let config = Arc::clone(&config);
                 tokio::spawn(async move {
@@ -186,6 +189,9 @@ impl SshFake for InProcessSsh {
     fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }
+    fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
     fn restart(&mut self) {
         self.stop();
         // The old runtime closes its sockets in the background: retry the bind.
@@ -208,6 +214,25 @@ struct Handler {
     shared: Arc<Shared>,
     /// Open channels; dropping the sender kills the channel's command.
     channels: HashMap<ChannelId, (Channel<Msg>, Option<oneshot::Sender<()>>)>,
+    authenticated: bool,
+}
+
+impl Handler {
+    fn accept(&mut self) -> Auth {
+        self.shared.connections.fetch_add(1, Ordering::SeqCst);
+        self.shared.open.fetch_add(1, Ordering::SeqCst);
+        self.authenticated = true;
+        Auth::Accept
+    }
+}
+
+/// The handler lives as long as its connection.
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if self.authenticated {
+            self.shared.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl russh::server::Handler for Handler {
@@ -215,8 +240,7 @@ impl russh::server::Handler for Handler {
 
     async fn auth_publickey(&mut self, user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
         if user == self.shared.user && key.key_data() == self.shared.client.key_data() {
-            self.shared.connections.fetch_add(1, Ordering::SeqCst);
-            Ok(Auth::Accept)
+            Ok(self.accept())
         } else {
             Ok(Auth::reject())
         }
@@ -224,8 +248,7 @@ impl russh::server::Handler for Handler {
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         if user == self.shared.user && password == self.shared.password {
-            self.shared.connections.fetch_add(1, Ordering::SeqCst);
-            Ok(Auth::Accept)
+            Ok(self.accept())
         } else {
             Ok(Auth::reject())
         }

@@ -328,6 +328,8 @@ pub trait SshFake {
     }
     /// Connections that authenticated so far.
     fn connections(&self) -> usize;
+    /// Authenticated connections still open.
+    fn open_connections(&self) -> usize;
     /// Drops every connection and comes back on the same port with the
     /// same host key (like an AP whose sshd restarts).
     fn restart(&mut self);
@@ -652,6 +654,13 @@ impl SshFake for TestSshd {
     }
     fn connections(&self) -> usize {
         self.log().lines().filter(|l| l.starts_with("Accepted ")).count()
+    }
+    /// Counts closes sshd logs, so only connections closed by the client
+    /// (as borne does) and not those cut by [`SshFake::restart`].
+    fn open_connections(&self) -> usize {
+        let log = self.log();
+        let closed = log.lines().filter(|l| l.starts_with("Disconnected from user ")).count();
+        self.connections().saturating_sub(closed)
     }
     fn restart(&mut self) {
         let port = self.port;
