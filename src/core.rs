@@ -145,6 +145,10 @@ pub struct Core {
     events: broadcast::Sender<Event>,
     /// Wakes the reconciler's planner; held by the reconciler's loop.
     pub(crate) wake: Notify,
+    /// Classrooms whose inputs changed since the planner last looked.
+    dirty: Mutex<std::collections::HashSet<ClassroomId>>,
+    /// The planner must look at every classroom.
+    full_pass: std::sync::atomic::AtomicBool,
     /// Metrics registry and instruments.
     pub metrics: Metrics,
 }
@@ -184,6 +188,8 @@ impl Core {
             high_water: Mutex::new(now),
             events,
             wake: Notify::new(),
+            dirty: Mutex::new(Default::default()),
+            full_pass: std::sync::atomic::AtomicBool::new(true),
             metrics,
         });
         core.rebuild_locks(&config);
@@ -250,9 +256,30 @@ impl Core {
         let _ = self.events.send(classroom.clone());
     }
 
-    /// Wakes the reconciler: inputs changed.
+    /// Wakes the reconciler for a full pass over every classroom (a clock
+    /// moved, a reload).
     pub fn poke(&self) {
+        self.full_pass.store(true, std::sync::atomic::Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Wakes the reconciler for these classrooms only: a request changed
+    /// their inputs. At hundreds of requests a second, re-evaluating the
+    /// whole city for each would be wasted work.
+    pub fn touch(&self, classrooms: &[ClassroomId]) {
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).extend(classrooms.iter().cloned());
+        self.wake.notify_one();
+    }
+
+    /// Takes what the reconciler must look at: `None` for everything, or
+    /// the classrooms touched since the last call.
+    pub(crate) fn take_dirty(&self) -> Option<Vec<ClassroomId>> {
+        let dirty: Vec<ClassroomId> = self.dirty.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        if self.full_pass.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            None
+        } else {
+            Some(dirty)
+        }
     }
 
     /// The desired state of a classroom at `now`.
@@ -530,7 +557,7 @@ impl Core {
                     }
                 }
                 self.announce(&classroom.id);
-                self.poke();
+                self.touch(std::slice::from_ref(&classroom.id));
                 Ok(self.status_of(&config, classroom, now))
             }
         }
@@ -682,7 +709,7 @@ impl Core {
         for id in ids {
             self.announce(id);
         }
-        self.poke();
+        self.touch(ids);
         Ok(())
     }
 

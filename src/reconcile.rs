@@ -135,15 +135,26 @@ impl Reconciler {
         let mut config = self.core.config();
         self.sync_workers(&config);
         let mut next_prune = tokio::time::Instant::now();
+        let mut wake_at = self.core.now();
         loop {
             let current = self.core.config();
+            let mut full = false;
             if !Arc::ptr_eq(&current, &config) {
                 config = current;
                 self.drivers.reconfigure(&config).await;
                 self.sync_workers(&config);
+                full = true;
             }
             let now = self.core.now();
-            let wake_at = self.plan(&config, now);
+            let dirty = self.core.take_dirty();
+            wake_at = if full || dirty.is_none() || now >= wake_at {
+                self.plan(&config, now, None)
+            } else {
+                // Only requests happened: look at their classrooms, keep the
+                // timer, and wake for the sessions they may have started.
+                let planned = self.plan(&config, now, dirty.as_deref());
+                wake_at.min(planned)
+            };
             if tokio::time::Instant::now() >= next_prune {
                 next_prune = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
                 self.prune(&config, now);
@@ -155,7 +166,11 @@ impl Reconciler {
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep(sleep) => {
+                    // Timer: re-evaluate everything from the current time;
+                    // never assume the timer fired on time.
+                    wake_at = self.core.now();
+                }
                 _ = self.core.wake.notified() => {}
                 Some((ap, report)) = self.reports.recv() => self.on_report(&config, &ap, report),
             }
@@ -165,16 +180,35 @@ impl Reconciler {
         }
     }
 
-    /// Evaluates every classroom, hands each AP its desired state, and
-    /// returns when to look again.
-    fn plan(&mut self, config: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// Evaluates the classrooms (all, or `only` these), hands each AP its
+    /// desired state, and returns when to look again.
+    fn plan(&mut self, config: &Config, now: DateTime<Utc>, only: Option<&[ClassroomId]>) -> DateTime<Utc> {
         self.core.expire_inputs(now);
-        let desired = self.core.desired_all(config, now);
         let mut wake_at = now + chrono::Duration::from_std(MAX_SLEEP).unwrap_or_default();
+        let selected: Vec<&crate::config::Classroom> = match only {
+            None => config.classrooms.iter().collect(),
+            Some(ids) => ids.iter().filter_map(|id| config.classroom(id.as_str())).collect(),
+        };
+        let desired = match only {
+            None => self.core.desired_all(config, now),
+            Some(_) => selected.iter().map(|c| self.core.desired(c, now)).collect(),
+        };
         let mut mode_changes = Vec::new();
-        for (classroom, d) in config.classrooms.iter().zip(desired) {
+        for (classroom, d) in selected.into_iter().zip(desired) {
             if let Some(n) = d.next_change {
                 wake_at = wake_at.min(n.at);
+            }
+            let previous = self.last.get(&classroom.id);
+            if previous.is_some_and(|p| p.wifi == d.wifi) {
+                // Same state for the APs; only the explanation may differ.
+                if previous != Some(&d) {
+                    if previous.is_some_and(|p| p.mode != d.mode) {
+                        mode_changes.push((classroom.id.clone(), previous.map(|p| p.mode), d.mode, d.wifi));
+                    }
+                    self.core.announce(&classroom.id);
+                    self.last.insert(classroom.id.clone(), d);
+                }
+                continue;
             }
             for ap_id in &classroom.access_points {
                 if let (Some(w), Some(ap)) = (self.workers.get(ap_id), config.access_point(ap_id.as_str())) {
@@ -186,15 +220,11 @@ impl Reconciler {
                     self.core.metrics.desired(ap, d.wifi);
                 }
             }
-            match self.last.get(&classroom.id) {
-                Some(prev) if *prev == d => continue,
-                Some(prev) => {
-                    if prev.mode != d.mode {
-                        mode_changes.push((classroom.id.clone(), prev.mode, d.mode, d.wifi));
-                    }
-                    self.core.announce(&classroom.id);
+            if let Some(prev) = previous {
+                if prev.mode != d.mode {
+                    mode_changes.push((classroom.id.clone(), Some(prev.mode), d.mode, d.wifi));
                 }
-                None => {}
+                self.core.announce(&classroom.id);
             }
             self.last.insert(classroom.id.clone(), d);
         }
@@ -204,10 +234,11 @@ impl Reconciler {
         if !mode_changes.is_empty() {
             let audit = mode_changes
                 .into_iter()
-                .map(|(c, from, to, wifi)| {
+                .filter_map(|(c, from, to, wifi)| {
+                    let from = from?;
                     tracing::info!(classroom = %c, from = %from, to = %to, desired = %wifi, "schedule mode change");
                     self.core.metrics.schedule_changes.inc();
-                    AuditRecord {
+                    Some(AuditRecord {
                         at: now,
                         actor: "borne".into(),
                         role: None,
@@ -217,12 +248,14 @@ impl Reconciler {
                         detail: format!("{from} -> {to}"),
                         result: "ok".into(),
                         source: None,
-                    }
+                    })
                 })
                 .collect();
             self.core.writer().enqueue(Batch::audit(audit));
         }
-        self.last.retain(|c, _| config.classroom(c.as_str()).is_some());
+        if only.is_none() {
+            self.last.retain(|c, _| config.classroom(c.as_str()).is_some());
+        }
         wake_at
     }
 
@@ -281,7 +314,8 @@ impl Reconciler {
             if self.workers.contains_key(&ap.id) {
                 continue;
             }
-            let (tx, rx) = watch::channel(None);
+            // An AP added to a known classroom starts from its desired state.
+            let (tx, rx) = watch::channel(self.last.get(&ap.classroom).map(|d| d.wifi));
             let poke = Arc::new(Notify::new());
             let cancel = self.shutdown.child_token();
             let worker = ApWorker {

@@ -50,6 +50,11 @@ impl Harness {
     }
 
     fn start_unconnected(config: Arc<Config>, options: MqttDriverOptions) -> Self {
+        // The driver's logs, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "borne=info".into()))
+            .try_init();
         let (tx, rx) = mpsc::channel(1024);
         let token = CancellationToken::new();
         let broker = config.mqtt.clone().expect("config has an mqtt block");
@@ -712,8 +717,11 @@ async fn tls_to_mosquitto_with_ca_file() {
 }
 
 on_both_brokers!(
-    /// Back-to-back commands to an answering plug take about a millisecond
-    /// each, not the ~44 ms of Nagle + delayed ACKs (`TCP_NODELAY` is set).
+    /// Back-to-back commands to an answering plug are not held back by
+    /// Nagle + delayed ACKs (`TCP_NODELAY` on borne's socket; the harness's
+    /// Mosquitto has `set_tcp_nodelay true`). Measured here: ~0.1 ms per
+    /// apply; 0.8 ms without borne's NODELAY, 4-10 ms without the broker's.
+    /// The bound only catches gross stalls, to stay green on a loaded CI.
     sequential_applies_are_not_delayed_by_nagle
 );
 async fn sequential_applies_are_not_delayed_by_nagle(b: &mut impl TestBroker) {
@@ -729,5 +737,8 @@ async fn sequential_applies_are_not_delayed_by_nagle(b: &mut impl TestBroker) {
     println!("mean apply latency: {mean:?}");
     device.wait_commands(N as usize).await;
     // Generous bound for a loaded 2-core CI machine; Nagle stalls are ~44 ms.
-    assert!(mean < Duration::from_millis(20), "mean apply latency {mean:?}");
+    assert!(
+        mean < Duration::from_millis(20),
+        "mean apply latency {mean:?}"
+    );
 }

@@ -20,7 +20,13 @@ fn driver() -> SshDriver {
     SshDriver::new(CancellationToken::new())
 }
 
-fn custom(on: &str, off: &str, status: &str, status_on: Option<&str>, status_off: Option<&str>) -> SshPreset {
+fn custom(
+    on: &str,
+    off: &str,
+    status: &str,
+    status_on: Option<&str>,
+    status_off: Option<&str>,
+) -> SshPreset {
     SshPreset::Custom(borne::config::CustomCommands {
         on_command: on.to_owned(),
         off_command: off.to_owned(),
@@ -103,7 +109,11 @@ async fn on_off_on_persists_and_reads_back(server: &mut dyn SshFake) {
 
     let seen = d.apply(&ap, Wifi::Off).await.expect("switch off");
     assert_eq!(seen, Observation::read(ObservedWifi::Off, Some(0)));
-    assert!(fake.all(false), "{} off in committed config and running state", server.label());
+    assert!(
+        fake.all(false),
+        "{} off in committed config and running state",
+        server.label()
+    );
 
     let seen = d.apply(&ap, Wifi::On).await.expect("switch on");
     assert_eq!(seen.wifi, ObservedWifi::On);
@@ -111,8 +121,17 @@ async fn on_off_on_persists_and_reads_back(server: &mut dyn SshFake) {
 
     let seen = d.apply(&ap, Wifi::Off).await.expect("switch off again");
     assert_eq!(seen.wifi, ObservedWifi::Off);
-    assert_eq!(fake.state("radio0"), RadioState { committed_on: false, running_on: false });
-    assert_eq!(d.observe(&ap).await.expect("observe").wifi, ObservedWifi::Off);
+    assert_eq!(
+        fake.state("radio0"),
+        RadioState {
+            committed_on: false,
+            running_on: false
+        }
+    );
+    assert_eq!(
+        d.observe(&ap).await.expect("observe").wifi,
+        ObservedWifi::Off
+    );
 
     let commands = fake.commands();
     assert!(
@@ -129,31 +148,62 @@ async fn observe_reports_unknown_for_mixed_radios_and_counts_clients(server: &mu
     let fake = server.fake();
     fake.set_stations("wlan0", 3);
     fake.set_stations("wlan1", 2);
-    assert_eq!(d.observe(&ap).await.expect("observe"), Observation::read(ObservedWifi::On, Some(5)));
+    assert_eq!(
+        d.observe(&ap).await.expect("observe"),
+        Observation::read(ObservedWifi::On, Some(5))
+    );
 
     fake.set_running("radio1", false);
-    assert_eq!(d.observe(&ap).await.expect("observe"), Observation::read(ObservedWifi::Unknown, Some(3)));
+    assert_eq!(
+        d.observe(&ap).await.expect("observe"),
+        Observation::read(ObservedWifi::Unknown, Some(3))
+    );
 
     fake.set_running("radio0", false);
-    assert_eq!(d.observe(&ap).await.expect("observe"), Observation::read(ObservedWifi::Off, Some(0)));
+    assert_eq!(
+        d.observe(&ap).await.expect("observe"),
+        Observation::read(ObservedWifi::Off, Some(0))
+    );
     d.shutdown().await;
 }
 
 async fn configured_radios_only_are_switched(server: &mut dyn SshFake) {
     let d = driver();
     let mut ssh = ssh_ap(server);
-    ssh.preset = SshPreset::OpenWrt { radios: vec!["radio1".to_owned()] };
+    ssh.preset = SshPreset::OpenWrt {
+        radios: vec!["radio1".to_owned()],
+    };
     let ap = access_point("ap1", ssh);
     let fake = server.fake();
     let seen = d.apply(&ap, Wifi::Off).await.expect("switch off");
     assert_eq!(seen.wifi, ObservedWifi::Off);
-    assert_eq!(fake.state("radio1"), RadioState { committed_on: false, running_on: false });
-    assert_eq!(fake.state("radio0"), RadioState { committed_on: true, running_on: true });
-    assert!(!fake.commands().iter().any(|c| c.contains("uci -q show")), "no discovery when radios are given");
+    assert_eq!(
+        fake.state("radio1"),
+        RadioState {
+            committed_on: false,
+            running_on: false
+        }
+    );
+    assert_eq!(
+        fake.state("radio0"),
+        RadioState {
+            committed_on: true,
+            running_on: true
+        }
+    );
+    assert!(
+        !fake.commands().iter().any(|c| c.contains("uci -q show")),
+        "no discovery when radios are given"
+    );
 
     let mut ssh = ssh_ap(server);
-    ssh.preset = SshPreset::OpenWrt { radios: vec!["radio9".to_owned()] };
-    let err = d.apply(&access_point("ap2", ssh), Wifi::Off).await.unwrap_err();
+    ssh.preset = SshPreset::OpenWrt {
+        radios: vec!["radio9".to_owned()],
+    };
+    let err = d
+        .apply(&access_point("ap2", ssh), Wifi::Off)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, DriverError::CommandFailed { status: 1, stderr } if stderr.contains("Invalid argument")),
         "{err:?}"
@@ -163,24 +213,42 @@ async fn configured_radios_only_are_switched(server: &mut dyn SshFake) {
 
 /// Asserts `result` is a host key rejection naming the host, and that
 /// nothing reached the AP.
-fn assert_refused(server: &dyn SshFake, result: Result<Observation, DriverError>, must_contain: &str) {
+fn assert_refused(
+    server: &dyn SshFake,
+    result: Result<Observation, DriverError>,
+    must_contain: &str,
+) {
     match result {
         Err(DriverError::HostKey(message)) => {
             assert!(message.contains("127.0.0.1"), "{message}");
-            assert!(message.contains(&server.fingerprint()), "names the key seen: {message}");
+            assert!(
+                message.contains(&server.fingerprint()),
+                "names the key seen: {message}"
+            );
             assert!(message.contains(must_contain), "{message}");
         }
-        other => panic!("{}: expected a host key error, got {other:?}", server.label()),
+        other => panic!(
+            "{}: expected a host key error, got {other:?}",
+            server.label()
+        ),
     }
     assert!(server.fake().all(true), "state unchanged");
-    assert_eq!(server.fake().commands(), Vec::<String>::new(), "no command ran");
+    assert_eq!(
+        server.fake().commands(),
+        Vec::<String>::new(),
+        "no command ran"
+    );
 }
 
 async fn changed_host_key_in_known_hosts_is_refused(server: &mut dyn SshFake) {
     let d = driver();
     let other = inprocess::public_line(inprocess::ed25519_key().public_key());
     let known_hosts = server.dir().join("known_hosts_other");
-    std::fs::write(&known_hosts, known_hosts_line(&format!("[127.0.0.1]:{}", server.port()), &other)).unwrap();
+    std::fs::write(
+        &known_hosts,
+        known_hosts_line(&format!("[127.0.0.1]:{}", server.port()), &other),
+    )
+    .unwrap();
     let mut ssh = ssh_ap(server);
     ssh.host_key = HostKeyCheck::KnownHosts(known_hosts);
     let result = d.apply(&access_point("ap1", ssh), Wifi::Off).await;
@@ -190,7 +258,11 @@ async fn changed_host_key_in_known_hosts_is_refused(server: &mut dyn SshFake) {
 async fn unknown_host_is_refused(server: &mut dyn SshFake) {
     let d = driver();
     let known_hosts = server.dir().join("known_hosts_elsewhere");
-    std::fs::write(&known_hosts, known_hosts_line("[127.0.0.1]:1", server.host_key())).unwrap();
+    std::fs::write(
+        &known_hosts,
+        known_hosts_line("[127.0.0.1]:1", server.host_key()),
+    )
+    .unwrap();
     let mut ssh = ssh_ap(server);
     ssh.host_key = HostKeyCheck::KnownHosts(known_hosts);
     let result = d.apply(&access_point("ap1", ssh), Wifi::Off).await;
@@ -200,26 +272,38 @@ async fn unknown_host_is_refused(server: &mut dyn SshFake) {
 async fn host_key_fingerprint_is_checked(server: &mut dyn SshFake) {
     let d = driver();
     let mut ssh = ssh_ap(server);
-    let wrong = fingerprint_of(&inprocess::public_line(inprocess::ed25519_key().public_key()));
+    let wrong = fingerprint_of(&inprocess::public_line(
+        inprocess::ed25519_key().public_key(),
+    ));
     ssh.host_key = HostKeyCheck::Fingerprint(wrong.clone());
     let result = d.apply(&access_point("ap1", ssh.clone()), Wifi::Off).await;
     assert_refused(server, result, &wrong);
 
     ssh.host_key = HostKeyCheck::Fingerprint(server.fingerprint());
-    let seen = d.apply(&access_point("ap1", ssh), Wifi::Off).await.expect("right fingerprint");
+    let seen = d
+        .apply(&access_point("ap1", ssh), Wifi::Off)
+        .await
+        .expect("right fingerprint");
     assert_eq!(seen.wifi, ObservedWifi::Off);
     d.shutdown().await;
 }
 
 async fn hashed_known_hosts_entry_is_accepted(server: &mut dyn SshFake) {
-    if std::process::Command::new("ssh-keygen").arg("-?").output().is_err() {
+    if std::process::Command::new("ssh-keygen")
+        .arg("-?")
+        .output()
+        .is_err()
+    {
         println!("skipped: ssh-keygen not installed");
         return;
     }
     let d = driver();
     let known_hosts = server.dir().join("known_hosts_hashed");
     let mut text = known_hosts_line("ap.example", server.host_key());
-    text.push_str(&known_hosts_line(&format!("[127.0.0.1]:{}", server.port()), server.host_key()));
+    text.push_str(&known_hosts_line(
+        &format!("[127.0.0.1]:{}", server.port()),
+        server.host_key(),
+    ));
     std::fs::write(&known_hosts, text).unwrap();
     ssh_keygen(&["-q", "-H", "-f", known_hosts.to_str().unwrap()]);
     let hashed = std::fs::read_to_string(&known_hosts).unwrap();
@@ -227,7 +311,10 @@ async fn hashed_known_hosts_entry_is_accepted(server: &mut dyn SshFake) {
 
     let mut ssh = ssh_ap(server);
     ssh.host_key = HostKeyCheck::KnownHosts(known_hosts);
-    let seen = d.apply(&access_point("ap1", ssh), Wifi::Off).await.expect("hashed entry matches");
+    let seen = d
+        .apply(&access_point("ap1", ssh), Wifi::Off)
+        .await
+        .expect("hashed entry matches");
     assert_eq!(seen.wifi, ObservedWifi::Off);
     d.shutdown().await;
 }
@@ -241,7 +328,11 @@ async fn hung_command_times_out_and_next_operation_works(server: &mut dyn SshFak
     fake.set_hang(true);
     let started = Instant::now();
     let err = d.apply(&ap, Wifi::Off).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     match &err {
         DriverError::Timeout { seconds: 1, doing } => {
             assert!(doing.contains("switching off over ssh"), "{doing}");
@@ -258,7 +349,9 @@ async fn hung_command_times_out_and_next_operation_works(server: &mut dyn SshFak
 async fn failing_switch_is_command_failed(server: &mut dyn SshFake) {
     let d = driver();
     let ap = access_point("ap1", ssh_ap(server));
-    server.fake().set_reload_failure(Some("radio0(mac80211): enable failed"));
+    server
+        .fake()
+        .set_reload_failure(Some("radio0(mac80211): enable failed"));
     let err = d.apply(&ap, Wifi::Off).await.unwrap_err();
     assert_eq!(
         err,
@@ -273,9 +366,14 @@ async fn failing_switch_is_command_failed(server: &mut dyn SshFake) {
 async fn garbage_status_is_a_protocol_error(server: &mut dyn SshFake) {
     let d = driver();
     let ap = access_point("ap1", ssh_ap(server));
-    server.fake().set_ubus_output(Some("{\"radio0\": {\"up\": tru"));
+    server
+        .fake()
+        .set_ubus_output(Some("{\"radio0\": {\"up\": tru"));
     let err = d.observe(&ap).await.unwrap_err();
-    assert!(matches!(&err, DriverError::Protocol(m) if m.contains("network.wireless")), "{err:?}");
+    assert!(
+        matches!(&err, DriverError::Protocol(m) if m.contains("network.wireless")),
+        "{err:?}"
+    );
     d.shutdown().await;
 }
 
@@ -300,7 +398,13 @@ async fn custom_preset_switches_and_reads(server: &mut dyn SshFake) {
     fake.set_radio("radio1", false);
     let seen = d.apply(&ap, Wifi::Off).await.expect("custom off");
     assert_eq!(seen, Observation::read(ObservedWifi::Off, Some(0)));
-    assert_eq!(fake.state("radio0"), RadioState { committed_on: false, running_on: false });
+    assert_eq!(
+        fake.state("radio0"),
+        RadioState {
+            committed_on: false,
+            running_on: false
+        }
+    );
     let seen = d.apply(&ap, Wifi::On).await.expect("custom on");
     assert_eq!(seen, Observation::read(ObservedWifi::On, Some(4)));
 
@@ -314,8 +418,14 @@ async fn custom_preset_switches_and_reads(server: &mut dyn SshFake) {
         None,
     );
     let ap = access_point("ap1", ssh);
-    assert_eq!(d.observe(&ap).await.expect("observe").wifi, ObservedWifi::On);
-    assert_eq!(d.apply(&ap, Wifi::Off).await.expect("off").wifi, ObservedWifi::Off);
+    assert_eq!(
+        d.observe(&ap).await.expect("observe").wifi,
+        ObservedWifi::On
+    );
+    assert_eq!(
+        d.apply(&ap, Wifi::Off).await.expect("off").wifi,
+        ObservedWifi::Off
+    );
     d.shutdown().await;
 }
 
@@ -324,12 +434,21 @@ async fn connection_is_reused_and_reestablished(server: &mut dyn SshFake) {
     let ap = access_point("ap1", ssh_ap(server));
     d.apply(&ap, Wifi::Off).await.expect("first");
     d.observe(&ap).await.expect("second");
-    assert_eq!(server.connections(), 1, "{}: one connection for both", server.label());
+    assert_eq!(
+        server.connections(),
+        1,
+        "{}: one connection for both",
+        server.label()
+    );
 
     server.restart();
     let seen = d.apply(&ap, Wifi::On).await.expect("after restart");
     assert_eq!(seen.wifi, ObservedWifi::On);
-    assert_eq!(server.connections(), 2, "one new connection after the restart");
+    assert_eq!(
+        server.connections(),
+        2,
+        "one new connection after the restart"
+    );
     d.observe(&ap).await.expect("then reused again");
     assert_eq!(server.connections(), 2);
     d.shutdown().await;
@@ -352,7 +471,11 @@ async fn operations_on_one_ap_are_serialized(server: &mut dyn SshFake) {
     let (a, b) = tokio::join!(d.apply(&ap, Wifi::Off), d.observe(&ap));
     a.expect("apply");
     b.expect("observe");
-    assert_eq!(server.connections(), 1, "the second operation waited and reused the connection");
+    assert_eq!(
+        server.connections(),
+        1,
+        "the second operation waited and reused the connection"
+    );
     d.shutdown().await;
 }
 
@@ -362,12 +485,20 @@ async fn idle_connections_are_closed_by_reaper_and_shutdown(server: &mut dyn Ssh
     ssh.reuse = Duration::from_secs(1);
     d.observe(&access_point("ap1", ssh)).await.expect("observe");
     assert_eq!(server.open_connections(), 1);
-    wait_for("the reaper to close the idle connection", || server.open_connections() == 0).await;
+    wait_for("the reaper to close the idle connection", || {
+        server.open_connections() == 0
+    })
+    .await;
 
-    d.observe(&access_point("ap1", ssh_ap(server))).await.expect("observe");
+    d.observe(&access_point("ap1", ssh_ap(server)))
+        .await
+        .expect("observe");
     assert_eq!(server.open_connections(), 1);
     d.shutdown().await;
-    wait_for("shutdown to close the kept connection", || server.open_connections() == 0).await;
+    wait_for("shutdown to close the kept connection", || {
+        server.open_connections() == 0
+    })
+    .await;
     assert_eq!(server.connections(), 2);
 }
 
@@ -385,20 +516,36 @@ async fn reconfigure_drops_stale_connections(server: &mut dyn SshFake) {
         &format!("known_hosts: \"{}\"", server.known_hosts().display()),
         &format!("host_key_sha256: \"{}\"", server.fingerprint()),
     );
-    let changed = std::sync::Arc::new(borne::config::from_str(&yaml, "t.yaml", None).expect("valid").config);
+    let changed = std::sync::Arc::new(
+        borne::config::from_str(&yaml, "t.yaml", None)
+            .expect("valid")
+            .config,
+    );
     d.reconfigure(&changed).await;
     let ap = changed.access_point("ap1").expect("ap1").clone();
     d.observe(&ap).await.expect("observe");
     assert_eq!(server.connections(), 2, "settings changed: new connection");
 
-    wait_for("the old connection to close", || server.open_connections() == 1).await;
+    wait_for("the old connection to close", || {
+        server.open_connections() == 1
+    })
+    .await;
 
     // The AP left: its connection is closed.
     let other = config_yaml(&[("ap2", &*server)]);
-    let other = std::sync::Arc::new(borne::config::from_str(&other, "t.yaml", None).expect("valid").config);
+    let other = std::sync::Arc::new(
+        borne::config::from_str(&other, "t.yaml", None)
+            .expect("valid")
+            .config,
+    );
     d.reconfigure(&other).await;
-    wait_for("the connection of the AP that left to close", || server.open_connections() == 0).await;
-    d.observe(&ap).await.expect("an AP coming back gets a new connection");
+    wait_for("the connection of the AP that left to close", || {
+        server.open_connections() == 0
+    })
+    .await;
+    d.observe(&ap)
+        .await
+        .expect("an AP coming back gets a new connection");
     assert_eq!(server.connections(), 3);
     d.shutdown().await;
 }
@@ -407,7 +554,13 @@ async fn insecure_accepts_any_host_key(server: &mut dyn SshFake) {
     let d = driver();
     let mut ssh = ssh_ap(server);
     ssh.host_key = HostKeyCheck::Insecure;
-    assert_eq!(d.observe(&access_point("ap1", ssh)).await.expect("observe").wifi, ObservedWifi::On);
+    assert_eq!(
+        d.observe(&access_point("ap1", ssh))
+            .await
+            .expect("observe")
+            .wifi,
+        ObservedWifi::On
+    );
     d.shutdown().await;
 }
 
@@ -420,11 +573,21 @@ async fn connection_refused_is_unreachable_quickly() {
     let mut ssh = ssh_ap(&server);
     ssh.port = free_port();
     let started = Instant::now();
-    let err = driver().apply(&access_point("ap1", ssh), Wifi::Off).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    let err = driver()
+        .apply(&access_point("ap1", ssh), Wifi::Off)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     match err {
         DriverError::Unreachable(m) => {
-            assert!(m.contains("refused") && m.contains("switching off over ssh"), "{m}")
+            assert!(
+                m.contains("refused") && m.contains("switching off over ssh"),
+                "{m}"
+            )
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
@@ -438,12 +601,23 @@ async fn password_file_authenticates() {
     let file = server.dir().join("password");
     std::fs::write(&file, format!("{}\n", server.password())).unwrap();
     let mut ssh = ssh_ap(&server);
-    ssh.auth = SshAuth::Password { password_file: file.clone() };
+    ssh.auth = SshAuth::Password {
+        password_file: file.clone(),
+    };
     let d = driver();
-    assert_eq!(d.observe(&access_point("ap1", ssh.clone())).await.expect("observe").wifi, ObservedWifi::On);
+    assert_eq!(
+        d.observe(&access_point("ap1", ssh.clone()))
+            .await
+            .expect("observe")
+            .wifi,
+        ObservedWifi::On
+    );
 
     std::fs::write(&file, "hunter2-wrong\n").unwrap();
-    let err = driver().observe(&access_point("ap1", ssh)).await.unwrap_err();
+    let err = driver()
+        .observe(&access_point("ap1", ssh))
+        .await
+        .unwrap_err();
     assert!(matches!(&err, DriverError::AuthFailed(_)), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     d.shutdown().await;
@@ -453,7 +627,9 @@ async fn password_file_authenticates() {
 /// OpenSSH; a wrong passphrase is AuthFailed without the passphrase.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sshd_key_with_passphrase_file() {
-    let Some(server) = TestSshd::start() else { return };
+    let Some(server) = TestSshd::start() else {
+        return;
+    };
     let key = server.dir().join("encrypted_key");
     let public = keygen(&key, "s3cret-phrase");
     let authorized = server.dir().join("sshd").join("authorized_keys");
@@ -463,13 +639,29 @@ async fn sshd_key_with_passphrase_file() {
     let phrase = server.dir().join("passphrase");
     std::fs::write(&phrase, "s3cret-phrase\n").unwrap();
     let mut ssh = ssh_ap(&server);
-    ssh.auth = SshAuth::Key { key_file: key, passphrase_file: Some(phrase.clone()) };
-    assert_eq!(driver().observe(&access_point("ap1", ssh.clone())).await.expect("observe").wifi, ObservedWifi::On);
+    ssh.auth = SshAuth::Key {
+        key_file: key,
+        passphrase_file: Some(phrase.clone()),
+    };
+    assert_eq!(
+        driver()
+            .observe(&access_point("ap1", ssh.clone()))
+            .await
+            .expect("observe")
+            .wifi,
+        ObservedWifi::On
+    );
 
     std::fs::write(&phrase, "wrong-phrase\n").unwrap();
-    let err = driver().observe(&access_point("ap1", ssh)).await.unwrap_err();
+    let err = driver()
+        .observe(&access_point("ap1", ssh))
+        .await
+        .unwrap_err();
     assert!(matches!(&err, DriverError::AuthFailed(_)), "{err:?}");
-    assert!(!err.to_string().contains("phrase\n") && !err.to_string().contains("s3cret"), "{err}");
+    assert!(
+        !err.to_string().contains("phrase\n") && !err.to_string().contains("s3cret"),
+        "{err}"
+    );
 }
 
 /// An AP that is not an SSH AP is a setup error, not a panic.
@@ -483,5 +675,8 @@ async fn non_ssh_access_point_is_a_setup_error() {
         clients: 0,
         seed: 0,
     });
-    assert!(matches!(driver().observe(&ap).await, Err(DriverError::Setup(_))));
+    assert!(matches!(
+        driver().observe(&ap).await,
+        Err(DriverError::Setup(_))
+    ));
 }

@@ -57,8 +57,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use self::commands::{
-    OPENWRT_DISCOVER, OPENWRT_OBSERVE, custom_state, openwrt_switch, parse_clients, parse_openwrt_observe,
-    parse_uci_radios, stderr_for_error,
+    OPENWRT_DISCOVER, OPENWRT_OBSERVE, custom_state, openwrt_switch, parse_clients,
+    parse_openwrt_observe, parse_uci_radios, stderr_for_error,
 };
 use self::conn::{Conn, ExecError, Output};
 use super::{Driver, DriverError, Observation};
@@ -220,8 +220,15 @@ impl SshDriver {
 
 impl fmt::Debug for SshDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let aps = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner).len();
-        f.debug_struct("SshDriver").field("aps", &aps).finish_non_exhaustive()
+        let aps = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("SshDriver")
+            .field("aps", &aps)
+            .finish_non_exhaustive()
     }
 }
 
@@ -240,7 +247,10 @@ impl Inner {
 
     fn all_slots(&self) -> Vec<(ApId, Arc<Slot>)> {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.iter().map(|(id, s)| (id.clone(), Arc::clone(s))).collect()
+        slots
+            .iter()
+            .map(|(id, s)| (id.clone(), Arc::clone(s)))
+            .collect()
     }
 
     /// Spawns the reaper once, from within the runtime of the first operation.
@@ -259,7 +269,10 @@ impl Inner {
             let Ok(mut idle) = slot.idle.try_lock() else {
                 continue;
             };
-            if idle.as_ref().is_some_and(|i| all || i.since.elapsed() >= i.keep) {
+            if idle
+                .as_ref()
+                .is_some_and(|i| all || i.since.elapsed() >= i.keep)
+            {
                 if let Some(i) = idle.take() {
                     closing.push(close(i.conn));
                 }
@@ -306,7 +319,10 @@ impl Op<'_> {
         let task = tokio::task::spawn_blocking(move || Conn::open(&ssh, &doing));
         match tokio::time::timeout(self.ssh.connect_timeout + OUTER_GRACE, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(DriverError::Setup(format!("the SSH worker failed ({e}) while {}", self.doing))),
+            Ok(Err(e)) => Err(DriverError::Setup(format!(
+                "the SSH worker failed ({e}) while {}",
+                self.doing
+            ))),
             Err(_) => Err(DriverError::Timeout {
                 seconds: self.ssh.connect_timeout.as_secs(),
                 doing: format!("{} (connecting)", self.doing),
@@ -340,7 +356,10 @@ impl Op<'_> {
             let (conn, result) = match tokio::time::timeout(outer, task).await {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => {
-                    return Err(DriverError::Setup(format!("the SSH worker failed ({e}) while {}", self.doing)));
+                    return Err(DriverError::Setup(format!(
+                        "the SSH worker failed ({e}) while {}",
+                        self.doing
+                    )));
                 }
                 Err(_) => {
                     return Err(DriverError::Timeout {
@@ -356,7 +375,10 @@ impl Op<'_> {
                     tracing::debug!(doing = %self.doing, %why, "kept ssh connection is gone; opening a new one");
                 }
                 Err(ExecError::NotStarted(why)) => {
-                    return Err(DriverError::Unreachable(format!("{why} while {}", self.doing)));
+                    return Err(DriverError::Unreachable(format!(
+                        "{why} while {}",
+                        self.doing
+                    )));
                 }
                 Err(ExecError::Failed(e)) => return Err(e),
             }
@@ -435,14 +457,14 @@ impl Op<'_> {
                         let out = self.exec(command).await?;
                         // A printed number wins over the exit status:
                         // `grep -c` prints 0 and exits 1 when it counts nothing.
-                        let count = parse_clients(&out.stdout).or_else(|e| {
+                        let count = parse_clients(&out.stdout).map_err(|e| {
                             if out.status == 0 {
-                                Err(e)
+                                e
                             } else {
-                                Err(DriverError::CommandFailed {
+                                DriverError::CommandFailed {
                                     status: out.status,
                                     stderr: stderr_for_error(&out.stderr),
-                                })
+                                }
                             }
                         });
                         // The state was read; a client count is only informative.
@@ -479,13 +501,20 @@ impl Driver for SshDriver {
             };
             if still.is_none() {
                 slot.retired.store(true, Ordering::SeqCst);
-                let mut slots = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut slots = self
+                    .inner
+                    .slots
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 slots.remove(&id);
             }
             let Ok(mut idle) = slot.idle.try_lock() else {
                 continue;
             };
-            if idle.as_ref().is_some_and(|i| still.as_ref() != Some(&i.key)) {
+            if idle
+                .as_ref()
+                .is_some_and(|i| still.as_ref() != Some(&i.key))
+            {
                 if let Some(i) = idle.take() {
                     closing.push(close(i.conn));
                 }

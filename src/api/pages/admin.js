@@ -222,7 +222,9 @@ function schoolSection(s) {
   school.root = h('section', { class: 'school', 'aria-labelledby': `${base}-title`, dataset: { school: s.school } },
     h('div', { class: 'school-head' }, h('h2', { id: `${base}-title` }, school.title, school.meta), actions),
     h('div', { class: 'table-wrap' },
-      h('table', {},
+      h('table', { class: 'rooms' },
+        h('colgroup', {}, ['room', 'wifi', 'reason', 'until', 'aps', 'actions'].slice(0, headers.length)
+          .map((c) => h('col', { class: `col-${c}` }))),
         h('thead', {}, h('tr', {}, headers.map((c) => h('th', { scope: 'col' }, c)))),
         school.tbody)));
   current.schools.set(s.school, school);

@@ -63,9 +63,11 @@ pub(super) const OPENWRT_OBSERVE: &str = concat!(
 /// [`DriverError::Setup`] when `word` holds a NUL byte, which no shell
 /// word can carry.
 pub(super) fn quote(word: &str) -> Result<String, DriverError> {
-    shlex::try_quote(word)
-        .map(|q| q.into_owned())
-        .map_err(|_| DriverError::Setup(format!("cannot pass {word:?} to a shell: it contains a NUL byte")))
+    shlex::try_quote(word).map(|q| q.into_owned()).map_err(|_| {
+        DriverError::Setup(format!(
+            "cannot pass {word:?} to a shell: it contains a NUL byte"
+        ))
+    })
 }
 
 /// The one command that switches every radio in `radios` and makes it stick
@@ -92,7 +94,10 @@ pub(super) fn openwrt_switch(radios: &[String], wifi: Wifi) -> Result<String, Dr
     for radio in radios {
         // Only the name is quoted (when it needs it): the command stays as
         // readable as the one an admin would type.
-        parts.push(format!("uci set wireless.{}.disabled={disabled}", quote(radio)?));
+        parts.push(format!(
+            "uci set wireless.{}.disabled={disabled}",
+            quote(radio)?
+        ));
     }
     parts.push("uci commit wireless".to_owned());
     parts.push("wifi reload".to_owned());
@@ -104,7 +109,9 @@ pub(super) fn openwrt_switch(radios: &[String], wifi: Wifi) -> Result<String, Dr
 fn is_section_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The `wifi-device` sections listed by [`OPENWRT_DISCOVER`], in order.
@@ -175,10 +182,15 @@ pub(super) fn parse_uci_radios(stdout: &str) -> Result<Vec<String>, DriverError>
 /// [`DriverError::Protocol`] when the status is not the JSON object
 /// `ubus` prints or a radio lacks a boolean `up`; [`DriverError::Setup`]
 /// when a configured radio is not in it.
-pub(super) fn parse_openwrt_observe(stdout: &str, radios: &[String]) -> Result<Observation, DriverError> {
+pub(super) fn parse_openwrt_observe(
+    stdout: &str,
+    radios: &[String],
+) -> Result<Observation, DriverError> {
     const WHAT: &str = "`ubus call network.wireless status`";
     if stdout.len() > MAX_STDOUT {
-        return Err(DriverError::Protocol(format!("{WHAT} printed more than {MAX_STDOUT} bytes")));
+        return Err(DriverError::Protocol(format!(
+            "{WHAT} printed more than {MAX_STDOUT} bytes"
+        )));
     }
     let (json, stations) = match stdout.find(&format!("\n{IFACE_MARKER}")) {
         Some(i) => (&stdout[..i], &stdout[i + 1..]),
@@ -222,9 +234,15 @@ pub(super) fn parse_openwrt_observe(stdout: &str, radios: &[String]) -> Result<O
     let mut clients: u32 = 0;
     for (name, radio) in considered {
         let up = radio.get("up").and_then(Value::as_bool).ok_or_else(|| {
-            DriverError::Protocol(format!("radio \"{}\" in {WHAT} has no boolean \"up\"", excerpt(name, 32)))
+            DriverError::Protocol(format!(
+                "radio \"{}\" in {WHAT} has no boolean \"up\"",
+                excerpt(name, 32)
+            ))
         })?;
-        let pending = radio.get("pending").and_then(Value::as_bool).unwrap_or(false);
+        let pending = radio
+            .get("pending")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let this = if pending {
             ObservedWifi::Unknown
         } else if up {
@@ -273,7 +291,10 @@ fn radio_clients(radio: &Value, counts: &HashMap<&str, u32>) -> u32 {
     interfaces
         .iter()
         .filter(|iface| {
-            let mode = iface.get("config").and_then(|c| c.get("mode")).and_then(Value::as_str);
+            let mode = iface
+                .get("config")
+                .and_then(|c| c.get("mode"))
+                .and_then(Value::as_str);
             mode.is_none_or(|m| m == "ap")
         })
         .filter_map(|iface| iface.get("ifname").and_then(Value::as_str))
@@ -455,13 +476,19 @@ mod tests {
     #[test]
     fn switch_on_clears_disabled() {
         let cmd = openwrt_switch(&radios(&["radio0"]), Wifi::On).unwrap();
-        assert_eq!(cmd, "uci set wireless.radio0.disabled=0 && uci commit wireless && wifi reload");
+        assert_eq!(
+            cmd,
+            "uci set wireless.radio0.disabled=0 && uci commit wireless && wifi reload"
+        );
     }
 
     #[test]
     fn switch_quotes_hostile_radio_names() {
         let cmd = openwrt_switch(&radios(&["r0;reboot"]), Wifi::Off).unwrap();
-        assert_eq!(cmd, "uci set wireless.'r0;reboot'.disabled=1 && uci commit wireless && wifi reload");
+        assert_eq!(
+            cmd,
+            "uci set wireless.'r0;reboot'.disabled=1 && uci commit wireless && wifi reload"
+        );
         assert!(openwrt_switch(&[], Wifi::Off).is_err());
     }
 
@@ -471,13 +498,22 @@ mod tests {
                    wireless.radio0.disabled='0'\nwireless.default_radio0=wifi-iface\n\
                    wireless.default_radio0.device='radio0'\nwireless.radio1=wifi-device\n\
                    wireless.radio_5g-x=wifi-device\r\nwireless.radio0=wifi-device\n";
-        assert_eq!(parse_uci_radios(out).unwrap(), radios(&["radio0", "radio1", "radio_5g-x"]));
+        assert_eq!(
+            parse_uci_radios(out).unwrap(),
+            radios(&["radio0", "radio1", "radio_5g-x"])
+        );
     }
 
     #[test]
     fn discovery_rejects_empty_garbage_and_unnamed_sections() {
-        assert!(matches!(parse_uci_radios(""), Err(DriverError::Protocol(_))));
-        assert!(matches!(parse_uci_radios("sh: uci: not found\n"), Err(DriverError::Protocol(_))));
+        assert!(matches!(
+            parse_uci_radios(""),
+            Err(DriverError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_uci_radios("sh: uci: not found\n"),
+            Err(DriverError::Protocol(_))
+        ));
         assert!(matches!(
             parse_uci_radios("wireless.@wifi-device[0]=wifi-device\n"),
             Err(DriverError::Setup(m)) if m.contains("uci rename")
@@ -486,8 +522,13 @@ mod tests {
             parse_uci_radios("wireless.bad$(x)=wifi-device\n"),
             Err(DriverError::Protocol(_))
         ));
-        let many: String = (0..100).map(|i| format!("wireless.r{i}=wifi-device\n")).collect();
-        assert!(matches!(parse_uci_radios(&many), Err(DriverError::Protocol(_))));
+        let many: String = (0..100)
+            .map(|i| format!("wireless.r{i}=wifi-device\n"))
+            .collect();
+        assert!(matches!(
+            parse_uci_radios(&many),
+            Err(DriverError::Protocol(_))
+        ));
     }
 
     #[test]
@@ -516,9 +557,17 @@ mod tests {
 
     #[test]
     fn observe_mixed_radios_is_unknown_unless_only_one_is_considered() {
-        let out = format!("{STATUS_MIXED}\n{}{}", stations("phy0-ap0", 4), stations("phy0-mesh0", 1));
+        let out = format!(
+            "{STATUS_MIXED}\n{}{}",
+            stations("phy0-ap0", 4),
+            stations("phy0-mesh0", 1)
+        );
         let all = parse_openwrt_observe(&out, &[]).unwrap();
-        assert_eq!(all, Observation::read(ObservedWifi::Unknown, Some(4)), "mesh stations are not clients");
+        assert_eq!(
+            all,
+            Observation::read(ObservedWifi::Unknown, Some(4)),
+            "mesh stations are not clients"
+        );
         let r0 = parse_openwrt_observe(&out, &radios(&["radio0"])).unwrap();
         assert_eq!(r0, Observation::read(ObservedWifi::On, Some(4)));
         let r1 = parse_openwrt_observe(&out, &radios(&["radio1"])).unwrap();
@@ -528,13 +577,19 @@ mod tests {
     #[test]
     fn observe_pending_radio_is_unknown() {
         let out = r#"{"radio0": {"up": false, "pending": true}}"#;
-        assert_eq!(parse_openwrt_observe(out, &[]).unwrap().wifi, ObservedWifi::Unknown);
+        assert_eq!(
+            parse_openwrt_observe(out, &[]).unwrap().wifi,
+            ObservedWifi::Unknown
+        );
     }
 
     #[test]
     fn observe_missing_configured_radio_is_a_setup_error() {
         let err = parse_openwrt_observe(STATUS_MIXED, &radios(&["radio2"])).unwrap_err();
-        assert!(matches!(&err, DriverError::Setup(m) if m.contains("radio0, radio1")), "{err}");
+        assert!(
+            matches!(&err, DriverError::Setup(m) if m.contains("radio0, radio1")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -555,18 +610,38 @@ mod tests {
                 other => panic!("{out:?} gave {other:?}"),
             }
         }
-        let err = parse_openwrt_observe("{\"radio0\": {\"key\": \"secret-wifi\", \"up\": 1}}", &[]).unwrap_err();
+        let err = parse_openwrt_observe("{\"radio0\": {\"key\": \"secret-wifi\", \"up\": 1}}", &[])
+            .unwrap_err();
         assert!(!err.to_string().contains("secret-wifi"), "{err}");
     }
 
     #[test]
     fn observe_huge_or_deep_output_is_an_error_not_a_panic() {
-        let huge = format!("{{\"radio0\": {{\"up\": true, \"x\": \"{}\"}}}}", "a".repeat(MAX_STDOUT));
-        assert!(matches!(parse_openwrt_observe(&huge, &[]), Err(DriverError::Protocol(_))));
-        let deep = format!("{{\"radio0\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(matches!(parse_openwrt_observe(&deep, &[]), Err(DriverError::Protocol(_))));
-        let many_stations = format!("{{\"r\": {{\"up\": true, \"interfaces\": [{{\"ifname\": \"w\"}}]}}}}\n{}", stations("w", 5000));
-        assert_eq!(parse_openwrt_observe(&many_stations, &[]).unwrap().clients, Some(5000));
+        let huge = format!(
+            "{{\"radio0\": {{\"up\": true, \"x\": \"{}\"}}}}",
+            "a".repeat(MAX_STDOUT)
+        );
+        assert!(matches!(
+            parse_openwrt_observe(&huge, &[]),
+            Err(DriverError::Protocol(_))
+        ));
+        let deep = format!(
+            "{{\"radio0\": {}{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(matches!(
+            parse_openwrt_observe(&deep, &[]),
+            Err(DriverError::Protocol(_))
+        ));
+        let many_stations = format!(
+            "{{\"r\": {{\"up\": true, \"interfaces\": [{{\"ifname\": \"w\"}}]}}}}\n{}",
+            stations("w", 5000)
+        );
+        assert_eq!(
+            parse_openwrt_observe(&many_stations, &[]).unwrap().clients,
+            Some(5000)
+        );
     }
 
     #[test]
@@ -593,23 +668,37 @@ mod tests {
         let c = custom(None, None);
         assert_eq!(custom_state(&c, 0, "", "").unwrap(), ObservedWifi::On);
         assert_eq!(custom_state(&c, 1, "", "").unwrap(), ObservedWifi::Off);
-        assert_eq!(custom_state(&c, 127, "", "sh: wl: not found").unwrap(), ObservedWifi::Off);
+        assert_eq!(
+            custom_state(&c, 127, "", "sh: wl: not found").unwrap(),
+            ObservedWifi::Off
+        );
     }
 
     #[test]
     fn custom_with_regexes_reads_stdout() {
         let c = custom(Some("^radio: up"), Some("^radio: down"));
-        assert_eq!(custom_state(&c, 0, "radio: up\n", "").unwrap(), ObservedWifi::On);
-        assert_eq!(custom_state(&c, 0, "radio: down\n", "").unwrap(), ObservedWifi::Off);
+        assert_eq!(
+            custom_state(&c, 0, "radio: up\n", "").unwrap(),
+            ObservedWifi::On
+        );
+        assert_eq!(
+            custom_state(&c, 0, "radio: down\n", "").unwrap(),
+            ObservedWifi::Off
+        );
         // With both regexes the exit status does not matter (grep exits 1 on no match).
-        assert_eq!(custom_state(&c, 1, "radio: down\n", "").unwrap(), ObservedWifi::Off);
+        assert_eq!(
+            custom_state(&c, 1, "radio: down\n", "").unwrap(),
+            ObservedWifi::Off
+        );
         let err = custom_state(&c, 127, "", "sh: wl: not found").unwrap_err();
         assert!(
             matches!(&err, DriverError::Protocol(m) if m.contains("neither") && m.contains("wl: not found")),
             "{err}"
         );
         let both = custom(Some("up"), Some("u"));
-        assert!(matches!(custom_state(&both, 0, "up", ""), Err(DriverError::Protocol(m)) if m.contains("both")));
+        assert!(
+            matches!(custom_state(&both, 0, "up", ""), Err(DriverError::Protocol(m)) if m.contains("both"))
+        );
     }
 
     #[test]
@@ -617,7 +706,10 @@ mod tests {
         let c = custom(Some("^1$"), None);
         assert_eq!(custom_state(&c, 0, "1\n", "").unwrap(), ObservedWifi::On);
         assert_eq!(custom_state(&c, 1, "0\n", "").unwrap(), ObservedWifi::Off);
-        assert!(custom_state(&c, 0, "0\n", "").is_err(), "exit 0 and no match says neither");
+        assert!(
+            custom_state(&c, 0, "0\n", "").is_err(),
+            "exit 0 and no match says neither"
+        );
     }
 
     #[test]
@@ -625,13 +717,19 @@ mod tests {
         assert_eq!(parse_clients(" 12\n").unwrap(), 12);
         assert_eq!(parse_clients("0").unwrap(), 0);
         for bad in ["", "-1", "twelve", "1 2", "99999999999"] {
-            assert!(matches!(parse_clients(bad), Err(DriverError::Protocol(_))), "{bad:?}");
+            assert!(
+                matches!(parse_clients(bad), Err(DriverError::Protocol(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn stderr_is_trimmed_and_capped_on_a_char_boundary() {
-        assert_eq!(stderr_for_error("  uci: Invalid argument\n"), "uci: Invalid argument");
+        assert_eq!(
+            stderr_for_error("  uci: Invalid argument\n"),
+            "uci: Invalid argument"
+        );
         let long = "é".repeat(400);
         let cut = stderr_for_error(&long);
         assert!(cut.len() <= STDERR_IN_ERROR + '…'.len_utf8());

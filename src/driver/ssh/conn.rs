@@ -69,7 +69,9 @@ pub(super) struct Conn {
 /// The rest of `deadline` in libssh2's milliseconds, at least 1 (0 would
 /// mean "no timeout").
 fn millis_left(deadline: Instant) -> u32 {
-    let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
     u32::try_from(left).unwrap_or(u32::MAX).max(1)
 }
 
@@ -79,11 +81,18 @@ fn is_timeout(e: &ssh2::Error) -> bool {
 
 /// Reads a whole file holding one secret, trimmed.
 fn read_secret(what: &str, path: &Path, doing: &str) -> Result<String, DriverError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DriverError::Setup(format!("cannot read {what} {} ({e}) while {doing}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DriverError::Setup(format!(
+            "cannot read {what} {} ({e}) while {doing}",
+            path.display()
+        ))
+    })?;
     let secret = text.trim();
     if secret.is_empty() {
-        return Err(DriverError::Setup(format!("{what} {} is empty while {doing}", path.display())));
+        return Err(DriverError::Setup(format!(
+            "{what} {} is empty while {doing}",
+            path.display()
+        )));
     }
     Ok(secret.to_owned())
 }
@@ -177,7 +186,10 @@ fn check_host_key(session: &Session, ssh: &SshAp, doing: &str) -> Result<(), Dri
         }
         HostKeyCheck::KnownHosts(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                DriverError::Setup(format!("cannot read known_hosts {} ({e}) while {doing}", path.display()))
+                DriverError::Setup(format!(
+                    "cannot read known_hosts {} ({e}) while {doing}",
+                    path.display()
+                ))
             })?;
             let (lines, revoked) = known_hosts_lines(&text);
             let key_b64 = base64::engine::general_purpose::STANDARD.encode(key);
@@ -187,9 +199,12 @@ fn check_host_key(session: &Session, ssh: &SshAp, doing: &str) -> Result<(), Dri
                     path.display()
                 )));
             }
-            let mut known = session
-                .known_hosts()
-                .map_err(|e| DriverError::Setup(format!("cannot check host keys ({}) while {doing}", e.message())))?;
+            let mut known = session.known_hosts().map_err(|e| {
+                DriverError::Setup(format!(
+                    "cannot check host keys ({}) while {doing}",
+                    e.message()
+                ))
+            })?;
             for (i, line) in lines.iter().enumerate() {
                 if let Err(e) = known.read_str(line, KnownHostFileKind::OpenSSH) {
                     tracing::debug!(file = %path.display(), entry = i + 1, error = %e.message(), "known_hosts entry skipped");
@@ -250,7 +265,10 @@ fn authenticate(session: &Session, ssh: &SshAp, doing: &str) -> Result<(), Drive
             // libssh2 reports a missing file as a vague "unable to extract
             // public key"; say it plainly.
             std::fs::File::open(key_file).map_err(|e| {
-                DriverError::Setup(format!("cannot read key_file {} ({e}) while {doing}", key_file.display()))
+                DriverError::Setup(format!(
+                    "cannot read key_file {} ({e}) while {doing}",
+                    key_file.display()
+                ))
             })?;
             session
                 .userauth_pubkey_file(&ssh.user, None, key_file, passphrase.as_deref())
@@ -268,23 +286,27 @@ fn authenticate(session: &Session, ssh: &SshAp, doing: &str) -> Result<(), Drive
         }
         SshAuth::Password { password_file } => {
             let password = read_secret("password_file", password_file, doing)?;
-            session.userauth_password(&ssh.user, &password).map_err(|e| {
-                if is_timeout(&e) {
-                    connect_timeout(ssh, doing, "authentication")
-                } else {
-                    DriverError::AuthFailed(format!(
-                        "{who} did not accept the password from {} ({}) while {doing}",
-                        password_file.display(),
-                        e.message()
-                    ))
-                }
-            })?;
+            session
+                .userauth_password(&ssh.user, &password)
+                .map_err(|e| {
+                    if is_timeout(&e) {
+                        connect_timeout(ssh, doing, "authentication")
+                    } else {
+                        DriverError::AuthFailed(format!(
+                            "{who} did not accept the password from {} ({}) while {doing}",
+                            password_file.display(),
+                            e.message()
+                        ))
+                    }
+                })?;
         }
     }
     if session.authenticated() {
         Ok(())
     } else {
-        Err(DriverError::AuthFailed(format!("{who} did not authenticate borne while {doing}")))
+        Err(DriverError::AuthFailed(format!(
+            "{who} did not authenticate borne while {doing}"
+        )))
     }
 }
 
@@ -303,7 +325,9 @@ impl Conn {
         let who = target(ssh);
         let addrs: Vec<_> = (ssh.host.as_str(), ssh.port)
             .to_socket_addrs()
-            .map_err(|e| DriverError::Unreachable(format!("cannot resolve {} ({e}) while {doing}", ssh.host)))?
+            .map_err(|e| {
+                DriverError::Unreachable(format!("cannot resolve {} ({e}) while {doing}", ssh.host))
+            })?
             .collect();
         let mut tcp = None;
         let mut last_error = None;
@@ -322,22 +346,36 @@ impl Conn {
         }
         let tcp = match (tcp, last_error) {
             (Some(tcp), _) => tcp,
-            (None, Some((_, e))) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            (None, Some((_, e)))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
                 return Err(connect_timeout(ssh, doing, "TCP connect"));
             }
             (None, Some((addr, e))) => {
-                return Err(DriverError::Unreachable(format!("cannot connect to {addr} ({e}) while {doing}")));
+                return Err(DriverError::Unreachable(format!(
+                    "cannot connect to {addr} ({e}) while {doing}"
+                )));
             }
             (None, None) if addrs.is_empty() => {
-                return Err(DriverError::Unreachable(format!("{} has no address while {doing}", ssh.host)));
+                return Err(DriverError::Unreachable(format!(
+                    "{} has no address while {doing}",
+                    ssh.host
+                )));
             }
             (None, None) => return Err(connect_timeout(ssh, doing, "TCP connect")),
         };
         // Commands are small request/response exchanges: do not let Nagle delay them.
         let _ = tcp.set_nodelay(true);
 
-        let mut session = Session::new()
-            .map_err(|e| DriverError::Setup(format!("cannot start an SSH session ({}) while {doing}", e.message())))?;
+        let mut session = Session::new().map_err(|e| {
+            DriverError::Setup(format!(
+                "cannot start an SSH session ({}) while {doing}",
+                e.message()
+            ))
+        })?;
         session.set_timeout(millis_left(deadline));
         // Unknown names are dropped by libssh2; an error here only means
         // none is supported, and the handshake then says so.
@@ -347,14 +385,20 @@ impl Conn {
             if is_timeout(&e) {
                 connect_timeout(ssh, doing, "SSH handshake")
             } else {
-                DriverError::Unreachable(format!("SSH handshake with {who} failed ({}) while {doing}", e.message()))
+                DriverError::Unreachable(format!(
+                    "SSH handshake with {who} failed ({}) while {doing}",
+                    e.message()
+                ))
             }
         })?;
         check_host_key(&session, ssh, doing)?;
         session.set_timeout(millis_left(deadline));
         authenticate(&session, ssh, doing)?;
         tracing::debug!(target = %who, "ssh connection opened");
-        Ok(Conn { session, reused: false })
+        Ok(Conn {
+            session,
+            reused: false,
+        })
     }
 
     /// Runs one command: opening the channel and starting the command are
@@ -373,13 +417,12 @@ impl Conn {
     ) -> Result<Output, ExecError> {
         let start_deadline = Instant::now() + start_limit;
         self.session.set_timeout(millis_left(start_deadline));
-        let mut channel = self
-            .session
-            .channel_session()
-            .map_err(|e| ExecError::NotStarted(format!("cannot open a channel ({})", e.message())))?;
-        channel
-            .exec(command)
-            .map_err(|e| ExecError::NotStarted(format!("cannot start the command ({})", e.message())))?;
+        let mut channel = self.session.channel_session().map_err(|e| {
+            ExecError::NotStarted(format!("cannot open a channel ({})", e.message()))
+        })?;
+        channel.exec(command).map_err(|e| {
+            ExecError::NotStarted(format!("cannot start the command ({})", e.message()))
+        })?;
 
         let deadline = Instant::now() + run_limit;
         let timeout = || {
@@ -389,7 +432,9 @@ impl Conn {
             })
         };
         let lost = |e: std::io::Error| {
-            ExecError::Failed(DriverError::Unreachable(format!("connection lost ({e}) while {doing}")))
+            ExecError::Failed(DriverError::Unreachable(format!(
+                "connection lost ({e}) while {doing}"
+            )))
         };
         let read = |session: &Session, reader: &mut dyn Read, cap: usize, fail_over_cap: bool| {
             let mut out = Vec::new();
@@ -431,9 +476,12 @@ impl Conn {
             }
         })?;
         let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
-        let mut status = channel
-            .exit_status()
-            .map_err(|e| ExecError::Failed(DriverError::Protocol(format!("no exit status ({}) while {doing}", e.message()))))?;
+        let mut status = channel.exit_status().map_err(|e| {
+            ExecError::Failed(DriverError::Protocol(format!(
+                "no exit status ({}) while {doing}",
+                e.message()
+            )))
+        })?;
         // libssh2 reports 0 when the command was killed: look for a signal.
         if let Ok(signal) = channel.exit_signal() {
             if let Some(name) = signal.exit_signal {
@@ -451,7 +499,9 @@ impl Conn {
     /// Says goodbye to the server and closes the socket, within a second.
     pub(super) fn close(self) {
         self.session.set_timeout(1000);
-        let _ = self.session.disconnect(None, "borne: connection no longer needed", None);
+        let _ = self
+            .session
+            .disconnect(None, "borne: connection no longer needed", None);
     }
 }
 
@@ -465,8 +515,14 @@ mod tests {
         let blob = base64::engine::general_purpose::STANDARD
             .decode("AAAAC3NzaC1lZDI1NTE5AAAAIFsmTwd5EmUFGfqf6LTqNFAW6Bf5zWOQdN6qKFrqdGI4")
             .unwrap();
-        assert_eq!(fingerprint(&blob), "SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw");
-        assert!(same_fingerprint("SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw=", &fingerprint(&blob)));
+        assert_eq!(
+            fingerprint(&blob),
+            "SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw"
+        );
+        assert!(same_fingerprint(
+            "SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw=",
+            &fingerprint(&blob)
+        ));
         assert!(!same_fingerprint("SHA256:AAAA", &fingerprint(&blob)));
     }
 
@@ -475,7 +531,13 @@ mod tests {
         let text = "# comment\n\n127.0.0.1 ssh-ed25519 AAAA1\n@cert-authority *.lan ssh-ed25519 AAAA2\n\
                     @revoked * ssh-ed25519 AAAA3\n|1|c2FsdA==|aGFzaA== ssh-rsa AAAA4\n";
         let (lines, revoked) = known_hosts_lines(text);
-        assert_eq!(lines, vec!["127.0.0.1 ssh-ed25519 AAAA1", "|1|c2FsdA==|aGFzaA== ssh-rsa AAAA4"]);
+        assert_eq!(
+            lines,
+            vec![
+                "127.0.0.1 ssh-ed25519 AAAA1",
+                "|1|c2FsdA==|aGFzaA== ssh-rsa AAAA4"
+            ]
+        );
         assert_eq!(revoked, vec!["AAAA3"]);
     }
 

@@ -6,7 +6,8 @@
 //! Brokers (both implement [`TestBroker`]: `port`, `stop`, `restart`):
 //! - [`TestMosquitto::start`] runs a real `mosquitto` as a child process on a
 //!   free loopback port (`listener PORT 127.0.0.1`, anonymous, no
-//!   persistence, config in a tempdir), waits until it accepts connections,
+//!   persistence, `set_tcp_nodelay true` as advised for production, config
+//!   in a tempdir), waits until it accepts connections,
 //!   can [`stop`](TestBroker::stop) it (SIGKILL, as a crash) and
 //!   [`restart`](TestBroker::restart) it on the same port, and kills it by
 //!   PID on drop, also when the test panics. It returns `None` after

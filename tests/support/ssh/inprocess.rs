@@ -75,7 +75,12 @@ impl InProcessSsh {
         let host = ed25519_key();
         let client = ed25519_key();
         let client_key = dir.path().join("client_key");
-        write(&client_key, &client.to_openssh(LineEnding::LF).expect("encode private key"));
+        write(
+            &client_key,
+            &client
+                .to_openssh(LineEnding::LF)
+                .expect("encode private key"),
+        );
         let config = russh::server::Config {
             keys: vec![host.clone()],
             // Rejections wait this long; the tests make some on purpose.
@@ -88,7 +93,10 @@ impl InProcessSsh {
         let port = listener.local_addr().expect("local addr").port();
         let host_key = public_line(host.public_key());
         let known_hosts = dir.path().join("known_hosts");
-        write(&known_hosts, &known_hosts_line(&format!("[127.0.0.1]:{port}"), &host_key));
+        write(
+            &known_hosts,
+            &known_hosts_line(&format!("[127.0.0.1]:{port}"), &host_key),
+        );
         let mut server = InProcessSsh {
             port,
             dir,
@@ -116,7 +124,9 @@ impl InProcessSsh {
     }
 
     fn serve(&mut self, listener: StdListener) {
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("fake-ssh")
@@ -200,7 +210,11 @@ impl SshFake for InProcessSsh {
             match StdListener::bind(("127.0.0.1", self.port)) {
                 Ok(l) => break l,
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot bind 127.0.0.1:{} again: {e}", self.port);
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot bind 127.0.0.1:{} again: {e}",
+                        self.port
+                    );
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -265,12 +279,21 @@ impl russh::server::Handler for Handler {
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
         self.shared.fake.log_command(&command);
         session.channel_success(channel)?;
@@ -286,7 +309,8 @@ impl russh::server::Handler for Handler {
                 let mut stdout = child.stdout.take().expect("piped stdout");
                 let mut stderr = child.stderr.take().expect("piped stderr");
                 let (mut out, mut err) = (Vec::new(), Vec::new());
-                let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+                let (a, b) =
+                    tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
                 a?;
                 b?;
                 let status = child.wait().await?;

@@ -64,7 +64,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use borne::config::{AccessPoint, ApId, Config, DriverConfig, HostKeyCheck, SshAp, SshAuth, SshPreset};
+use borne::config::{
+    AccessPoint, ApId, Config, DriverConfig, HostKeyCheck, SshAp, SshAuth, SshPreset,
+};
 use sha2::{Digest as _, Sha256};
 
 pub use inprocess::InProcessSsh;
@@ -88,7 +90,10 @@ const SCRIPTS: [(&str, &str); 5] = [
 pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {TIMEOUT:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {TIMEOUT:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -113,8 +118,13 @@ pub fn current_user() -> String {
 /// `SHA256:...` of an OpenSSH public key line (`type base64 [comment]`),
 /// as `ssh-keygen -l` prints it.
 pub fn fingerprint_of(public_key_line: &str) -> String {
-    let b64 = public_key_line.split_whitespace().nth(1).expect("public key line has a key");
-    let blob = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64 key");
+    let b64 = public_key_line
+        .split_whitespace()
+        .nth(1)
+        .expect("public key line has a key");
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 key");
     format!(
         "SHA256:{}",
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(&blob))
@@ -164,13 +174,20 @@ impl FakeOpenWrt {
     pub fn install(root: &Path, radios: &[(&str, &str)]) -> Self {
         let bin = root.join("bin");
         let state = root.join("state");
-        for dir in [&bin, &state.join("staged"), &state.join("committed"), &state.join("running"), &state.join("stations")] {
+        for dir in [
+            &bin,
+            &state.join("staged"),
+            &state.join("committed"),
+            &state.join("running"),
+            &state.join("stations"),
+        ] {
             std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         }
         for (name, text) in SCRIPTS {
             let path = bin.join(name);
             write(&path, text);
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod script");
         }
         let mut list = String::new();
         for (radio, ifname) in radios {
@@ -182,7 +199,10 @@ impl FakeOpenWrt {
         write(&state.join("commands.log"), "");
         FakeOpenWrt {
             root: root.to_owned(),
-            radios: radios.iter().map(|(r, i)| ((*r).to_owned(), (*i).to_owned())).collect(),
+            radios: radios
+                .iter()
+                .map(|(r, i)| ((*r).to_owned(), (*i).to_owned()))
+                .collect(),
         }
     }
 
@@ -203,7 +223,8 @@ impl FakeOpenWrt {
 
     fn read_on(&self, dir: &str, radio: &str) -> bool {
         let path = self.state_dir().join(dir).join(radio);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         text.trim() == "0"
     }
 
@@ -235,12 +256,18 @@ impl FakeOpenWrt {
 
     /// Sets only the running state of a radio (as `wifi down radio0` would).
     pub fn set_running(&self, radio: &str, on: bool) {
-        write(&self.state_dir().join("running").join(radio), if on { "0\n" } else { "1\n" });
+        write(
+            &self.state_dir().join("running").join(radio),
+            if on { "0\n" } else { "1\n" },
+        );
     }
 
     /// Sets how many stations `iw dev <ifname> station dump` lists.
     pub fn set_stations(&self, ifname: &str, n: u32) {
-        write(&self.state_dir().join("stations").join(ifname), &format!("{n}\n"));
+        write(
+            &self.state_dir().join("stations").join(ifname),
+            &format!("{n}\n"),
+        );
     }
 
     /// Makes `wifi reload` hang (until unset, 30 s at most).
@@ -250,7 +277,10 @@ impl FakeOpenWrt {
 
     /// Makes `wifi reload` sleep this long before applying.
     pub fn set_reload_delay(&self, delay: Duration) {
-        write(&self.state_dir().join("reload_seconds"), &format!("{:.3}\n", delay.as_secs_f64()));
+        write(
+            &self.state_dir().join("reload_seconds"),
+            &format!("{:.3}\n", delay.as_secs_f64()),
+        );
     }
 
     /// Makes `wifi reload` print `message` on stderr and exit 1, or work again.
@@ -273,7 +303,8 @@ impl FakeOpenWrt {
 
     /// Every command received, in order (a multi-line command spans lines).
     pub fn commands(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(self.state_dir().join("commands.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.state_dir().join("commands.log")).unwrap_or_default();
         text.lines().map(str::to_owned).collect()
     }
 
@@ -296,7 +327,10 @@ impl FakeOpenWrt {
         cmd.arg("-c")
             .arg(command)
             .env("FAKE_DIR", self.state_dir())
-            .env("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin_dir().display()))
+            .env(
+                "PATH",
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin_dir().display()),
+            )
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -383,7 +417,12 @@ pub fn config_yaml(aps: &[(&str, &dyn SshFake)]) -> String {
         "listen: 127.0.0.1:0\nschedules:\n  off:\n    default_mode: locked\nschools:\n  - id: school\n    schedule: off\n    classrooms:\n",
     );
     for (id, fake) in aps {
-        write!(yaml, "      - id: room-{id}\n        access_points:\n          - {}\n", ap_yaml(id, *fake)).expect("string write");
+        write!(
+            yaml,
+            "      - id: room-{id}\n        access_points:\n          - {}\n",
+            ap_yaml(id, *fake)
+        )
+        .expect("string write");
     }
     yaml
 }
@@ -406,7 +445,9 @@ pub fn require_sshd() -> Option<PathBuf> {
         return Some(PathBuf::from(SSHD));
     }
     if std::env::var("BORNE_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("BORNE_REQUIRE_PEERS=1 but {SSHD} is not installed (Debian: apt-get install -y openssh-server)");
+        panic!(
+            "BORNE_REQUIRE_PEERS=1 but {SSHD} is not installed (Debian: apt-get install -y openssh-server)"
+        );
     }
     println!("skipped: sshd not installed");
     None
@@ -429,8 +470,21 @@ pub fn ssh_keygen(args: &[&str]) {
 /// Makes an ed25519 key pair at `path` (+ `.pub`) with `ssh-keygen`;
 /// returns the public key line.
 pub fn keygen(path: &Path, passphrase: &str) -> String {
-    ssh_keygen(&["-q", "-t", "ed25519", "-N", passphrase, "-C", "borne-test", "-f", path.to_str().expect("utf-8 path")]);
-    std::fs::read_to_string(path.with_extension("pub")).expect("read public key").trim().to_owned()
+    ssh_keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        passphrase,
+        "-C",
+        "borne-test",
+        "-f",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    std::fs::read_to_string(path.with_extension("pub"))
+        .expect("read public key")
+        .trim()
+        .to_owned()
 }
 
 /// OpenSSH's sshd as a child process in front of a [`FakeOpenWrt`].
@@ -474,7 +528,10 @@ impl TestSshd {
         let host_key = keygen(&sshd_dir.join("host_ed25519_key"), "");
         let client_key = root.join("client_key");
         let client_pub = keygen(&client_key, "");
-        write(&sshd_dir.join("authorized_keys"), &format!("{client_pub}\n"));
+        write(
+            &sshd_dir.join("authorized_keys"),
+            &format!("{client_pub}\n"),
+        );
         let mut sshd = TestSshd {
             port: 0,
             dir,
@@ -556,7 +613,10 @@ impl TestSshd {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("sshd did not listen on 127.0.0.1:{port} within {TIMEOUT:?}:\n{}", self.log());
+                panic!(
+                    "sshd did not listen on 127.0.0.1:{port} within {TIMEOUT:?}:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -596,7 +656,11 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -606,7 +670,11 @@ fn descendants(pid: u32) -> Vec<u32> {
             let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
                 continue;
             };
-            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok()) {
+            if let Some(ppid) = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<u32>().ok())
+            {
                 parent_of.push((child, ppid));
             }
         }
@@ -653,13 +721,19 @@ impl SshFake for TestSshd {
         &self.host_key
     }
     fn connections(&self) -> usize {
-        self.log().lines().filter(|l| l.starts_with("Accepted ")).count()
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with("Accepted "))
+            .count()
     }
     /// Counts closes sshd logs, so only connections closed by the client
     /// (as borne does) and not those cut by [`SshFake::restart`].
     fn open_connections(&self) -> usize {
         let log = self.log();
-        let closed = log.lines().filter(|l| l.starts_with("Disconnected from user ")).count();
+        let closed = log
+            .lines()
+            .filter(|l| l.starts_with("Disconnected from user "))
+            .count();
         self.connections().saturating_sub(closed)
     }
     fn restart(&mut self) {
@@ -669,7 +743,11 @@ impl SshFake for TestSshd {
         // the old sockets close.
         let deadline = Instant::now() + TIMEOUT;
         while !self.spawn(port) {
-            assert!(Instant::now() < deadline, "sshd did not come back on port {port}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not come back on port {port}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

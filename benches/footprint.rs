@@ -1,0 +1,148 @@
+//! Footprint at city scale: 10,000 classrooms / 20,000 access points
+//! (simulated, so the figures are borne's own cost), the release binary run
+//! as a real process.
+//!
+//! Measures: time from exec to `/readyz` answering 200; resident memory
+//! (VmRSS) idle and its peak (VmHWM); CPU while idle; the 18:00-style
+//! fan-out (one schedule change switching every AP) and the CPU it takes.
+//!
+//! Run: `cargo bench --bench footprint` (builds the release binary first).
+//! Prints one summary line starting with `footprint`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{Timelike, Utc};
+
+const CLASSROOMS: usize = 10_000;
+const APS_PER_CLASSROOM: usize = 2;
+
+fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn proc_status(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime of the process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn ticks_per_second() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().ok();
+    out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+fn count_observed(port: u16, state: &str) -> usize {
+    match get(port, "/api/v1/access-points", "bench-admin-token") {
+        Some((200, body)) => body.matches(&format!("\"observed\":\"{state}\"")).count(),
+        _ => 0,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let status = Command::new(env!("CARGO")).args(["build", "--release", "--quiet", "--bin", "borne"]).status().unwrap();
+    assert!(status.success());
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/borne");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+    // Every AP starts on (mode `on`), and all are locked by one rule that
+    // fires a little after start: the fan-out. Times are UTC, to the second.
+    let lock_at = Utc::now() + chrono::Duration::seconds(40);
+    let mut yaml = format!(
+        "demo: true\ntimezone: UTC\nlisten: 127.0.0.1:{port}\nstate_dir: {}\nreconciler: {{ max_parallel: 64, resync_seconds: 3600 }}\n\
+         schedules:\n  city:\n    default_mode: on\n    rules:\n      - {{ at: \"{} {} {} * * *\", mode: locked }}\n\
+         users:\n  - {{ name: admin, role: admin, token: bench-admin-token }}\nschools:\n",
+        dir.path().join("state").display(),
+        lock_at.second(),
+        lock_at.minute(),
+        lock_at.hour()
+    );
+    for s in 0..CLASSROOMS / 20 {
+        yaml.push_str(&format!("  - id: school-{s}\n    schedule: city\n    classrooms:\n"));
+        for c in 0..20 {
+            yaml.push_str(&format!("      - id: c-{s}-{c}\n        access_points:\n"));
+            for a in 0..APS_PER_CLASSROOM {
+                yaml.push_str(&format!("          - {{ id: ap-{s}-{c}-{a}, sim: {{}} }}\n"));
+            }
+        }
+    }
+    let path = dir.path().join("borne.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let aps = CLASSROOMS * APS_PER_CLASSROOM;
+
+    let started = Instant::now();
+    let mut child = Command::new(&bin)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    while get(port, "/readyz", "").map(|(s, _)| s) != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(60), "not ready");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ready = started.elapsed();
+    // Start-up brings every AP on (it first reads each one, then switches it).
+    while count_observed(port, "on") < aps {
+        assert!(started.elapsed() < Duration::from_secs(60), "start-up fan-out did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let startup_converged = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let hz = ticks_per_second();
+    let idle_window = Duration::from_secs(10);
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(idle_window);
+    let idle_cpu = (cpu_ticks(pid) - t0) as f64 / hz / idle_window.as_secs_f64() * 100.0;
+    let rss_idle = proc_status(pid, "VmRSS:");
+
+    // Wait for the lock instant, then time until every AP is off.
+    while Utc::now() < lock_at {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let fan_start = Instant::now();
+    let t0 = cpu_ticks(pid);
+    while count_observed(port, "off") < aps {
+        assert!(fan_start.elapsed() < Duration::from_secs(120), "fan-out did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fanout = fan_start.elapsed();
+    let fan_cpu = (cpu_ticks(pid) - t0) as f64 / hz / fanout.as_secs_f64() * 100.0;
+    let rss_peak = proc_status(pid, "VmHWM:");
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    println!(
+        "footprint classrooms={CLASSROOMS} aps={aps} ready_ms={} startup_converged_ms={} rss_idle_mb={:.1} rss_peak_mb={:.1} cpu_idle_pct={idle_cpu:.2} fanout_ms={} cpu_fanout_pct={fan_cpu:.0}",
+        ready.as_millis(),
+        startup_converged.as_millis(),
+        rss_idle as f64 / 1024.0,
+        rss_peak as f64 / 1024.0,
+        fanout.as_millis(),
+    );
+}
