@@ -152,7 +152,7 @@ pub fn plan_interval(
             ));
         }
     }
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.sort_by_key(|a| a.0);
     let tz = config.timezone;
     if json {
         let list: Vec<_> = changes.into_iter().map(|(_, c)| c).collect();

@@ -144,13 +144,21 @@ async fn start_drivers(
     reports: driver::ReportSink,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Drivers> {
-    // WIRE-DRIVERS: replaced once the SSH and MQTT drivers land.
-    let ssh: Option<Arc<dyn Driver>> = None;
-    let mqtt: Option<Arc<dyn Driver>> = None;
-    let _ = (config, reports, shutdown);
+    // Always there: a reload may add SSH access points.
+    let ssh: Arc<dyn Driver> = Arc::new(driver::ssh::SshDriver::new(shutdown.child_token()));
+    let mqtt: Option<Arc<dyn Driver>> = match &config.mqtt {
+        Some(broker) => {
+            // Connects in the background: a broker down at start is retried
+            // like any other outage, it does not stop the daemon.
+            let d = driver::mqtt::MqttDriver::start(broker, config, reports, shutdown.child_token())
+                .context("starting the MQTT driver")?;
+            Some(d)
+        }
+        None => None,
+    };
     Ok(Drivers {
         sim: SimDriver::new(),
-        ssh,
+        ssh: Some(ssh),
         mqtt,
     })
 }

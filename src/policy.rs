@@ -416,6 +416,8 @@ schools:
     }
 
     /// (now, override, session, request, verdict, desired after, reason after, until after)
+    type Case = (&'static str, Option<Override>, Option<Session>, Request, Verdict, Wifi, Reason, Option<&'static str>);
+
     #[test]
     fn teacher_requests_as_a_table() {
         use Verdict::*;
@@ -423,7 +425,7 @@ schools:
         let c = cfg.classroom("c").expect("classroom");
         let on = Request::On { minutes: None };
         let on45 = Request::On { minutes: Some(45) };
-        let cases: Vec<(&str, Option<Override>, Option<Session>, Request, Verdict, Wifi, Reason, Option<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             // available: on for the default 60 minutes, or as asked.
             ("09:00", None, None, on, Accepted(Some((Wifi::On, "10:00"))), Wifi::On, Reason::Teacher, Some("10:00")),
             ("09:00", None, None, on45, Accepted(Some((Wifi::On, "09:45"))), Wifi::On, Reason::Teacher, Some("09:45")),

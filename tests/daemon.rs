@@ -302,3 +302,25 @@ fn sigterm_exits_zero_within_the_bound() {
     let status = p.wait_exit(Duration::from_secs(5)).expect("exits within 5 s");
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// A corrupt state database is a clear start-up error naming the file,
+/// never a silent reset: the file is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_database_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let garbage = b"this is not a database, it is a shopping list\n".repeat(200);
+    std::fs::write(state.join("borne.db"), &garbage).unwrap();
+    let config = load_config(CONFIG, dir.path());
+    let options = borne::daemon::Options {
+        listener: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        ..Default::default()
+    };
+    let err = match borne::daemon::start(config, options, tokio_util::sync::CancellationToken::new()).await {
+        Ok(_) => panic!("started on a corrupt database"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains(&state.join("borne.db").display().to_string()), "{err}");
+    assert_eq!(std::fs::read(state.join("borne.db")).unwrap(), garbage, "the file was changed");
+}

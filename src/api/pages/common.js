@@ -1,5 +1,5 @@
 // Shared by the teacher page and the IT dashboard: the token, the API, the
-// live event stream, dates, and building DOM without innerHTML (every text
+// live event stream, dates, and building DOM from text only (every text
 // from the server, such as an override's reason, goes in as text).
 //
 // No user-facing string lives here: they are all in i18n.js.
