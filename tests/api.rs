@@ -277,12 +277,15 @@ async fn raw(d: &TestDaemon, method: Method, path: &str, token: Option<&str>, ct
     (status, v)
 }
 
+/// (expected status, method, path, token, content type, body)
+type ErrorCase = (u16, Method, &'static str, Option<&'static str>, Option<&'static str>, String);
+
 /// Every error status answers with the one JSON shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_has_the_json_shape() {
     let (d, clock) = daemon().await;
     let json_type = Some("application/json");
-    let cases: Vec<(u16, Method, &str, Option<&str>, Option<&str>, String)> = vec![
+    let cases: Vec<ErrorCase> = vec![
         (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, "{not json".into()),
         (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"on","extra":1}"#.into()),
         (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"maybe"}"#.into()),

@@ -1,4 +1,4 @@
-//! Configuration: the YAML file ([`raw`]) checked and resolved ([`validate`])
+//! Configuration: the YAML file ([`raw`]) checked and resolved (`validate`)
 //! into a [`Config`] that the rest of the daemon can trust.
 //!
 //! A `Config` only exists once every check passed: ids are unique and well

@@ -1,7 +1,7 @@
 //! The YAML file as written: serde types that mirror it key for key.
 //!
 //! Everything a person can mistype is kept as a string or an `Option` here
-//! and checked in [`super::validate`], so that one run reports every mistake
+//! and checked in `validate`, so that one run reports every mistake
 //! instead of stopping at the first. Unknown keys are not rejected by serde
 //! (`deny_unknown_fields` would stop at the first one); the loader collects
 //! them with `serde_ignored` and reports them all as errors.

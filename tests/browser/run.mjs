@@ -368,7 +368,7 @@ test('teacher: English when the browser prefers it', async () => {
   const c = card(page, 'jf-cm1a');
   await c.waitFor();
   assert.equal(await page.locator('html').getAttribute('lang'), 'en');
-  await expectText(page.locator('h1'), /^Your classrooms’ Wi-Fi$/);
+  await expectText(page.locator('#app-title'), /^Your classrooms’ Wi-Fi$/);
   await expectText(c.locator('.state'), /^Wi-Fi on$/);
   await expectText(c.locator('button.toggle'), /^Turn Wi-Fi off$/);
   await expectText(c.locator('.countdown'), /^Switches off automatically at \d\d:\d\d — in \d+ h \d\d min$/);

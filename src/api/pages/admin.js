@@ -53,18 +53,19 @@ function resetViews() {
   if (ui.clearDialog.open) ui.clearDialog.close();
 }
 
-function showSignin(message) {
+function showSignin(message, tone) {
   resetViews();
   ui.signin.hidden = false;
   ui.signinMessage.hidden = !message;
+  ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
   setText(ui.signinMessage, message || '');
   ui.tokenInput.value = '';
   ui.tokenInput.focus();
 }
 
-function signOut(message) {
+function signOut(message, tone) {
   store.clear();
-  showSignin(message);
+  showSignin(message, tone);
 }
 
 function errorText(e) {
@@ -679,7 +680,7 @@ function init() {
   ui.lang.lang = other;
   ui.lang.setAttribute('aria-label', strings[other].switchLanguage);
   ui.lang.addEventListener('click', () => { chooseLanguage(other); location.reload(); });
-  ui.signout.addEventListener('click', () => signOut(t.signedOut));
+  ui.signout.addEventListener('click', () => signOut(t.signedOut, 'info'));
   ui.signinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const token = cleanPastedToken(ui.tokenInput.value);
@@ -710,6 +711,12 @@ function init() {
     if (!current || current.tab !== 'classrooms') return;
     for (const [id, row] of current.rows) if (!row.tr.hidden) tickRow(row, current.statuses.get(id));
   }, 1000);
+  // A sign-in link opened in a tab already showing the page changes only
+  // the fragment: no reload, so listen for it.
+  window.addEventListener('hashchange', () => {
+    const fresh = takeTokenFromFragment();
+    if (fresh) start(fresh, true);
+  });
   const token = takeTokenFromFragment() || store.get();
   if (token) start(token, false);
   else showSignin(null);

@@ -24,7 +24,7 @@ let current = null;
 
 // --- Sign-in ------------------------------------------------------------------
 
-function showSignin(message) {
+function showSignin(message, tone) {
   if (current && current.stream) current.stream.stop();
   current = null;
   ui.app.hidden = true;
@@ -34,14 +34,15 @@ function showSignin(message) {
   ui.cards.replaceChildren();
   ui.signin.hidden = false;
   ui.signinMessage.hidden = !message;
+  ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
   setText(ui.signinMessage, message || '');
   ui.tokenInput.value = '';
   ui.tokenInput.focus();
 }
 
-function signOut(message) {
+function signOut(message, tone) {
   store.clear();
-  showSignin(message);
+  showSignin(message, tone);
 }
 
 function startupError(e) {
@@ -71,6 +72,7 @@ async function start(token, typed) {
     return;
   }
   store.set(token);
+  if (current && current.stream) current.stream.stop();
   current = { token, me, cards: new Map(), stream: null };
   ui.signin.hidden = true;
   ui.app.hidden = false;
@@ -389,7 +391,7 @@ function init() {
   ui.lang.lang = other;
   ui.lang.setAttribute('aria-label', strings[other].switchLanguage);
   ui.lang.addEventListener('click', () => { chooseLanguage(other); location.reload(); });
-  ui.signout.addEventListener('click', () => signOut(t.signedOut));
+  ui.signout.addEventListener('click', () => signOut(t.signedOut, 'info'));
   ui.signinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const token = cleanPastedToken(ui.tokenInput.value);
@@ -404,6 +406,12 @@ function init() {
   setInterval(() => {
     if (current) for (const card of current.cards.values()) tick(card);
   }, 1000);
+  // A sign-in link opened in a tab already showing the page changes only
+  // the fragment: no reload, so listen for it.
+  window.addEventListener('hashchange', () => {
+    const fresh = takeTokenFromFragment();
+    if (fresh) start(fresh, true);
+  });
   const token = takeTokenFromFragment() || store.get();
   if (token) start(token, false);
   else showSignin(null);
