@@ -52,11 +52,12 @@ fn ticks_per_second() -> f64 {
     out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
 }
 
+/// APs seen in `state`, from the cheap summary route (polling the full
+/// access point list would itself inflate the memory being measured).
 fn count_observed(port: u16, state: &str) -> usize {
-    match get(port, "/api/v1/access-points", "bench-admin-token") {
-        Some((200, body)) => body.matches(&format!("\"observed\":\"{state}\"")).count(),
-        _ => 0,
-    }
+    let Some((200, body)) = get(port, "/api/v1/summary", "bench-admin-token") else { return 0 };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v[format!("observed_{state}")].as_u64().unwrap_or(0) as usize
 }
 
 fn main() {
@@ -69,14 +70,20 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
 
-    // Every AP starts on (mode `on`), and all are locked by one rule that
-    // fires a little after start: the fan-out. Times are UTC, to the second.
+    // Every AP starts on (a rule set `on` a minute ago), and all are locked
+    // by one rule that fires a little after start: the fan-out. Times are
+    // UTC, to the second; daily rules, so yesterday's lock is older than
+    // today's `on`.
+    let on_at = Utc::now() - chrono::Duration::seconds(60);
     let lock_at = Utc::now() + chrono::Duration::seconds(40);
     let mut yaml = format!(
         "demo: true\ntimezone: UTC\nlisten: 127.0.0.1:{port}\nstate_dir: {}\nreconciler: {{ max_parallel: 64, resync_seconds: 3600 }}\n\
-         schedules:\n  city:\n    default_mode: on\n    rules:\n      - {{ at: \"{} {} {} * * *\", mode: locked }}\n\
+         schedules:\n  city:\n    default_mode: locked\n    rules:\n      - {{ at: \"{} {} {} * * *\", mode: on }}\n      - {{ at: \"{} {} {} * * *\", mode: locked }}\n\
          users:\n  - {{ name: admin, role: admin, token: bench-admin-token }}\nschools:\n",
         dir.path().join("state").display(),
+        on_at.second(),
+        on_at.minute(),
+        on_at.hour(),
         lock_at.second(),
         lock_at.minute(),
         lock_at.hour()

@@ -80,16 +80,16 @@ struct Runtime {
 /// A refused or failed state-changing request.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    /// No such classroom (or not visible to the user: same answer, so ids
-    /// cannot be probed).
-    #[error("no classroom \"{0}\"")]
+    /// No such classroom or school (or not visible to the user: same
+    /// answer, so ids cannot be probed). The sentence says which.
+    #[error("{0}")]
     NotFound(String),
     /// The user may see it but not do this.
     #[error("{0}")]
     Forbidden(String),
-    /// The policy refused the request.
+    /// The policy refused the request; times are shown in the time zone.
     #[error("{0}")]
-    Refused(Refusal),
+    Refused(Refusal, Tz),
     /// The request is malformed in a way only the core can tell.
     #[error("{0}")]
     Invalid(String),
@@ -540,7 +540,7 @@ impl Core {
                 if let Err(e) = stored {
                     tracing::warn!(classroom = %classroom.id, error = %e, "refused request not recorded in the audit log");
                 }
-                Err(RequestError::Refused(refusal))
+                Err(RequestError::Refused(refusal, classroom.timezone))
             }
             (Ok(_), Err(e)) => Err(RequestError::Store(e)),
             (Ok(change), Ok(())) => {
@@ -624,7 +624,7 @@ impl Core {
                 let school = config
                     .school(s.as_str())
                     .filter(|school| school.classrooms.iter().any(|c| actor.user.can_see(c)))
-                    .ok_or_else(|| RequestError::NotFound(format!("school {s}")))?;
+                    .ok_or_else(|| RequestError::NotFound(format!("no school \"{s}\" visible to you")))?;
                 school.classrooms.clone()
             }
             Scope::All => config.classrooms.iter().map(|c| c.id.clone()).collect(),
@@ -739,6 +739,41 @@ impl Core {
             .collect()
     }
 
+    /// Counts over the classrooms the user may see: what the dashboard
+    /// shows at the top, cheap enough to poll at city scale.
+    pub fn summary(&self, user: &User) -> Summary {
+        let config = self.config();
+        let now = self.now();
+        let desired = self.desired_all(&config, now);
+        let state = self.lock_state();
+        let mut s = Summary::default();
+        for (c, d) in config.classrooms.iter().zip(desired) {
+            if !user.can_see(&c.id) {
+                continue;
+            }
+            s.classrooms += 1;
+            if d.wifi == Wifi::On {
+                s.classrooms_on += 1;
+            }
+            for ap in &c.access_points {
+                s.access_points += 1;
+                let Some(st) = state.aps.get(ap) else { continue };
+                match st.observed.wifi {
+                    ObservedWifi::On => s.observed_on += 1,
+                    ObservedWifi::Off => s.observed_off += 1,
+                    ObservedWifi::Unknown => s.observed_unknown += 1,
+                }
+                if !st.observed.reachable {
+                    s.unreachable += 1;
+                }
+                if st.observed.wifi.is(d.wifi) {
+                    s.in_sync += 1;
+                }
+            }
+        }
+        s
+    }
+
     /// The status of a classroom at `now`.
     pub fn status_of(&self, config: &Config, classroom: &Classroom, now: DateTime<Utc>) -> Status {
         let d = self.desired(classroom, now);
@@ -827,7 +862,7 @@ fn visible<'c>(config: &'c Config, user: &User, id: &str) -> Result<&'c Classroo
     config
         .classroom(id)
         .filter(|c| user.can_see(&c.id))
-        .ok_or_else(|| RequestError::NotFound(id.to_owned()))
+        .ok_or_else(|| RequestError::NotFound(format!("no classroom \"{id}\" visible to you")))
 }
 
 fn check_override(r: &OverrideRequest, now: DateTime<Utc>) -> Result<(), RequestError> {
@@ -873,6 +908,27 @@ fn audit(
         result,
         source: actor.source.clone(),
     }
+}
+
+/// Counts over a user's classrooms and their access points.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Classrooms.
+    pub classrooms: usize,
+    /// Classrooms whose desired state is on.
+    pub classrooms_on: usize,
+    /// Access points.
+    pub access_points: usize,
+    /// Seen on.
+    pub observed_on: usize,
+    /// Seen off.
+    pub observed_off: usize,
+    /// Not known.
+    pub observed_unknown: usize,
+    /// Not reached by the last operation.
+    pub unreachable: usize,
+    /// Observed as desired.
+    pub in_sync: usize,
 }
 
 /// A classroom as the API shows it.

@@ -177,11 +177,11 @@ pub fn active_session<'a>(
     if !(s.started <= now && now < s.until) {
         return None;
     }
-    let mode_ended = classroom
-        .schedule
-        .next_change(classroom.timezone, s.started)
-        .is_some_and(|c| c.at <= now);
-    (!mode_ended).then_some(s)
+    let (mode, next) = classroom.schedule.mode_and_next_change(classroom.timezone, s.started);
+    let mode_ended = next.is_some_and(|c| c.at <= now);
+    // A session granted in what is now (after a reload) a locked stretch
+    // never held: a lock ends every session.
+    (!mode_ended && mode != Mode::Locked).then_some(s)
 }
 
 /// The desired state of `classroom` at `now`.

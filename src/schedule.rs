@@ -2135,7 +2135,7 @@ mod tests {
     // ---- properties -------------------------------------------------------
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
         fn the_mode_is_constant_until_the_next_change(
@@ -2227,7 +2227,7 @@ mod tests {
     ];
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(48))]
 
         #[test]
         fn mode_and_next_change_agree_with_brute_force(

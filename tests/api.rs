@@ -146,11 +146,11 @@ async fn locked_classroom_refuses_with_until() {
     let (s, body) = d.wifi(TEACHER, "c1", json!({"wifi": "on"})).await;
     assert_eq!(s, 409, "{body}");
     assert_eq!(body["error"], "locked");
-    assert_eq!(body["until"], "2026-12-02T07:30:00+00:00");
+    assert_eq!(body["until"], "2026-12-02T08:30:00+01:00", "in the classroom's time zone");
     // On holiday until Friday: unlocks the next Monday morning.
     let (s, body) = d.wifi(TEACHER3, "c3", json!({"wifi": "on"})).await;
     assert_eq!(s, 409);
-    assert_eq!(body["until"], "2026-12-07T07:30:00+00:00");
+    assert_eq!(body["until"], "2026-12-07T08:30:00+01:00");
     let (_, st) = d.get(TEACHER3, "/api/v1/classrooms/c3").await;
     assert_eq!(st["closed_day"], true);
     assert_eq!(st["reason"], "locked");
@@ -290,6 +290,7 @@ async fn every_error_has_the_json_shape() {
         (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"on","extra":1}"#.into()),
         (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"maybe"}"#.into()),
         (400, Method::GET, "/api/v1/classrooms/BAD..ID", Some(TEACHER), None, String::new()),
+        (400, Method::GET, "/api/v1/classrooms/%FF", Some(TEACHER), None, String::new()),
         (401, Method::GET, "/api/v1/classrooms", None, None, String::new()),
         (401, Method::GET, "/api/v1/classrooms", Some("wrong-token"), None, String::new()),
         (403, Method::POST, "/api/v1/classrooms/c1/wifi", Some(VIEWER), json_type, r#"{"wifi":"on"}"#.into()),

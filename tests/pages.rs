@@ -56,17 +56,23 @@ impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = CONFIG.replace("STATE_DIR", &dir.path().join("state").display().to_string());
-        let loaded = borne::config::from_str(&text, "pages-test.yaml", Some(dir.path())).expect("valid config");
+        let loaded = borne::config::from_str(&text, "pages-test.yaml", Some(dir.path()))
+            .expect("valid config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let shutdown = CancellationToken::new();
         let options = Options {
             listener: Some(listener),
             ..Options::default()
         };
-        let running = start(loaded.config, options, shutdown.clone()).await.expect("daemon starts");
+        let running = start(loaded.config, options, shutdown.clone())
+            .await
+            .expect("daemon starts");
         Server {
             base: format!("http://{}", running.addr),
-            client: reqwest::Client::builder().no_proxy().build().expect("client"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
             shutdown,
             running: Some(running),
             _dir: dir,
@@ -74,7 +80,11 @@ impl Server {
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.expect("request")
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
     }
 
     async fn text(&self, path: &str) -> String {
@@ -94,8 +104,16 @@ impl Server {
 fn assert_hardened(path: &str, h: &HeaderMap) {
     let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     assert_eq!(get("content-security-policy"), CSP, "CSP of {path}");
-    assert_eq!(get("x-content-type-options"), "nosniff", "nosniff on {path}");
-    assert_eq!(get("referrer-policy"), "no-referrer", "Referrer-Policy of {path}");
+    assert_eq!(
+        get("x-content-type-options"),
+        "nosniff",
+        "nosniff on {path}"
+    );
+    assert_eq!(
+        get("referrer-policy"),
+        "no-referrer",
+        "Referrer-Policy of {path}"
+    );
     assert_eq!(get("x-frame-options"), "DENY", "X-Frame-Options of {path}");
 }
 
@@ -110,9 +128,17 @@ async fn pages_and_assets_are_served_with_types_caching_and_security_headers() {
         let r = server.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "GET {path}");
         let h = r.headers().clone();
-        assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), content_type, "type of {path}");
+        assert_eq!(
+            h.get(header::CONTENT_TYPE).unwrap(),
+            content_type,
+            "type of {path}"
+        );
         assert_hardened(path, &h);
-        assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), "no-cache", "cache of {path}");
+        assert_eq!(
+            h.get(header::CACHE_CONTROL).unwrap(),
+            "no-cache",
+            "cache of {path}"
+        );
         let etag = h.get(header::ETAG).expect("etag").clone();
         let body = r.bytes().await.expect("body");
         assert!(!body.is_empty(), "{path} is empty");
@@ -125,11 +151,20 @@ async fn pages_and_assets_are_served_with_types_caching_and_security_headers() {
             .send()
             .await
             .expect("request");
-        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "revalidation of {path}");
+        assert_eq!(
+            again.status(),
+            StatusCode::NOT_MODIFIED,
+            "revalidation of {path}"
+        );
         assert_eq!(again.headers().get(header::ETAG), Some(&etag));
         assert_hardened(path, again.headers());
 
-        let head = server.client.head(format!("{}{path}", server.base)).send().await.expect("HEAD");
+        let head = server
+            .client
+            .head(format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("HEAD");
         assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
     }
     server.stop().await;
@@ -174,20 +209,46 @@ async fn html_has_no_inline_script_style_or_handler_and_links_only_served_assets
         let html = server.text(page).await;
         assert!(html.starts_with("<!doctype html>"), "{page} doctype");
         assert!(!html.contains("style="), "{page} has a style attribute");
-        assert!(!html.to_lowercase().contains("<style"), "{page} has a <style> element");
-        assert!(!handler.is_match(&html), "{page} has an inline event handler");
-        assert!(!html.contains("javascript:"), "{page} has a javascript: URL");
+        assert!(
+            !html.to_lowercase().contains("<style"),
+            "{page} has a <style> element"
+        );
+        assert!(
+            !handler.is_match(&html),
+            "{page} has an inline event handler"
+        );
+        assert!(
+            !html.contains("javascript:"),
+            "{page} has a javascript: URL"
+        );
         let mut scripts = 0;
         for c in script.captures_iter(&html) {
             scripts += 1;
-            assert!(c[1].contains("src=\"/assets/"), "{page}: script without a src: {}", &c[0]);
-            assert!(c[2].trim().is_empty(), "{page}: script with a body: {}", &c[0]);
+            assert!(
+                c[1].contains("src=\"/assets/"),
+                "{page}: script without a src: {}",
+                &c[0]
+            );
+            assert!(
+                c[2].trim().is_empty(),
+                "{page}: script with a body: {}",
+                &c[0]
+            );
         }
-        assert_eq!(scripts, html.matches("<script").count(), "{page}: unclosed <script>");
+        assert_eq!(
+            scripts,
+            html.matches("<script").count(),
+            "{page}: unclosed <script>"
+        );
         assert!(scripts >= 1, "{page} loads no script");
         for c in local.captures_iter(&html) {
             let r = server.get(&c[1]).await;
-            assert_eq!(r.status(), StatusCode::OK, "{page} links {} which is not served", &c[1]);
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "{page} links {} which is not served",
+                &c[1]
+            );
         }
     }
     server.stop().await;
@@ -201,11 +262,24 @@ async fn scripts_import_only_served_modules_and_avoid_what_the_csp_forbids() {
         let js = server.text(path).await;
         for c in import.captures_iter(&js) {
             let r = server.get(&format!("/assets/{}", &c[1])).await;
-            assert_eq!(r.status(), StatusCode::OK, "{path} imports {} which is not served", &c[1]);
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "{path} imports {} which is not served",
+                &c[1]
+            );
         }
         // Text from the server (an override's reason) must never become markup,
         // and inline styles or eval would be refused by the CSP.
-        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style."] {
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            ".style.",
+        ] {
             assert!(!js.contains(forbidden), "{path} uses {forbidden}");
         }
         // EventSource cannot send the bearer token.
@@ -216,11 +290,15 @@ async fn scripts_import_only_served_modules_and_avoid_what_the_csp_forbids() {
 
 /// The keys of the `fr` and `en` string tables, read off i18n.js.
 fn table_keys(js: &str, name: &str) -> BTreeSet<String> {
-    let start = js.find(&format!("const {name} = {{")).unwrap_or_else(|| panic!("no table {name}"));
+    let start = js
+        .find(&format!("const {name} = {{"))
+        .unwrap_or_else(|| panic!("no table {name}"));
     let body = &js[start..];
     let end = body.find("\n};").expect("end of table");
     let key = Regex::new(r"(?m)^  ([A-Za-z][A-Za-z0-9]*):").unwrap();
-    key.captures_iter(&body[..end]).map(|c| c[1].to_owned()).collect()
+    key.captures_iter(&body[..end])
+        .map(|c| c[1].to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -232,7 +310,10 @@ async fn french_and_english_have_the_same_strings() {
     assert!(fr.len() > 50, "only {} French strings found", fr.len());
     let only_fr: Vec<_> = fr.difference(&en).collect();
     let only_en: Vec<_> = en.difference(&fr).collect();
-    assert!(only_fr.is_empty() && only_en.is_empty(), "only in fr: {only_fr:?}; only in en: {only_en:?}");
+    assert!(
+        only_fr.is_empty() && only_en.is_empty(),
+        "only in fr: {only_fr:?}; only in en: {only_en:?}"
+    );
 
     // Every key the pages name is in the tables.
     let used = Regex::new(r#"data-i18n(?:-placeholder|-label)?="([A-Za-z0-9]+)""#).unwrap();
@@ -243,10 +324,18 @@ async fn french_and_english_have_the_same_strings() {
             assert!(fr.contains(&c[1]), "{page} uses unknown string {}", &c[1]);
         }
     }
-    for script in ["/assets/teacher.js", "/assets/admin.js", "/assets/common.js"] {
+    for script in [
+        "/assets/teacher.js",
+        "/assets/admin.js",
+        "/assets/common.js",
+    ] {
         let js = server.text(script).await;
         for c in property.captures_iter(&js) {
-            assert!(fr.contains(&c[1]), "{script} uses unknown string t.{}", &c[1]);
+            assert!(
+                fr.contains(&c[1]),
+                "{script} uses unknown string t.{}",
+                &c[1]
+            );
         }
     }
     server.stop().await;

@@ -1,11 +1,11 @@
 //! `/api/v1/classrooms...`, `/api/v1/access-points` and `/api/v1/me`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use super::AppState;
 use crate::config::{Role, is_valid_id};
 use crate::core::{Actor, Status};
@@ -34,7 +34,7 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Json<List> {
 }
 
 /// `GET /api/v1/classrooms/{id}`.
-pub async fn get_one(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Status>, ApiError> {
+pub async fn get_one(State(state): State<AppState>, auth: Auth, ApiPath(id): ApiPath) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
     Ok(Json(state.core.status(&auth.user, &id)?))
 }
@@ -51,7 +51,7 @@ pub struct WifiBody {
 pub async fn wifi(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<WifiBody>,
 ) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
@@ -110,6 +110,11 @@ pub async fn access_points(State(state): State<AppState>, auth: Auth) -> Result<
         .collect();
     list.sort_by_key(|a| (a.view.reachable, a.view.observed.is(a.desired)));
     Ok(Json(ApList { access_points: list }))
+}
+
+/// `GET /api/v1/summary`: counts over the visible classrooms.
+pub async fn summary(State(state): State<AppState>, auth: Auth) -> Json<crate::core::Summary> {
+    Json(state.core.summary(&auth.user))
 }
 
 /// `GET /api/v1/me`: who the token belongs to, for the pages.

@@ -29,9 +29,12 @@ pub enum ApiError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 409: the policy refused.
-    #[error("{0}")]
-    Refused(Refusal),
+    /// 409: the policy refused; times in the classroom's time zone.
+    #[error("{}", refusal_message(.0, *.1))]
+    Refused(Refusal, chrono_tz::Tz),
+    /// 408: the request took too long (a slow client or a stuck call).
+    #[error("the request took longer than {} s", super::REQUEST_TIMEOUT.as_secs())]
+    Timeout,
     /// 413.
     #[error("request body larger than {} bytes", super::BODY_LIMIT)]
     TooLarge,
@@ -55,13 +58,13 @@ pub enum ApiError {
 impl From<RequestError> for ApiError {
     fn from(e: RequestError) -> Self {
         match e {
-            RequestError::NotFound(id) => ApiError::NotFound(format!("no classroom or school \"{id}\" visible to you")),
+            RequestError::NotFound(message) => ApiError::NotFound(message),
             RequestError::Forbidden(m) => ApiError::Forbidden(m),
-            RequestError::Refused(Refusal::MinutesOutOfRange { minutes, max }) => ApiError::BadRequest(
+            RequestError::Refused(Refusal::MinutesOutOfRange { minutes, max }, _) => ApiError::BadRequest(
                 "minutes_out_of_range",
                 format!("{minutes} minutes is out of range: ask between 1 and {max}"),
             ),
-            RequestError::Refused(r) => ApiError::Refused(r),
+            RequestError::Refused(r, tz) => ApiError::Refused(r, tz),
             RequestError::Invalid(m) => ApiError::Unprocessable(m),
             RequestError::Store(e) => {
                 tracing::error!(error = %e, "request refused: the state database cannot be written");
@@ -82,7 +85,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Refused(_) => StatusCode::CONFLICT,
+            ApiError::Refused(..) => StatusCode::CONFLICT,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,7 +103,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Refused(r) => refusal_code(r),
+            ApiError::Refused(r, _) => refusal_code(r),
+            ApiError::Timeout => "timeout",
             ApiError::TooLarge => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unprocessable(_) => "unprocessable",
@@ -113,13 +118,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"error": self.code(), "message": self.to_string()});
-        if let ApiError::Refused(r) = &self {
+        if let ApiError::Refused(r, tz) = &self {
+            let local = |u: chrono::DateTime<chrono::Utc>| Value::String(u.with_timezone(tz).fixed_offset().to_rfc3339());
             match r {
                 Refusal::Locked { until } => {
-                    body["until"] = until.map_or(Value::Null, |u| Value::String(u.to_rfc3339()));
+                    body["until"] = until.map_or(Value::Null, local);
                 }
                 Refusal::Overridden(o) => {
-                    body["until"] = o.until.map_or(Value::Null, |u| Value::String(u.to_rfc3339()));
+                    body["until"] = o.until.map_or(Value::Null, local);
                     body["override"] = json!({"wifi": o.wifi, "reason": o.reason, "by": o.by});
                 }
                 Refusal::MinutesOutOfRange { .. } => {}
@@ -169,6 +175,40 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// A refusal as a sentence, with its times in the classroom's time zone.
+fn refusal_message(r: &Refusal, tz: chrono_tz::Tz) -> String {
+    let at = |u: chrono::DateTime<chrono::Utc>| u.with_timezone(&tz).fixed_offset().to_rfc3339();
+    match r {
+        Refusal::Locked { until: Some(u) } => format!("Wi-Fi is locked by the schedule until {}", at(*u)),
+        Refusal::Overridden(o) => {
+            let until = o.until.map_or_else(|| "until IT clears it".to_owned(), |u| format!("until {}", at(u)));
+            format!("Wi-Fi is set {} by IT ({}): {}, {until}", o.wifi, o.by, o.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A path segment (an id) whose rejections use the API's error shape.
+pub struct ApiPath(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(id))
+    }
+}
+
+/// Cuts a request that takes longer than [`super::REQUEST_TIMEOUT`] with a
+/// JSON 408 (tower-http's timeout answers with an empty body).
+pub async fn timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(super::REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
 /// `Json` whose rejections use the API's error shape.
 pub struct ApiJson<T>(pub T);
 
@@ -186,7 +226,7 @@ where
 }
 
 /// Unknown `/api/v1/...` route.
-pub async fn not_found(uri: Uri) -> ApiError {
+pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::NotFound(format!("no such API route: {}", uri.path()))
 }
 

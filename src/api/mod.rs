@@ -21,13 +21,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use auth::Limiter;
 pub use error::ApiError;
@@ -70,7 +69,8 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/access-points", get(classrooms::access_points))
         .route("/audit", get(overrides::audit))
         .route("/me", get(classrooms::me))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .route("/summary", get(classrooms::summary))
+        .layer(middleware::from_fn(error::timeout))
         // The event stream lives as long as the page: no timeout for it.
         .route("/events", get(events::stream))
         .fallback(error::not_found)

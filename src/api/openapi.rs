@@ -12,6 +12,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/api/openapi.json"),
     ("get", "/api/v1/me"),
+    ("get", "/api/v1/summary"),
     ("get", "/api/v1/classrooms"),
     ("get", "/api/v1/classrooms/{id}"),
     ("post", "/api/v1/classrooms/{id}/wifi"),
@@ -87,6 +88,7 @@ pub fn document() -> Value {
             "/metrics": {"get": {"summary": "Prometheus metrics (any token, or none with metrics_public)", "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}, "401": error_response("no token")}}},
             "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
             "/api/v1/me": {"get": op("Who the token belongs to", ok_ref("Me"), &auth)},
+            "/api/v1/summary": {"get": op("Counts over the visible classrooms and their access points", ok_ref("Summary"), &auth)},
             "/api/v1/classrooms": {"get": op("The classrooms the token may see", ok_ref("ClassroomList"), &auth)},
             "/api/v1/classrooms/{id}": {"get": get_one},
             "/api/v1/classrooms/{id}/wifi": {"post": wifi},
@@ -120,6 +122,10 @@ pub fn document() -> Value {
                     "scope": {"oneOf": [{"type": "object", "required": ["school"], "properties": {"school": {"type": "string"}}}, {"type": "object", "required": ["all"], "properties": {"all": {"const": true}}}]},
                     "wifi": {"$ref": "#/components/schemas/Wifi"}, "until": time_or_null, "reason": {"type": "string", "minLength": 1}}},
                 "BulkResult": {"type": "object", "properties": {"classrooms": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}}},
+                "Summary": {"type": "object", "properties": {
+                    "classrooms": {"type": "integer"}, "classrooms_on": {"type": "integer"}, "access_points": {"type": "integer"},
+                    "observed_on": {"type": "integer"}, "observed_off": {"type": "integer"}, "observed_unknown": {"type": "integer"},
+                    "unreachable": {"type": "integer"}, "in_sync": {"type": "integer"}}},
                 "Me": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["teacher", "viewer", "admin"]}, "classrooms": {"type": ["array", "null"], "items": {"type": "string"}}}},
                 "AccessPoint": {"type": "object", "properties": {
                     "id": {"type": "string"}, "driver": {"type": "string", "enum": ["ssh", "mqtt", "sim"]},

@@ -1,14 +1,14 @@
 //! IT overrides (one classroom, a school, the city) and the audit log.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::Auth;
 use super::classrooms::check_id;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use crate::config::{Role, SchoolId};
 use crate::core::{Actor, OverrideRequest, Scope, Status};
 use crate::policy::Wifi;
@@ -45,7 +45,7 @@ fn actor(auth: &Auth) -> Actor<'_> {
 pub async fn put_one(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<OverrideBody>,
 ) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
@@ -53,7 +53,7 @@ pub async fn put_one(
 }
 
 /// `DELETE /api/v1/classrooms/{id}/override` (admin).
-pub async fn delete_one(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Status>, ApiError> {
+pub async fn delete_one(State(state): State<AppState>, auth: Auth, ApiPath(id): ApiPath) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
     Ok(Json(state.core.clear_override(&actor(&auth), &id).await?))
 }

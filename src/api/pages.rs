@@ -95,7 +95,10 @@ static ETAGS: LazyLock<Vec<(&'static str, HeaderValue)>> = LazyLock::new(|| {
             let digest = Sha256::digest(f.body);
             let tag = format!("\"{}\"", hex::encode(&digest[..12]));
             // Hex digits and quotes: always a valid header value.
-            (f.name, HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\"")))
+            (
+                f.name,
+                HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\"")),
+            )
         })
         .collect()
 });
@@ -123,7 +126,10 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
         Some(f) => serve(f, &headers),
         None => (
             StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
             "not found\n",
         )
             .into_response(),
@@ -148,11 +154,21 @@ fn serve(file: &File, request: &HeaderMap) -> Response {
                 c == "*" || c.trim_start_matches("W/").as_bytes() == tag.as_bytes()
             });
         if matches {
-            return (StatusCode::NOT_MODIFIED, [cache, (header::ETAG, tag.clone())]).into_response();
+            return (
+                StatusCode::NOT_MODIFIED,
+                [cache, (header::ETAG, tag.clone())],
+            )
+                .into_response();
         }
     }
     let mut response = (
-        [cache, (header::CONTENT_TYPE, HeaderValue::from_static(file.content_type))],
+        [
+            cache,
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(file.content_type),
+            ),
+        ],
         file.body,
     )
         .into_response();
@@ -169,8 +185,14 @@ async fn harden(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
@@ -200,16 +222,40 @@ mod tests {
     fn pages_have_no_inline_script_or_style() {
         for page in [&TEACHER_PAGE, &ADMIN_PAGE] {
             let text = std::str::from_utf8(page.body).expect("utf-8");
-            assert!(!text.contains("style="), "{} has a style attribute", page.name);
-            assert!(!text.contains("<style"), "{} has a style element", page.name);
+            assert!(
+                !text.contains("style="),
+                "{} has a style attribute",
+                page.name
+            );
+            assert!(
+                !text.contains("<style"),
+                "{} has a style element",
+                page.name
+            );
             for (i, _) in text.match_indices("<script") {
                 let tag_end = text[i..].find('>').expect("closed tag") + i;
-                assert!(text[i..tag_end].contains("src="), "{} has an inline script", page.name);
-                assert!(text[tag_end + 1..].starts_with("</script>"), "{} has a script body", page.name);
+                assert!(
+                    text[i..tag_end].contains("src="),
+                    "{} has an inline script",
+                    page.name
+                );
+                assert!(
+                    text[tag_end + 1..].starts_with("</script>"),
+                    "{} has a script body",
+                    page.name
+                );
             }
             let handler = regex::Regex::new(r"<[^>]*\son[a-z]+\s*=").expect("regex");
-            assert!(!handler.is_match(text), "{} has an inline event handler", page.name);
-            assert!(!text.contains("javascript:"), "{} has a javascript: URL", page.name);
+            assert!(
+                !handler.is_match(text),
+                "{} has an inline event handler",
+                page.name
+            );
+            assert!(
+                !text.contains("javascript:"),
+                "{} has a javascript: URL",
+                page.name
+            );
         }
     }
 }

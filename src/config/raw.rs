@@ -205,7 +205,7 @@ pub struct RawMqttBroker {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawMqttTls {
-    /// CA certificate(s) to trust, PEM. Default: none (then the system roots are not used; give one).
+    /// CA certificate(s) to trust, PEM. Default: the system's CA store.
     pub ca_file: Option<PathBuf>,
     /// Client certificate, PEM.
     pub cert_file: Option<PathBuf>,

@@ -611,7 +611,8 @@ impl Validator {
                     Some(SshAuth::Password { password_file: self.file(format!("{loc}.password_file"), &pw) })
                 } else if ap.key_file.is_some() && ap.password_file.is_none() {
                     let key_file = self.file(format!("{loc}.key_file"), &key);
-                    Some(SshAuth::Key { key_file, passphrase_file: None })
+                    let passphrase_file = pick!(passphrase_file).map(|p| self.file(format!("{loc}.passphrase_file"), &p));
+                    Some(SshAuth::Key { key_file, passphrase_file })
                 } else {
                     self.error(loc.to_owned(), "give either key_file or password_file, not both");
                     None

@@ -218,7 +218,8 @@ async function eventually(fn, timeout = 10000, what = '') {
 }
 
 async function textOf(locator) {
-  return ((await locator.textContent()) || '').replace(/\s+/g, ' ').trim();
+  // The pages write "Wi-Fi" with a non-breaking hyphen (U+2011).
+  return ((await locator.textContent()) || '').replace(/\u2011/g, '-').replace(/\s+/g, ' ').trim();
 }
 
 async function expectText(locator, re, timeout = 10000) {
@@ -282,9 +283,16 @@ test('sign-in: link token is taken from the fragment, bad token refused, pasted 
   await page.click('#signin-form button[type=submit]');
   await card(page, 'jf-cm1a').waitFor();
   assert.equal(await page.evaluate(() => localStorage.getItem('borne.teacher.token')), TOKENS.teacher);
+  // Signing out in one tab signs out the others (shared classroom computers).
+  const other = await page.context().newPage();
+  await other.goto(`${BASE}/`);
+  await card(other, 'jf-cm1a').waitFor();
   await page.click('#signout');
   await page.locator('#signin').waitFor();
   assert.equal(await page.evaluate(() => localStorage.getItem('borne.teacher.token')), null);
+  await other.locator('#signin').waitFor();
+  await expectText(other.locator('#signin-message'), /^Vous êtes déconnecté\.$/);
+  await other.close();
 
   // The link: the token leaves the address bar, and a 401 later sends back to sign-in.
   await page.goto(`${BASE}/#token=${TOKENS.teacher}`);
@@ -310,14 +318,15 @@ test('teacher: the big button switches Wi-Fi on (keyboard), shows the countdown,
   assert.equal(await textOf(toggle), 'Allumer le Wi-Fi');
   const box = await toggle.boundingBox();
   assert.ok(box.height >= 48 && box.width >= 48, `button is ${box.width}x${box.height}`);
-  await page.waitForFunction(() => document.querySelector('#live')?.textContent === 'En direct');
+  await expectText(page.locator('#live'), /^En direct$/);
   await shot(page, 'teacher-before');
 
   await toggle.focus();
   await page.keyboard.press('Enter');
   await expectText(c.locator('.state'), /^Wi-Fi allumé$/);
   await expectText(c.locator('.countdown'), /^Coupure automatique à \d\d:\d\d — dans (59 min|1 h 00)$/);
-  assert.equal(await textOf(toggle), 'Couper le Wi-Fi');
+  await expectText(toggle, /^Couper le Wi-Fi$/);
+  assert.equal(await toggle.evaluate((b) => b === document.activeElement), true, 'the button kept the focus');
   await eventually(async () => {
     const s = await apiGet(TOKENS.teacher, '/api/v1/classrooms/jf-cm1a');
     assert.equal(s.wifi, 'on');
@@ -325,6 +334,8 @@ test('teacher: the big button switches Wi-Fi on (keyboard), shows the countdown,
     assert.equal(s.access_points[0].observed, 'on');
   }, 10000, 'the simulated AP is on');
   await c.locator('.apply').waitFor({ state: 'hidden' });
+  await toggle.blur();
+  await page.setViewportSize({ width: 1000, height: 540 });
   await shot(page, 'teacher', { readme: 'teacher.png', fullPage: false });
 });
 
@@ -546,11 +557,14 @@ test('admin: clear a school, then override the whole city until a time, then cle
   await expectText(cp.locator('.why'), /Vous pouvez allumer le Wi-Fi/);
 });
 
-test('admin: a viewer is read-only; a teacher is sent to the teacher page', async () => {
-  const viewer = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
+test('admin: a viewer is read-only (in French); a teacher is sent to the teacher page', async () => {
+  // In French this time: the dashboard has both languages.
+  const viewer = await newPage({ locale: 'fr-FR', viewport: { width: 1400, height: 900 } });
   await viewer.goto(`${BASE}/admin#token=${TOKENS.viewer}`);
   await row(viewer, 'vo-cp').waitFor();
-  assert.equal(await viewer.locator('#readonly').isVisible(), true);
+  assert.equal(await viewer.locator('html').getAttribute('lang'), 'fr');
+  await expectText(viewer.locator('#readonly'), /^Lecture seule/);
+  await expectText(viewer.locator('li[data-count="unreachable"] .count-label'), /^Bornes injoignables$/);
   assert.equal(await viewer.locator('button[data-action]').count(), 0);
   assert.equal(await viewer.locator('#city-actions').isVisible(), false);
   assert.equal(await viewer.locator('#tab-audit').isVisible(), false);

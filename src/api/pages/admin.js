@@ -711,6 +711,10 @@ function init() {
     if (!current || current.tab !== 'classrooms') return;
     for (const [id, row] of current.rows) if (!row.tr.hidden) tickRow(row, current.statuses.get(id));
   }, 1000);
+  // Signed out in another tab (a shared classroom computer): here too.
+  window.addEventListener('storage', (e) => {
+    if (e.key === 'borne.admin.token' && !e.newValue && current) showSignin(t.signedOut, 'info');
+  });
   // A sign-in link opened in a tab already showing the page changes only
   // the fragment: no reload, so listen for it.
   window.addEventListener('hashchange', () => {

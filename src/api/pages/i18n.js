@@ -375,4 +375,17 @@ const en = {
   loading: 'Loading…',
 };
 
-export const strings = { fr, en };
+// "Wi-Fi" never breaks across lines at its hyphen (a non-breaking hyphen,
+// U+2011), so a narrow screen or a large zoom wraps "Couper le / Wi-Fi"
+// rather than "Couper le Wi- / Fi".
+function keepWifiWhole(v) {
+  if (typeof v === 'string') return v.replaceAll('Wi-Fi', 'Wi\u2011Fi');
+  if (typeof v === 'function') return (...args) => keepWifiWhole(v(...args));
+  return v;
+}
+
+function prepare(table) {
+  return Object.fromEntries(Object.entries(table).map(([k, v]) => [k, keepWifiWhole(v)]));
+}
+
+export const strings = { fr: prepare(fr), en: prepare(en) };

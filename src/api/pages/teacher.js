@@ -151,7 +151,7 @@ function createCard(s) {
   card.extend = h('button', {
     type: 'button', class: 'extend', 'aria-label': t.extendLabel, onclick: () => extend(card),
   }, t.extend15);
-  card.apply = h('p', { class: 'apply', hidden: true });
+  card.apply = h('p', { class: 'apply', 'aria-live': 'polite', hidden: true });
   card.message = h('p', { class: 'card-message', role: 'alert', hidden: true });
   card.root = h('article', { class: 'card', 'aria-labelledby': `${base}-name`, dataset: { classroom: s.id } },
     h('header', { class: 'card-head' }, card.name, card.school),
@@ -259,7 +259,10 @@ function render(card) {
     setChildren(card.toggle, icon(v.action === 'on' ? 'on' : 'off'), h('span', {}, label));
   }
   card.toggle.className = `toggle toggle-${v.action}`;
-  card.toggle.disabled = !v.canToggle || card.busy;
+  // Busy is aria-disabled, not disabled: a disabled button would drop the
+  // keyboard focus of the teacher who just pressed it.
+  card.toggle.disabled = !v.canToggle;
+  card.toggle.setAttribute('aria-disabled', card.busy ? 'true' : 'false');
   card.toggle.setAttribute('aria-busy', card.busy ? 'true' : 'false');
   card.durationBox.hidden = !(v.canToggle && v.action === 'on');
   card.extend.hidden = !v.extendable;
@@ -308,7 +311,8 @@ function tick(card) {
     const until = Date.parse(s.until);
     const nextChange = s.next_change ? Date.parse(s.next_change.at) : null;
     const leftMinutes = Math.ceil((until - nowMs) / 60000);
-    card.extend.disabled = card.busy || leftMinutes >= s.session_minutes.max || (nextChange !== null && until >= nextChange);
+    card.extend.disabled = leftMinutes >= s.session_minutes.max || (nextChange !== null && until >= nextChange);
+    card.extend.setAttribute('aria-disabled', card.busy ? 'true' : 'false');
   }
 }
 
@@ -406,6 +410,10 @@ function init() {
   setInterval(() => {
     if (current) for (const card of current.cards.values()) tick(card);
   }, 1000);
+  // Signed out in another tab (a shared classroom computer): here too.
+  window.addEventListener('storage', (e) => {
+    if (e.key === 'borne.teacher.token' && !e.newValue && current) showSignin(t.signedOut, 'info');
+  });
   // A sign-in link opened in a tab already showing the page changes only
   // the fragment: no reload, so listen for it.
   window.addEventListener('hashchange', () => {

@@ -1,0 +1,2 @@
+//! Teacher request latency (work in progress).
+fn main() {}
