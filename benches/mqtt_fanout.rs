@@ -27,7 +27,7 @@
 //!
 //! Logs: borne's `info` logs (the production default) go to a file in the
 //! bench's temporary directory; `BORNE_BENCH_LOG=off` (or any filter)
-//! changes that. `BORNE_BENCH_MAX_PARALLEL=64,1024` lists the
+//! changes that; `BORNE_BENCH_LOG_FILE=path` keeps them. `BORNE_BENCH_MAX_PARALLEL=64,1024` lists the
 //! `reconciler.max_parallel` values to run (default: `64,1024`).
 //!
 //! Run: `cargo bench --bench mqtt_fanout`. Prints one line per size and
@@ -446,7 +446,7 @@ fn yaml(n: usize, port: u16, max_parallel: usize, state_dir: &Path) -> String {
         "timezone: Europe/Paris\nlisten: 127.0.0.1:0\nstate_dir: {}\n\
          reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600 }}\n\
          mqtt: {{ host: 127.0.0.1, port: {port}, client_id: borne-bench, keep_alive_seconds: 30 }}\n\
-         schedules:\n  city:\n    default_mode: on\n    rules:\n      - {{ at: \"0 18 * * *\", mode: locked }}\n\
+         schedules:\n  city:\n    default_mode: on\n    rules:\n      - {{ at: \"0 8 * * *\", mode: on }}\n      - {{ at: \"0 18 * * *\", mode: locked }}\n\
          schools:\n",
         state_dir.display()
     );
@@ -566,7 +566,9 @@ fn main() {
     let Some(bin) = peers() else { return };
     // borne's logs, at the production default level, to a file.
     let logs = tempfile::tempdir().expect("tempdir");
-    let log_file = std::fs::File::create(logs.path().join("borne.log")).expect("log file");
+    let log_path = std::env::var_os("BORNE_BENCH_LOG_FILE")
+        .map_or_else(|| logs.path().join("borne.log"), PathBuf::from);
+    let log_file = std::fs::File::create(&log_path).expect("log file");
     let filter = std::env::var("BORNE_BENCH_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&filter))
@@ -581,9 +583,11 @@ fn main() {
     };
     let parallels = if full { parallels() } else { vec![64] };
     for n in sizes {
-        let base_loop = baseline_loop(&bin, n);
-        let base_lines = baseline_lines(&bin, n);
-        let floor = floor_rumqttc(&bin, n);
+        let (base_loop, base_lines, floor) = if std::env::var("BORNE_BENCH_BASELINES").as_deref() == Ok("0") {
+            (f64::NAN, f64::NAN, f64::NAN)
+        } else {
+            (baseline_loop(&bin, n), baseline_lines(&bin, n), floor_rumqttc(&bin, n))
+        };
         for &p in &parallels {
             let r = run_borne(&bin, n, p);
             println!(

@@ -55,6 +55,78 @@ const HANDSHAKE_SAMPLES: usize = 15;
 /// Processes `xargs` runs at once in the parallel baseline.
 const XARGS_P: usize = 8;
 
+/// Set in the re-executed bench, inside its private mount namespace.
+const ISOLATED_ENV: &str = "SSH_FANOUT_ISOLATED";
+
+/// The rc files the login shell of `user` reads for a command run over
+/// SSH, when they are not empty: sshd runs every command as `$SHELL -c`,
+/// and bash started by sshd reads `/etc/bash.bashrc` and `~/.bashrc` even
+/// when not interactive. An OpenWrt AP's `ash` reads nothing.
+fn login_rc_files(user: &str) -> Vec<String> {
+    let out = Command::new("getent").args(["passwd", user]).output();
+    let line = out
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let fields: Vec<&str> = line.split(':').collect();
+    let (Some(home), Some(shell)) = (fields.get(5), fields.get(6)) else {
+        return Vec::new();
+    };
+    if !shell.ends_with("/bash") {
+        return Vec::new();
+    }
+    [format!("{home}/.bashrc"), "/etc/bash.bashrc".to_owned()]
+        .into_iter()
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+        .collect()
+}
+
+/// Re-runs this bench in a private mount namespace where the login
+/// shell's rc files are replaced by an empty file (`mount --bind
+/// /dev/null`, visible to this bench and its children only), and returns
+/// its exit code; `None` when already inside or when that is not possible.
+///
+/// Without it, every command the fake APs run pays for the bench
+/// machine's root `~/.bashrc` (here `pyenv init`, ~0.3 s, and a global
+/// lock that serializes concurrent sessions), which no AP has.
+fn rerun_isolated() -> Option<i32> {
+    if std::env::var_os(ISOLATED_ENV).is_some() {
+        return None;
+    }
+    let rc = login_rc_files(&current_user());
+    if rc.is_empty() {
+        return None;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root || !Path::new("/usr/bin/unshare").is_file() {
+        eprintln!(
+            "ssh-fanout: WARNING: the fakes' commands run through {} (not root or no unshare): \
+             figures include that shell start-up",
+            rc.join(", ")
+        );
+        return None;
+    }
+    let mut script = String::from("set -e; ");
+    for f in &rc {
+        let q = shlex::try_quote(f).expect("rc path without NUL");
+        write!(script, "mount --bind /dev/null {q}; ").expect("string write");
+    }
+    script.push_str("exec \"$0\" \"$@\"");
+    let exe = std::env::current_exe().expect("current exe");
+    let status = Command::new("/usr/bin/unshare")
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(&script)
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(ISOLATED_ENV, rc.join(","))
+        .status()
+        .expect("run unshare");
+    Some(status.code().unwrap_or(1))
+}
+
 /// The switch command borne's OpenWrt preset sends for these radios.
 fn switch_command(wifi: Wifi) -> String {
     let v = match wifi {
@@ -367,7 +439,11 @@ async fn wait_phase(
 async fn borne_run(aps: &[TestSshd], reuse_seconds: u64, max_parallel: usize) -> Run {
     reset_on(aps);
     let clock = ManualClock::at("2026-12-01T17:59:00+01:00");
-    let d = TestDaemon::start(&config_yaml(aps, reuse_seconds, max_parallel), clock.clone()).await;
+    let d = TestDaemon::start(
+        &config_yaml(aps, reuse_seconds, max_parallel),
+        clock.clone(),
+    )
+    .await;
     // Start-up: each worker reads its AP once (with reuse, that opens the
     // connections the switches will use, as in a daemon that has run a while).
     wait_phase(&d, aps, Wifi::On, Instant::now()).await;
@@ -395,6 +471,14 @@ async fn borne_run(aps: &[TestSshd], reuse_seconds: u64, max_parallel: usize) ->
         cpu,
         host_pct: busy / total * 100.0,
     }
+}
+
+/// The 1-minute load average: other work on the machine skews every figure.
+fn load1() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn ms(d: Duration) -> u128 {
@@ -439,6 +523,14 @@ fn main() {
         println!("ssh-fanout skipped: sshd not installed");
         return;
     }
+    if let Some(code) = rerun_isolated() {
+        std::process::exit(code);
+    }
+    if let Ok(rc) = std::env::var(ISOLATED_ENV) {
+        eprintln!(
+            "ssh-fanout: login shell rc files emptied for the fakes (private mount namespace): {rc}"
+        );
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -459,8 +551,13 @@ fn main() {
         ms(t.elapsed())
     );
 
+    let baselines = std::env::var("SSH_FANOUT_BASELINES").as_deref() != Ok("0");
     let hs = handshake(&aps);
-    let seq50 = baseline_sequential(&aps[..50]);
+    let seq50 = if baselines {
+        baseline_sequential(&aps[..50])
+    } else {
+        Duration::ZERO
+    };
     eprintln!(
         "ssh-fanout: handshake (ssh host true, median of {HANDSHAKE_SAMPLES}) {} ms; sequential 50 APs off+on {} ms",
         ms(hs),
@@ -475,7 +572,11 @@ fn main() {
         .expect("tokio runtime");
     for &n in &sizes {
         let subset = &aps[..n];
-        let xargs = baseline_xargs(subset);
+        let xargs = if baselines {
+            baseline_xargs(subset)
+        } else {
+            Duration::ZERO
+        };
         let (seq, extrapolated) = if n == 50 {
             (seq50, "no")
         } else {
@@ -486,6 +587,7 @@ fn main() {
             configs.extend([(60, n), (0, n)]);
         }
         for (reuse, max_parallel) in configs {
+            let load = load1();
             let run = runtime.block_on(borne_run(subset, reuse, max_parallel));
             let total = run.off + run.on;
             let waves = n.div_ceil(max_parallel) as u32;
@@ -494,7 +596,7 @@ fn main() {
                 "ssh-fanout aps={n} reuse={} max_parallel={max_parallel} off_ms={} on_ms={} total_ms={} \
                  confirmed_total_ms={} ideal_ms={} vs_ideal={:.2} handshake_ms={} baseline_seq_ms={} \
                  baseline_seq_extrapolated={extrapolated} baseline_xargs8_ms={} speedup_vs_xargs={:.1} \
-                 speedup_vs_seq={:.1} daemon_cpu_ms={} host_cpu_pct={:.0}",
+                 speedup_vs_seq={:.1} daemon_cpu_ms={} host_cpu_pct={:.0} load1={load}",
                 if reuse > 0 { "on" } else { "off" },
                 ms(run.off),
                 ms(run.on),

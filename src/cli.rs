@@ -204,7 +204,9 @@ pub fn token_entry(
     base_url: &str,
     qr: bool,
 ) -> String {
-    let link = format!("{}/#token={token}", base_url.trim_end_matches('/'));
+    // IT signs in on the dashboard, teachers on the page with the button.
+    let page = if role == Role::Teacher { "/" } else { "/admin" };
+    let link = format!("{}{page}#token={token}", base_url.trim_end_matches('/'));
     let mut out = String::new();
     let _ = writeln!(out, "token: {token}");
     let _ = writeln!(out, "link:  {link}");

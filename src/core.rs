@@ -410,7 +410,6 @@ impl Core {
                 || o.assumed != before.assumed;
             (changed, entry.observed.clone())
         };
-        self.metrics.observe_ap(ap, &record);
         if changed {
             let mut batch = Batch::default();
             batch.observed.push((ap.id.clone(), record));
@@ -471,8 +470,7 @@ impl Core {
             }
         }
         self.rebuild_locks(&config);
-        let old = std::mem::replace(&mut *self.config.write().unwrap_or_else(|e| e.into_inner()), config.clone());
-        self.metrics.retain_aps(&old, &config);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
         self.writer.enqueue(batch);
         for c in &config.classrooms {
             self.announce(&c.id);
@@ -737,6 +735,36 @@ impl Core {
             .filter(|(c, _)| user.can_see(&c.id))
             .map(|(c, d)| self.render(&config, c, d, now))
             .collect()
+    }
+
+    /// `/metrics`: the registry's instruments and the per-AP gauges.
+    pub fn metrics_text(&self) -> String {
+        let config = self.config();
+        let desired = self.desired_all(&config, self.now());
+        let samples = {
+            let state = self.lock_state();
+            config
+                .classrooms
+                .iter()
+                .zip(desired)
+                .flat_map(|(c, d)| {
+                    let state = &state;
+                    c.access_points.iter().map(move |ap| {
+                        let st = state.aps.get(ap);
+                        crate::metrics::ApSample {
+                            school: c.school.to_string(),
+                            classroom: c.id.to_string(),
+                            ap: ap.to_string(),
+                            desired: d.wifi,
+                            observed: st.map_or(ObservedWifi::Unknown, |s| s.observed.wifi),
+                            reachable: st.is_none_or(|s| s.observed.reachable),
+                            consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
+                        }
+                    })
+                })
+                .collect()
+        };
+        self.metrics.render(samples)
     }
 
     /// Counts over the classrooms the user may see: what the dashboard

@@ -163,6 +163,19 @@ async fn start_drivers(
     })
 }
 
+/// Gives the memory freed after parsing a configuration back to the
+/// operating system. Parsing a city-sized YAML file (20,000 access points)
+/// briefly takes tens of megabytes that glibc's allocator would otherwise
+/// keep for the life of the daemon.
+pub fn release_parse_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has
+    // no preconditions and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Re-reads the configuration and adopts it if valid. The HTTP address and
 /// the broker connection are kept until a restart.
 ///
@@ -185,6 +198,7 @@ pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
         tracing::warn!("state_dir changes take effect at restart");
     }
     core.replace_config(Arc::new(loaded.config.clone()));
+    release_parse_memory();
     Ok(loaded)
 }
 
@@ -258,6 +272,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let running = start(config, options, shutdown.clone()).await?;
+    release_parse_memory();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let core = running.core.clone();
     loop {

@@ -6,36 +6,66 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::config::{AccessPoint, Config};
 use crate::driver::ObservedWifi;
 use crate::policy::Wifi;
-use crate::store::ObservedRecord;
 
-/// Labels of per-AP series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ApLabels {
+/// One access point's state at scrape time. Per-AP series are computed
+/// from the core's state when `/metrics` is read rather than kept in
+/// metric families: at 20,000 APs, four families of stored label sets cost
+/// tens of megabytes for numbers the core already holds.
+#[derive(Debug, Clone)]
+pub struct ApSample {
     /// School id.
     pub school: String,
     /// Classroom id.
     pub classroom: String,
     /// AP id.
     pub ap: String,
+    /// Desired state.
+    pub desired: Wifi,
+    /// Observed state.
+    pub observed: ObservedWifi,
+    /// Reached by the last operation.
+    pub reachable: bool,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
 }
 
-impl ApLabels {
-    fn of(ap: &AccessPoint) -> Self {
-        Self {
-            school: ap.school.to_string(),
-            classroom: ap.classroom.to_string(),
-            ap: ap.id.to_string(),
+/// Encodes the per-AP gauges from samples.
+#[derive(Debug)]
+struct ApCollector(Vec<ApSample>);
+
+impl Collector for ApCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        type Value = fn(&ApSample) -> i64;
+        let gauges: [(&str, &str, Value); 4] = [
+            ("ap_desired_on", "Desired Wi-Fi state of the access point (1 on, 0 off)", |s| i64::from(s.desired == Wifi::On)),
+            ("ap_observed_on", "Observed Wi-Fi state of the access point (1 on, 0 off, -1 unknown)", |s| match s.observed {
+                ObservedWifi::On => 1,
+                ObservedWifi::Off => 0,
+                ObservedWifi::Unknown => -1,
+            }),
+            ("ap_reachable", "Whether the last operation reached the access point", |s| i64::from(s.reachable)),
+            ("ap_consecutive_failures", "Failed operations since the last success", |s| i64::from(s.consecutive_failures)),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for s in &self.0 {
+                let labels = [("school", s.school.as_str()), ("classroom", s.classroom.as_str()), ("ap", s.ap.as_str())];
+                ConstGauge::new(value(s)).encode(family.encode_family(&labels)?)?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -79,10 +109,6 @@ struct BuildLabels {
 /// Every instrument, registered once.
 pub struct Metrics {
     registry: Registry,
-    ap_desired: Family<ApLabels, Gauge>,
-    ap_observed: Family<ApLabels, Gauge>,
-    ap_reachable: Family<ApLabels, Gauge>,
-    ap_failures: Family<ApLabels, Gauge>,
     operations: Family<OpLabels, Counter>,
     latency: Family<DriverLabels, Histogram>,
     /// Operations waiting for a slot or in flight.
@@ -102,10 +128,6 @@ impl Metrics {
     /// Registers every instrument.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("borne");
-        let ap_desired = Family::<ApLabels, Gauge>::default();
-        let ap_observed = Family::<ApLabels, Gauge>::default();
-        let ap_reachable = Family::<ApLabels, Gauge>::default();
-        let ap_failures = Family::<ApLabels, Gauge>::default();
         let operations = Family::<OpLabels, Counter>::default();
         let latency = Family::<DriverLabels, Histogram>::new_with_constructor(|| {
             // 1 ms to ~33 s: MQTT acknowledgements to SSH timeouts.
@@ -120,14 +142,6 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             })
             .set(1);
-        registry.register("ap_desired_on", "Desired Wi-Fi state of the access point (1 on, 0 off)", ap_desired.clone());
-        registry.register(
-            "ap_observed_on",
-            "Observed Wi-Fi state of the access point (1 on, 0 off, -1 unknown)",
-            ap_observed.clone(),
-        );
-        registry.register("ap_reachable", "Whether the last operation reached the access point", ap_reachable.clone());
-        registry.register("ap_consecutive_failures", "Failed operations since the last success", ap_failures.clone());
         registry.register("driver_operations", "Driver operations by result", operations.clone());
         registry.register("driver_operation_seconds", "Driver operation latency", latency.clone());
         registry.register("reconciler_queue_depth", "Operations waiting for a slot or in flight", queue_depth.clone());
@@ -136,10 +150,6 @@ impl Metrics {
         registry.register("build_info", "Build information", build);
         Self {
             registry,
-            ap_desired,
-            ap_observed,
-            ap_reachable,
-            ap_failures,
             operations,
             latency,
             queue_depth,
@@ -148,34 +158,16 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
-    pub fn render(&self) -> String {
+    /// The text exposition, with the per-AP gauges from `aps`.
+    pub fn render(&self, aps: Vec<ApSample>) -> String {
+        let mut per_ap = Registry::with_prefix("borne");
+        per_ap.register_collector(Box::new(ApCollector(aps)));
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &per_ap);
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
-    }
-
-    /// Records an AP's desired state.
-    pub fn desired(&self, ap: &AccessPoint, wifi: Wifi) {
-        self.ap_desired.get_or_create(&ApLabels::of(ap)).set(i64::from(wifi == Wifi::On));
-    }
-
-    /// Records what is known of an AP.
-    pub fn observe_ap(&self, ap: &AccessPoint, o: &ObservedRecord) {
-        let labels = ApLabels::of(ap);
-        let v = match o.wifi {
-            ObservedWifi::On => 1,
-            ObservedWifi::Off => 0,
-            ObservedWifi::Unknown => -1,
-        };
-        self.ap_observed.get_or_create(&labels).set(v);
-        self.ap_reachable.get_or_create(&labels).set(i64::from(o.reachable));
-    }
-
-    /// Records an AP's failure count.
-    pub fn failures(&self, ap: &AccessPoint, n: u32) {
-        self.ap_failures.get_or_create(&ApLabels::of(ap)).set(i64::from(n));
     }
 
     /// Records a driver operation.
@@ -204,15 +196,5 @@ impl Metrics {
                 status,
             })
             .inc();
-    }
-
-    /// Drops series of APs that left the configuration (or moved).
-    pub fn retain_aps(&self, old: &Config, new: &Config) {
-        let keep: std::collections::HashSet<ApLabels> = new.access_points.iter().map(ApLabels::of).collect();
-        for labels in old.access_points.iter().map(ApLabels::of).filter(|l| !keep.contains(l)) {
-            for family in [&self.ap_desired, &self.ap_observed, &self.ap_reachable, &self.ap_failures] {
-                family.remove(&labels);
-            }
-        }
     }
 }

@@ -211,13 +211,12 @@ impl Reconciler {
                 continue;
             }
             for ap_id in &classroom.access_points {
-                if let (Some(w), Some(ap)) = (self.workers.get(ap_id), config.access_point(ap_id.as_str())) {
+                if let Some(w) = self.workers.get(ap_id) {
                     w.desired.send_if_modified(|v| {
                         let changed = *v != Some(d.wifi);
                         *v = Some(d.wifi);
                         changed
                     });
-                    self.core.metrics.desired(ap, d.wifi);
                 }
             }
             if let Some(prev) = previous {
@@ -286,11 +285,11 @@ impl Reconciler {
                 );
             }
             Report::Available(true) => {
-                tracing::info!(ap = %ap_id, "device back online; re-sending its desired state");
+                tracing::info!(school = %ap.school, classroom = %ap.classroom, ap = %ap_id, "device back online; re-sending its desired state");
                 self.core.forget_observation(ap, Some(true));
             }
             Report::Available(false) => {
-                tracing::warn!(ap = %ap_id, "device reported itself offline");
+                tracing::warn!(school = %ap.school, classroom = %ap.classroom, ap = %ap_id, "device reported itself offline");
                 self.core.forget_observation(ap, Some(false));
                 return;
             }
@@ -495,9 +494,6 @@ impl ApWorker {
     fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
         let first = self.core.ap_state(&ap.id).is_none_or(|s| s.consecutive_failures == 0);
         self.core.record_observation(ap, Err(error.clone()));
-        if let Some(s) = self.core.ap_state(&ap.id) {
-            self.core.metrics.failures(ap, s.consecutive_failures);
-        }
         // Every failed switch is audited; a failing read only when the AP
         // stops answering, not at every retry.
         if action == "ap.apply" || first {
@@ -506,7 +502,6 @@ impl ApWorker {
     }
 
     fn audit(&self, ap: &AccessPoint, target: Wifi, result: String) {
-        self.core.metrics.failures(ap, 0);
         self.audit_action(ap, "ap.apply", target, result);
     }
 

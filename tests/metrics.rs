@@ -572,19 +572,30 @@ fn parser_reads_labels_escapes_and_suffixes() {
 /// no switch is needed), must show 0 consecutive failures, as the core and
 /// the API do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "daemon bug: borne_ap_consecutive_failures is reset only by a successful apply, not by a successful read"]
 async fn failure_gauge_resets_when_the_ap_answers_again() {
     let d = TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
-    scrape_until(&d, "c2-dead failing", |m| m.get("borne_ap_consecutive_failures", &DEAD).is_some_and(|n| n >= 1.0)).await;
-    // The AP is repaired: same configuration, but it now answers (and is off, as wanted).
-    let repaired = CONFIG.replace("{ id: c2-dead, sim: { fail_rate: 1.0 } }", "{ id: c2-dead, sim: {} }");
-    d.core.replace_config(std::sync::Arc::new(load_config(&repaired, d.dir.path())));
-    let core = d.core.clone();
-    wait_for("c2-dead reachable again", || {
-        core.ap_state(&"c2-dead".into()).is_some_and(|s| s.observed.reachable && s.consecutive_failures == 0)
+    scrape_until(&d, "c2-dead failing", |m| {
+        m.get("borne_ap_consecutive_failures", &DEAD)
+            .is_some_and(|n| n >= 1.0)
     })
     .await;
-    let m = scrape_until(&d, "c2-dead reachable in /metrics", |m| m.get("borne_ap_reachable", &DEAD) == Some(1.0)).await;
+    // The AP is repaired: same configuration, but it now answers (and is off, as wanted).
+    let repaired = CONFIG.replace(
+        "{ id: c2-dead, sim: { fail_rate: 1.0 } }",
+        "{ id: c2-dead, sim: {} }",
+    );
+    d.core
+        .replace_config(std::sync::Arc::new(load_config(&repaired, d.dir.path())));
+    let core = d.core.clone();
+    wait_for("c2-dead reachable again", || {
+        core.ap_state(&"c2-dead".into())
+            .is_some_and(|s| s.observed.reachable && s.consecutive_failures == 0)
+    })
+    .await;
+    let m = scrape_until(&d, "c2-dead reachable in /metrics", |m| {
+        m.get("borne_ap_reachable", &DEAD) == Some(1.0)
+    })
+    .await;
     assert_eq!(m.get("borne_ap_observed_on", &DEAD), Some(0.0));
     assert_eq!(d.sim.applied("c2-dead"), 0, "no switch was needed");
     scrape_until(&d, "borne_ap_consecutive_failures back to 0", |m| {

@@ -72,10 +72,8 @@ pub async fn wifi(
 /// An AP in `GET /api/v1/access-points`.
 #[derive(Serialize)]
 pub struct ApEntry {
-    id: String,
     classroom: String,
     school: String,
-    driver: &'static str,
     desired: Wifi,
     #[serde(flatten)]
     view: crate::core::ApView,
@@ -99,10 +97,8 @@ pub async fn access_points(State(state): State<AppState>, auth: Auth) -> Result<
         .flat_map(|s| {
             let (classroom, school, desired) = (s.id.to_string(), s.school.to_string(), s.wifi);
             s.access_points.into_iter().map(move |view| ApEntry {
-                id: view.id.to_string(),
                 classroom: classroom.clone(),
                 school: school.clone(),
-                driver: view.driver,
                 desired,
                 view,
             })

@@ -84,9 +84,13 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .merge(pages::routes())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed_anywhere)
+        // Security headers on every answer, the fallbacks' included.
+        .layer(middleware::map_response(pages::harden))
+        // Inside the metrics middleware, so a request that panicked is
+        // counted with its 500.
+        .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }
 
@@ -129,7 +133,7 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Response {
             return e.into_response();
         }
     }
-    let mut response = state.core.metrics.render().into_response();
+    let mut response = state.core.metrics_text().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

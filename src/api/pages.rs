@@ -178,8 +178,10 @@ fn serve(file: &File, request: &HeaderMap) -> Response {
     response
 }
 
-/// Security headers on every answer of these routes (404s included).
-async fn harden(mut response: Response) -> Response {
+/// Security headers on every answer of these routes (404s included). Also
+/// fit for any other non-API answer (`api::router` may layer it on its
+/// fallback).
+pub(super) async fn harden(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -4,6 +4,8 @@
 // port, with a temporary state directory and simulated access points.
 //
 //   node run.mjs [substring]     run every test, or those whose name matches
+//                                (the tests share one daemon and run in order:
+//                                a later test may rely on an earlier one)
 //
 // Environment: BORNE_BIN (default target/debug/borne), CHROMIUM (default
 // /usr/bin/chromium), UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/.
@@ -488,7 +490,7 @@ test('admin: counts match the API, and the access point view lists the unreachab
   await shot(admin, 'admin-access-points');
 });
 
-test('admin: the audit log shows the actions, newest first, filterable by user and classroom', async () => {
+test('admin: the audit log shows the actions, newest first, filterable by user and classroom, paginated', async () => {
   const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
   await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
   await row(admin, 'vo-cp').waitFor();
@@ -518,6 +520,24 @@ test('admin: the audit log shows the actions, newest first, filterable by user a
     assert.ok(texts.every((r) => r.includes('vo-cp')), texts.join('\n'));
   });
   await shot(admin, 'admin-audit');
+
+  // Pagination: 55 refused requests on the locked classroom, two pages of 50.
+  for (let i = 0; i < 55; i += 1) {
+    const r = await apiCall(TOKENS.pasteur, 'POST', '/api/v1/classrooms/pa-cm2/wifi', { wifi: 'on', minutes: 30 });
+    assert.equal(r.status, 409);
+  }
+  await admin.selectOption('#audit-classroom', 'pa-cm2');
+  await admin.click('#audit-form button[type=submit]');
+  await eventually(async () => assert.equal(await rows.count(), 50));
+  assert.equal(await admin.locator('#audit-older').isVisible(), true);
+  await admin.click('#audit-older');
+  await eventually(async () => assert.ok((await rows.count()) >= 55));
+  await expectText(admin.locator('#audit-status'), /^Start of the log reached\.$/);
+  assert.equal(await admin.locator('#audit-older').isVisible(), false);
+  const paged = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.id)));
+  assert.equal(new Set(paged).size, paged.length, 'an entry shown twice');
+  assert.deepEqual(paged, [...paged].sort((a, b) => b - a));
+  assert.ok((await rows.allTextContents()).every((r) => r.includes('pa-cm2')));
 });
 
 test('admin: clear a school, then override the whole city until a time, then clear all', async () => {

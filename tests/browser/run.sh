@@ -4,7 +4,7 @@
 #
 #   tests/browser/run.sh [substring-of-a-test-name]
 #
-# Needs: Node.js >= 18 with npm, and Debian's chromium (apt-get install
+# Needs: Node.js >= 20 with npm, and Debian's chromium (apt-get install
 # chromium chromium-driver; /usr/bin/chromium, or set CHROMIUM). Installs
 # playwright-core from package-lock.json (npm ci; it never downloads a
 # browser), builds target/debug/borne unless BORNE_BIN is set, and runs

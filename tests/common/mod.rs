@@ -94,7 +94,9 @@ impl TestDaemon {
             config_path: None,
             watchdog: None,
         };
-        let running = daemon::start(config, options, token.clone()).await.expect("daemon starts");
+        let running = daemon::start(config, options, token.clone())
+            .await
+            .expect("daemon starts");
         TestDaemon {
             addr: running.addr,
             core: running.core.clone(),
@@ -110,7 +112,10 @@ impl TestDaemon {
     pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
         self.token.cancel();
         if let Some(r) = self.running.take() {
-            tokio::time::timeout(TIMEOUT, r.wait()).await.expect("stops in time").expect("stops cleanly");
+            tokio::time::timeout(TIMEOUT, r.wait())
+                .await
+                .expect("stops in time")
+                .expect("stops cleanly");
         }
         self.dir.clone()
     }
@@ -122,13 +127,25 @@ impl TestDaemon {
 
     /// GET with a token; returns (status, JSON body).
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// A request with a JSON body; returns (status, JSON body).
-    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let r = self
             .http
             .request(method, self.url(path))
@@ -143,15 +160,23 @@ impl TestDaemon {
 
     /// POST a teacher request.
     pub async fn wifi(&self, token: &str, classroom: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, token, &format!("/api/v1/classrooms/{classroom}/wifi"), body)
-            .await
+        self.send(
+            reqwest::Method::POST,
+            token,
+            &format!("/api/v1/classrooms/{classroom}/wifi"),
+            body,
+        )
+        .await
     }
 
     /// Waits until the simulated AP is in `state`.
     pub async fn wait_sim(&self, ap: &str, state: borne::policy::Wifi) {
         let sim = self.sim.clone();
         let ap = ap.to_owned();
-        wait_for(&format!("sim AP {ap} {state}"), || sim.state(&ap) == Some(state)).await;
+        wait_for(&format!("sim AP {ap} {state}"), || {
+            sim.state(&ap) == Some(state)
+        })
+        .await;
     }
 }
 
@@ -179,7 +204,11 @@ pub fn borne_bin() -> PathBuf {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `borne run` as a real process, killed by PID when dropped.
@@ -224,14 +253,20 @@ impl DaemonProcess {
                     return;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "borne did not become ready");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "borne did not become ready"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Sends a signal to the daemon.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 

@@ -86,6 +86,24 @@ stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\?$/\1/p' "$unit")
 [ -n "$stop" ] && [ "$stop" -gt 15 ] ||
   fail "TimeoutStopSec must leave room for the 10 s shutdown grace and the final flush"
 
+# The package's pieces (building the .deb itself is left out: a release
+# build): the postinst parses, carries cargo-deb's token once on a line of
+# its own (cargo-deb replaces it wherever it appears, comments included), and
+# every file [package.metadata.deb] ships exists.
+postinst=systemd/debian/postinst
+sh -n "$postinst" || fail "$postinst: shell syntax error"
+[ "$(grep -c '#DEBHELPER#' "$postinst")" = 1 ] && grep -qx '#DEBHELPER#' "$postinst" ||
+  fail "$postinst must hold #DEBHELPER# exactly once, alone on its line"
+assets=$(sed -n '/^\[package\.metadata\.deb\]/,/^\[/s/^ *\["\([^"]*\)".*/\1/p' Cargo.toml)
+[ -n "$assets" ] || fail "no assets in [package.metadata.deb] of Cargo.toml"
+for asset in $assets; do
+  case $asset in
+  target/*) ;; # built by cargo deb
+  *) compgen -G "$asset" >/dev/null || fail "Cargo.toml [package.metadata.deb] ships $asset, which does not exist" ;;
+  esac
+done
+echo "package metadata and postinst: ok"
+
 # --offline exists since systemd 250 (Debian 12 has 252).
 security=$(systemd-analyze security --offline=yes "$work/alone/borne.service" 2>&1) || {
   echo "$security" >&2

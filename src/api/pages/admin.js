@@ -241,7 +241,7 @@ function createRow(s) {
   row.reason = h('td');
   row.untilWhen = h('span');
   row.untilLeft = h('span', { class: 'sub' });
-  row.until = h('td', { class: 'nowrap' }, row.untilWhen, row.untilLeft);
+  row.until = h('td', {}, row.untilWhen, row.untilLeft);
   row.aps = h('td');
   row.tr = h('tr', { dataset: { classroom: s.id } },
     h('th', { scope: 'row' }, row.name, h('span', { class: 'room-id sub' }, s.id)),
@@ -351,6 +351,32 @@ function tickRow(row, s) {
   }
   setText(row.untilWhen, formatWhen(until, s.timezone, t));
   setText(row.untilLeft, t.inTime(formatLeft(Date.parse(until) - now(), t)));
+}
+
+const refreshedFor = new Set();
+
+/** When a session, override or schedule period has ended, the event stream
+ *  normally brings the new states; read them once anyway in case it is late. */
+async function checkBoundaries() {
+  const nowMs = now();
+  let due = false;
+  for (const s of current.statuses.values()) {
+    for (const x of [s.until, s.next_change && s.next_change.at]) {
+      const at = Date.parse(x || '');
+      if (Number.isNaN(at) || at > nowMs - 3000) continue;
+      const key = `${s.id}@${at}`;
+      if (!refreshedFor.has(key)) {
+        refreshedFor.add(key);
+        due = true;
+      }
+    }
+  }
+  if (!due) return;
+  const session = current;
+  try {
+    const list = await api(session.token, 'GET', '/api/v1/classrooms');
+    if (current === session) for (const s of list.classrooms || []) update(s, true);
+  } catch (_) { /* the event stream will bring it */ }
 }
 
 // --- Filter -------------------------------------------------------------------------
@@ -708,8 +734,11 @@ function init() {
   ui.auditForm.addEventListener('submit', (e) => { e.preventDefault(); loadAudit(true); });
   ui.auditOlder.addEventListener('click', () => loadAudit(false));
   setInterval(() => {
-    if (!current || current.tab !== 'classrooms') return;
-    for (const [id, row] of current.rows) if (!row.tr.hidden) tickRow(row, current.statuses.get(id));
+    if (!current) return;
+    if (current.tab === 'classrooms') {
+      for (const [id, row] of current.rows) if (!row.tr.hidden) tickRow(row, current.statuses.get(id));
+    }
+    checkBoundaries();
   }, 1000);
   // Signed out in another tab (a shared classroom computer): here too.
   window.addEventListener('storage', (e) => {

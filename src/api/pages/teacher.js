@@ -222,10 +222,16 @@ function describe(s) {
   return v;
 }
 
+/** What a refusal message is about: once this changes, the message is stale. */
+function situation(s) {
+  return `${s.reason}|${s.wifi}|${s.override ? s.override.reason : ''}`;
+}
+
 function render(card) {
   const s = card.status;
   const v = describe(s);
   card.view = v;
+  if (!card.message.hidden && !card.busy && card.messageFor !== situation(s)) card.message.hidden = true;
   const on = s.wifi === 'on';
   card.root.className = `card card-${v.tone}${card.busy ? ' is-busy' : ''}`;
   setText(card.name, s.name);
@@ -307,6 +313,17 @@ function tick(card) {
     setText(card.hint, nextChange !== null && nextChange < end
       ? t.untilSlotEnd(formatWhen(nextChange, tz, t)) : t.untilTime(formatWhen(end, tz, t)));
   }
+  // A boundary (session end, schedule change) has passed: the event stream
+  // normally brings the new state; read it once anyway in case it is late.
+  const passed = [s.until, s.next_change && s.next_change.at].map((x) => Date.parse(x || ''))
+    .filter((x) => !Number.isNaN(x) && x <= nowMs - 3000);
+  if (passed.length && current) {
+    const key = Math.max(...passed);
+    if (card.refreshedFor !== key) {
+      card.refreshedFor = key;
+      refresh(card, current);
+    }
+  }
   if (v.extendable) {
     const until = Date.parse(s.until);
     const nextChange = s.next_change ? Date.parse(s.next_change.at) : null;
@@ -368,6 +385,7 @@ async function send(card, body) {
     }
     setText(card.message, refusal(e, card.status));
     card.message.hidden = false;
+    card.messageFor = situation(card.status);
   } finally {
     card.busy = false;
     if (current === session) render(card);
