@@ -71,7 +71,10 @@ const TEACHER_ONE: &str = "bench-teacher-one-token";
 const ADMIN: &str = "bench-admin-token";
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 fn ticks_per_second() -> f64 {
@@ -187,7 +190,9 @@ impl Sub {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { return };
                     let mut parts = line.splitn(3, ' ');
-                    let (Some(at), Some(topic)) = (parts.next(), parts.next()) else { continue };
+                    let (Some(at), Some(topic)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
                     let Ok(at) = at.parse::<f64>() else { continue };
                     seen.lock().unwrap().push(Arrival {
                         at,
@@ -208,7 +213,18 @@ impl Sub {
         let deadline = Instant::now() + Duration::from_secs(10);
         'ready: loop {
             let status = Command::new("mosquitto_pub")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", READY_TOPIC, "-m", "ready"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-q",
+                    "1",
+                    "-t",
+                    READY_TOPIC,
+                    "-m",
+                    "ready",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -228,7 +244,13 @@ impl Sub {
 
     /// Commands received so far (markers excluded).
     fn commands(&self) -> Vec<Arrival> {
-        self.seen.lock().unwrap().iter().filter(|a| a.topic != READY_TOPIC).cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.topic != READY_TOPIC)
+            .cloned()
+            .collect()
     }
 
     fn count(&self) -> usize {
@@ -295,7 +317,10 @@ fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.get(9..12)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -451,7 +476,10 @@ async fn open_loop(client: &reqwest::Client, port: u16, plan: &mut Plan, rate: u
 
 /// Closed-loop GETs on `conns` connections for `secs`: (rps, latencies, errors).
 async fn get_load(port: u16, token: &str, conns: usize, secs: u64) -> (f64, Vec<f64>, usize) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(conns).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .build()
+        .expect("client");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -517,7 +545,10 @@ fn wrk(port: u16, token: &str, conns: usize, secs: u64) -> Option<(f64, u64)> {
         text.lines()
             .filter(|l| l.trim_start().starts_with(key))
             .filter_map(|l| l.split_once(':'))
-            .flat_map(|(_, v)| v.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()))
+            .flat_map(|(_, v)| {
+                v.split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+            })
             .sum()
     };
     Some((rps, number_after("Non-2xx") + number_after("Socket errors")))
@@ -598,8 +629,14 @@ fn main() {
     std::thread::sleep(Duration::from_secs(1));
     let sub = Sub::start(mqtt_port);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let mut plan = Plan {
         on: vec![false; CLASSROOMS],
         next: 0,
@@ -618,7 +655,11 @@ fn main() {
 
     // Open loop.
     for rate in RATES {
-        let n = if full { rate as usize * RATE_SECONDS as usize } else { rate as usize / 10 };
+        let n = if full {
+            rate as usize * RATE_SECONDS as usize
+        } else {
+            rate as usize / 10
+        };
         let before = sub.count();
         let mut sent = Vec::new();
         let cpu = tick(&mut || sent = rt.block_on(open_loop(&client, http_port, &mut plan, rate, n)));

@@ -114,7 +114,10 @@ fn ticks_per_second() -> f64 {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Mosquitto with the bench's settings, killed by PID on drop.
@@ -215,7 +218,9 @@ impl Sub {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { return };
                     let mut parts = line.splitn(3, ' ');
-                    let (Some(at), Some(topic)) = (parts.next(), parts.next()) else { continue };
+                    let (Some(at), Some(topic)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
                     let Ok(at) = at.parse::<f64>() else { continue };
                     let payload = parts.next().unwrap_or("").to_owned();
                     if topic != READY_TOPIC {
@@ -292,7 +297,18 @@ impl Drop for Sub {
 /// One `mosquitto_pub -q 1` (connect, publish, wait for PUBACK, disconnect).
 fn pub_one(port: u16, topic: &str, payload: &str) {
     let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-m", payload])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -353,7 +369,11 @@ fn baseline_loop(bin: &Path, n: usize) -> f64 {
         pub_one(broker.port, &format!("cmnd/ap-{i}/POWER"), "OFF");
         assert!(started.elapsed() < PHASE_LIMIT * 2, "baseline loop too slow");
     }
-    assert!(sub.wait_count("OFF", n, PHASE_LIMIT), "baseline loop: {} of {n} arrived", sub.count("OFF"));
+    assert!(
+        sub.wait_count("OFF", n, PHASE_LIMIT),
+        "baseline loop: {} of {n} arrived",
+        sub.count("OFF")
+    );
     latencies(&sub.arrivals("OFF"), t0).0
 }
 
@@ -362,7 +382,17 @@ fn baseline_lines(bin: &Path, n: usize) -> f64 {
     let broker = Broker::start(bin);
     let sub = Sub::start(broker.port, "cmnd/+/POWER");
     let mut child = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "cmnd/all/POWER", "-l"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            "cmnd/all/POWER",
+            "-l",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -387,7 +417,11 @@ fn baseline_lines(bin: &Path, n: usize) -> f64 {
 fn floor_rumqttc(bin: &Path, n: usize) -> f64 {
     let broker = Broker::start(bin);
     let sub = Sub::start(broker.port, "cmnd/+/POWER");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let port = broker.port;
     let t0 = rt.block_on(async move {
         let mut options = MqttOptions::new(format!("bench-floor-{}", std::process::id()), "127.0.0.1", port);
@@ -419,7 +453,10 @@ fn floor_rumqttc(bin: &Path, n: usize) -> f64 {
                 }
             })
         };
-        tokio::time::timeout(Duration::from_secs(10), connected_rx).await.expect("floor client connects").ok();
+        tokio::time::timeout(Duration::from_secs(10), connected_rx)
+            .await
+            .expect("floor client connects")
+            .ok();
         let t0 = unix_now();
         for i in 0..n {
             client
@@ -435,7 +472,11 @@ fn floor_rumqttc(bin: &Path, n: usize) -> f64 {
         let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
         t0
     });
-    assert!(sub.wait_count("OFF", n, PHASE_LIMIT), "floor: {} of {n} arrived", sub.count("OFF"));
+    assert!(
+        sub.wait_count("OFF", n, PHASE_LIMIT),
+        "floor: {} of {n} arrived",
+        sub.count("OFF")
+    );
     latencies(&sub.arrivals("OFF"), t0).0
 }
 
@@ -485,7 +526,11 @@ fn run_borne(bin: &Path, n: usize, max_parallel: usize) -> BorneRun {
         Err(e) => panic!("bench configuration invalid: {e}"),
     };
     let ids: Vec<borne::config::ApId> = config.access_points.iter().map(|a| a.id.clone()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let clock = BenchClock::at(BEFORE);
     let token = CancellationToken::new();
     let _cancel_on_exit = token.clone().drop_guard();
@@ -503,7 +548,8 @@ fn run_borne(bin: &Path, n: usize, max_parallel: usize) -> BorneRun {
         .expect("daemon starts");
     let core = running.core.clone();
     let all_are = |wifi: borne::driver::ObservedWifi| {
-        ids.iter().all(|id| core.ap_state(id).is_some_and(|s| s.observed.wifi == wifi))
+        ids.iter()
+            .all(|id| core.ap_state(id).is_some_and(|s| s.observed.wifi == wifi))
     };
     // Start-up: every AP switched on (read, then ON).
     while !all_are(borne::driver::ObservedWifi::On) {
@@ -566,8 +612,8 @@ fn main() {
     let Some(bin) = peers() else { return };
     // borne's logs, at the production default level, to a file.
     let logs = tempfile::tempdir().expect("tempdir");
-    let log_path = std::env::var_os("BORNE_BENCH_LOG_FILE")
-        .map_or_else(|| logs.path().join("borne.log"), PathBuf::from);
+    let log_path =
+        std::env::var_os("BORNE_BENCH_LOG_FILE").map_or_else(|| logs.path().join("borne.log"), PathBuf::from);
     let log_file = std::fs::File::create(&log_path).expect("log file");
     let filter = std::env::var("BORNE_BENCH_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()

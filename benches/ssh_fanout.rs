@@ -25,8 +25,8 @@
 //!
 //! Run: `cargo bench --bench ssh_fanout`. Prints one line per
 //! configuration starting with `ssh-fanout`. `RUST_LOG=borne=debug` shows
-//! the driver's per-operation timings. `SSH_FANOUT_APS=50` runs only the
-//! 50-AP configurations.
+//! the driver's per-operation timings. `SSH_FANOUT_APS=50` (a comma-separated
+//! list) picks the sizes; `SSH_FANOUT_BASELINES=0` skips the OpenSSH baselines.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -393,12 +393,7 @@ struct Run {
 
 /// Waits until every fake runs `wifi` (the phase time), then until borne
 /// has observed it on every AP (the confirmed time). Both from `start`.
-async fn wait_phase(
-    d: &TestDaemon,
-    aps: &[TestSshd],
-    wifi: Wifi,
-    start: Instant,
-) -> (Duration, Duration) {
+async fn wait_phase(d: &TestDaemon, aps: &[TestSshd], wifi: Wifi, start: Instant) -> (Duration, Duration) {
     let want = wifi == Wifi::On;
     let mut pending: Vec<usize> = (0..aps.len()).collect();
     while !pending.is_empty() {
@@ -439,11 +434,7 @@ async fn wait_phase(
 async fn borne_run(aps: &[TestSshd], reuse_seconds: u64, max_parallel: usize) -> Run {
     reset_on(aps);
     let clock = ManualClock::at("2026-12-01T17:59:00+01:00");
-    let d = TestDaemon::start(
-        &config_yaml(aps, reuse_seconds, max_parallel),
-        clock.clone(),
-    )
-    .await;
+    let d = TestDaemon::start(&config_yaml(aps, reuse_seconds, max_parallel), clock.clone()).await;
     // Start-up: each worker reads its AP once (with reuse, that opens the
     // connections the switches will use, as in a daemon that has run a while).
     wait_phase(&d, aps, Wifi::On, Instant::now()).await;
@@ -500,10 +491,7 @@ fn start_aps(n: usize) -> Vec<TestSshd> {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("start sshd"))
-                .collect()
+            handles.into_iter().map(|h| h.join().expect("start sshd")).collect()
         });
         aps.extend(started);
     }
@@ -527,9 +515,7 @@ fn main() {
         std::process::exit(code);
     }
     if let Ok(rc) = std::env::var(ISOLATED_ENV) {
-        eprintln!(
-            "ssh-fanout: login shell rc files emptied for the fakes (private mount namespace): {rc}"
-        );
+        eprintln!("ssh-fanout: login shell rc files emptied for the fakes (private mount namespace): {rc}");
     }
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -537,31 +523,34 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let sizes: Vec<usize> = match std::env::var("SSH_FANOUT_APS").as_deref() {
-        Ok("50") => vec![50],
-        _ => vec![50, 200],
+    let sizes: Vec<usize> = match std::env::var("SSH_FANOUT_APS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| n.trim().parse().expect("SSH_FANOUT_APS: numbers, e.g. 50,200"))
+            .filter(|&n| n > 0)
+            .collect(),
+        Err(_) => vec![50, 200],
     };
     let bench_start = Instant::now();
     let max_n = sizes.iter().copied().max().unwrap_or(50);
     let t = Instant::now();
     let aps = start_aps(max_n);
-    eprintln!(
-        "ssh-fanout: {} sshd started in {} ms",
-        aps.len(),
-        ms(t.elapsed())
-    );
+    eprintln!("ssh-fanout: {} sshd started in {} ms", aps.len(), ms(t.elapsed()));
 
     let baselines = std::env::var("SSH_FANOUT_BASELINES").as_deref() != Ok("0");
     let hs = handshake(&aps);
-    let seq50 = if baselines {
-        baseline_sequential(&aps[..50])
+    // The sequential loop runs on (at most) 50 APs; larger sets are
+    // extrapolated from it.
+    let seq_n = sizes.iter().copied().min().unwrap_or(50).min(50);
+    let seq_base = if baselines {
+        baseline_sequential(&aps[..seq_n])
     } else {
         Duration::ZERO
     };
     eprintln!(
-        "ssh-fanout: handshake (ssh host true, median of {HANDSHAKE_SAMPLES}) {} ms; sequential 50 APs off+on {} ms",
+        "ssh-fanout: handshake (ssh host true, median of {HANDSHAKE_SAMPLES}) {} ms; sequential {seq_n} APs off+on {} ms",
         ms(hs),
-        ms(seq50)
+        ms(seq_base)
     );
 
     // Built like `borne run`'s runtime: default worker threads (one per
@@ -577,10 +566,10 @@ fn main() {
         } else {
             Duration::ZERO
         };
-        let (seq, extrapolated) = if n == 50 {
-            (seq50, "no")
+        let (seq, extrapolated) = if n == seq_n {
+            (seq_base, "no")
         } else {
-            (seq50 * (n / 50) as u32, "yes")
+            (seq_base.mul_f64(n as f64 / seq_n as f64), "yes")
         };
         let mut configs = vec![(60, 64), (0, 64)];
         if n > 64 {

@@ -43,11 +43,7 @@ pub fn summary(config: &Config) -> String {
 
 /// What `borne check` prints for warnings.
 pub fn warnings(loaded: &Loaded) -> String {
-    loaded
-        .warnings
-        .iter()
-        .map(|w| format!("warning: {w}\n"))
-        .collect()
+    loaded.warnings.iter().map(|w| format!("warning: {w}\n")).collect()
 }
 
 /// Wi-Fi state implied by a mode alone (no runtime state).
@@ -92,7 +88,10 @@ pub fn plan_at(config: &Config, at: DateTime<Utc>, json: bool) -> String {
                 school: c.school.as_str(),
                 mode,
                 wifi: wifi_of(mode),
-                next_change: c.schedule.next_change(c.timezone, at).map(|n| PlanChange::new(n, c.timezone)),
+                next_change: c
+                    .schedule
+                    .next_change(c.timezone, at)
+                    .map(|n| PlanChange::new(n, c.timezone)),
             }
         })
         .collect();
@@ -109,7 +108,13 @@ pub fn plan_at(config: &Config, at: DateTime<Utc>, json: bool) -> String {
             Some(n) => format!("{} at {}", n.mode, n.at),
             None => "none planned".to_owned(),
         };
-        let _ = writeln!(out, "{:width$}  {:9}  {:4}  {next}", r.id, r.mode.to_string(), r.wifi.as_str());
+        let _ = writeln!(
+            out,
+            "{:width$}  {:9}  {:4}  {next}",
+            r.id,
+            r.mode.to_string(),
+            r.wifi.as_str()
+        );
     }
     out
 }
@@ -135,7 +140,11 @@ pub fn plan_interval(
 ) -> Result<String, String> {
     let to = from + Duration::days(i64::from(days));
     let classrooms: Vec<_> = match classroom {
-        Some(id) => vec![config.classroom(id).ok_or_else(|| format!("unknown classroom \"{id}\""))?],
+        Some(id) => vec![
+            config
+                .classroom(id)
+                .ok_or_else(|| format!("unknown classroom \"{id}\""))?,
+        ],
         None => config.classrooms.iter().collect(),
     };
     let mut changes: Vec<(DateTime<Utc>, IntervalChange)> = Vec::new();
@@ -236,8 +245,13 @@ pub fn token_entry(
 /// A name as a YAML scalar: quoted when it could be read as something else.
 fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
         && !s.starts_with(' ')
         && !s.ends_with(' ');
-    if plain { s.to_owned() } else { serde_json::to_string(s).unwrap_or_default() }
+    if plain {
+        s.to_owned()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
 }

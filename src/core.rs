@@ -171,11 +171,20 @@ impl Core {
         }
         for (ap, observed) in snapshot.observed {
             if config.access_point(ap.as_str()).is_some() {
-                runtime.aps.insert(ap, ApState { observed, consecutive_failures: 0 });
+                runtime.aps.insert(
+                    ap,
+                    ApState {
+                        observed,
+                        consecutive_failures: 0,
+                    },
+                );
             }
         }
         for ap in &config.access_points {
-            runtime.aps.entry(ap.id.clone()).or_insert_with(|| ApState::unknown(now));
+            runtime
+                .aps
+                .entry(ap.id.clone())
+                .or_insert_with(|| ApState::unknown(now));
         }
         let (events, _) = broadcast::channel(4096);
         let metrics = Metrics::new();
@@ -267,7 +276,10 @@ impl Core {
     /// their inputs. At hundreds of requests a second, re-evaluating the
     /// whole city for each would be wasted work.
     pub fn touch(&self, classrooms: &[ClassroomId]) {
-        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).extend(classrooms.iter().cloned());
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(classrooms.iter().cloned());
         self.wake.notify_one();
     }
 
@@ -517,7 +529,10 @@ impl Core {
         let (action, detail) = match request {
             Request::On { minutes } => (
                 "teacher.on",
-                format!("on for {} minutes", minutes.unwrap_or(config.teacher_session.default_minutes)),
+                format!(
+                    "on for {} minutes",
+                    minutes.unwrap_or(config.teacher_session.default_minutes)
+                ),
             ),
             Request::Off => ("teacher.off", "off".to_owned()),
         };
@@ -582,7 +597,8 @@ impl Core {
         let now = self.now();
         check_override(&request, now)?;
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &config, &ids, Some(request), now, "override.set").await?;
+        self.apply_overrides(actor, &config, &ids, Some(request), now, "override.set")
+            .await?;
         Ok(self.status_of(&config, classroom, now))
     }
 
@@ -601,7 +617,8 @@ impl Core {
         }
         let now = self.now();
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &config, &ids, None, now, "override.clear").await?;
+        self.apply_overrides(actor, &config, &ids, None, now, "override.clear")
+            .await?;
         Ok(self.status_of(&config, classroom, now))
     }
 
@@ -643,7 +660,11 @@ impl Core {
         if let Some(r) = &request {
             check_override(r, now)?;
         }
-        let action = if request.is_some() { "override.set" } else { "override.clear" };
+        let action = if request.is_some() {
+            "override.set"
+        } else {
+            "override.clear"
+        };
         let ids = match request {
             Some(_) => ids,
             // Clearing touches only classrooms that have an override.
@@ -685,9 +706,14 @@ impl Core {
         let mut batch = Batch::default();
         for id in ids {
             batch.overrides.push((id.clone(), value.clone()));
-            batch
-                .audit
-                .push(audit(actor, now, Some(id), action, detail.clone(), "accepted".to_owned()));
+            batch.audit.push(audit(
+                actor,
+                now,
+                Some(id),
+                action,
+                detail.clone(),
+                "accepted".to_owned(),
+            ));
         }
         self.writer.commit(batch).await?;
         {
@@ -811,12 +837,16 @@ impl Core {
     fn render(&self, config: &Config, c: &Classroom, d: Desired, now: DateTime<Utc>) -> Status {
         let tz = c.timezone;
         let state = self.lock_state();
-        let active_override = state.overrides.get(&c.id).filter(|o| o.is_active(now)).map(|o| OverrideView {
-            wifi: o.wifi,
-            until: o.until.map(|u| local(u, tz)),
-            reason: o.reason.clone(),
-            by: o.by.clone(),
-        });
+        let active_override = state
+            .overrides
+            .get(&c.id)
+            .filter(|o| o.is_active(now))
+            .map(|o| OverrideView {
+                wifi: o.wifi,
+                until: o.until.map(|u| local(u, tz)),
+                reason: o.reason.clone(),
+                by: o.by.clone(),
+            });
         let session = policy::active_session(c, state.sessions.get(&c.id), now).map(|s| SessionView {
             wifi: s.wifi,
             until: local(s.until, tz),
@@ -856,7 +886,10 @@ impl Core {
                 })
             })
             .collect();
-        let school_name = config.school(c.school.as_str()).map(|s| s.name.clone()).unwrap_or_default();
+        let school_name = config
+            .school(c.school.as_str())
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
         Status {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -867,7 +900,10 @@ impl Core {
             until: d.until.map(|u| local(u, tz)),
             mode: d.mode,
             closed_day: d.mode == Mode::Locked && c.schedule.is_closed_day(tz, now),
-            next_change: d.next_change.map(|n| ChangeView { at: local(n.at, tz), mode: n.mode }),
+            next_change: d.next_change.map(|n| ChangeView {
+                at: local(n.at, tz),
+                mode: n.mode,
+            }),
             override_: active_override,
             session,
             access_points,
@@ -895,14 +931,19 @@ fn visible<'c>(config: &'c Config, user: &User, id: &str) -> Result<&'c Classroo
 
 fn check_override(r: &OverrideRequest, now: DateTime<Utc>) -> Result<(), RequestError> {
     if r.reason.trim().is_empty() {
-        return Err(RequestError::Invalid("an override needs a reason (teachers see it)".into()));
+        return Err(RequestError::Invalid(
+            "an override needs a reason (teachers see it)".into(),
+        ));
     }
     if r.reason.chars().count() > 500 {
         return Err(RequestError::Invalid("the reason is longer than 500 characters".into()));
     }
     if let Some(u) = r.until {
         if u <= now {
-            return Err(RequestError::Invalid(format!("until {} is in the past", u.to_rfc3339())));
+            return Err(RequestError::Invalid(format!(
+                "until {} is in the past",
+                u.to_rfc3339()
+            )));
         }
     }
     Ok(())

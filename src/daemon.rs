@@ -82,7 +82,9 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     );
     let snapshot = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || store.load()).await.context("loading the state")??
+        tokio::task::spawn_blocking(move || store.load())
+            .await
+            .context("loading the state")??
     };
     let writer = Writer::start(store).context("starting the state database writer")?;
     let core = Core::new(config.clone(), snapshot, writer.clone(), options.clock.clone());
@@ -91,7 +93,13 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let drivers = start_drivers(&config, report_tx, &shutdown).await?;
 
     let tracker = TaskTracker::new();
-    let mut reconciler = Reconciler::new(core.clone(), drivers.clone(), report_rx, tracker.clone(), shutdown.child_token());
+    let mut reconciler = Reconciler::new(
+        core.clone(),
+        drivers.clone(),
+        report_rx,
+        tracker.clone(),
+        shutdown.child_token(),
+    );
     if let Some(w) = options.watchdog {
         reconciler = reconciler.with_watchdog(w);
     }
@@ -129,7 +137,10 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
         tracing::info!("shutting down: finishing operations in flight");
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            tracing::warn!(grace_seconds = grace.as_secs(), "operations still in flight after the grace period; leaving them");
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "operations still in flight after the grace period; leaving them"
+            );
         }
         drivers.shutdown().await;
         writer.flush().await.context("flushing the state database")?;
@@ -208,7 +219,10 @@ fn print_demo_banner(config: &Config, addr: SocketAddr) {
     } else {
         config.public_url.clone()
     };
-    let mut out = format!("\nborne demo: {} classrooms, simulated access points\n", config.classrooms.len());
+    let mut out = format!(
+        "\nborne demo: {} classrooms, simulated access points\n",
+        config.classrooms.len()
+    );
     for u in &config.users {
         let Some(token) = &u.demo_token else { continue };
         out.push_str(&format!("\n  {} ({})\n", u.name, u.role));

@@ -102,8 +102,16 @@ fn main() -> ExitCode {
             run(&cli.config)
         }
         Command::Check { strict } => check(&cli.config, strict),
-        Command::Plan { at, from, days, classroom, json } => {
-            let Some(loaded) = load(&cli.config) else { return ExitCode::FAILURE };
+        Command::Plan {
+            at,
+            from,
+            days,
+            classroom,
+            json,
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
             let c = &loaded.config;
             let text = match (at, from, days) {
                 (_, Some(from), Some(days)) => {
@@ -123,7 +131,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Token { command: TokenCommand::New { name, role, classroom, school, url } } => {
+        Command::Token {
+            command:
+                TokenCommand::New {
+                    name,
+                    role,
+                    classroom,
+                    school,
+                    url,
+                },
+        } => {
             let role = match role {
                 RoleArg::Teacher => Role::Teacher,
                 RoleArg::Admin => Role::Admin,
@@ -137,7 +154,10 @@ fn main() -> ExitCode {
             match borne::cli::new_token() {
                 Ok(token) => {
                     let qr = std::io::stdout().is_terminal();
-                    print!("{}", borne::cli::token_entry(&token, &name, role, &classroom, &school, &base, qr));
+                    print!(
+                        "{}",
+                        borne::cli::token_entry(&token, &name, role, &classroom, &school, &base, qr)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -168,10 +188,16 @@ fn load(path: &std::path::Path) -> Option<Loaded> {
 }
 
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
-    let Some(loaded) = load(path) else { return ExitCode::FAILURE };
+    let Some(loaded) = load(path) else {
+        return ExitCode::FAILURE;
+    };
     eprint!("{}", borne::cli::warnings(&loaded));
     if strict && !loaded.warnings.is_empty() {
-        eprintln!("{}: {} warning(s), refused with --strict", path.display(), loaded.warnings.len());
+        eprintln!(
+            "{}: {} warning(s), refused with --strict",
+            path.display(),
+            loaded.warnings.len()
+        );
         return ExitCode::FAILURE;
     }
     println!("{}", borne::cli::summary(&loaded.config));
@@ -181,7 +207,9 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -189,6 +217,8 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    let Some(loaded) = load(path) else { return ExitCode::FAILURE };
+    let Some(loaded) = load(path) else {
+        return ExitCode::FAILURE;
+    };
     borne::daemon::main(path.to_owned(), loaded)
 }

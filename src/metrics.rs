@@ -9,9 +9,9 @@ use std::time::Duration;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -49,19 +49,39 @@ impl Collector for ApCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Value = fn(&ApSample) -> i64;
         let gauges: [(&str, &str, Value); 4] = [
-            ("ap_desired_on", "Desired Wi-Fi state of the access point (1 on, 0 off)", |s| i64::from(s.desired == Wifi::On)),
-            ("ap_observed_on", "Observed Wi-Fi state of the access point (1 on, 0 off, -1 unknown)", |s| match s.observed {
-                ObservedWifi::On => 1,
-                ObservedWifi::Off => 0,
-                ObservedWifi::Unknown => -1,
-            }),
-            ("ap_reachable", "Whether the last operation reached the access point", |s| i64::from(s.reachable)),
-            ("ap_consecutive_failures", "Failed operations since the last success", |s| i64::from(s.consecutive_failures)),
+            (
+                "ap_desired_on",
+                "Desired Wi-Fi state of the access point (1 on, 0 off)",
+                |s| i64::from(s.desired == Wifi::On),
+            ),
+            (
+                "ap_observed_on",
+                "Observed Wi-Fi state of the access point (1 on, 0 off, -1 unknown)",
+                |s| match s.observed {
+                    ObservedWifi::On => 1,
+                    ObservedWifi::Off => 0,
+                    ObservedWifi::Unknown => -1,
+                },
+            ),
+            (
+                "ap_reachable",
+                "Whether the last operation reached the access point",
+                |s| i64::from(s.reachable),
+            ),
+            (
+                "ap_consecutive_failures",
+                "Failed operations since the last success",
+                |s| i64::from(s.consecutive_failures),
+            ),
         ];
         for (name, help, value) in gauges {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for s in &self.0 {
-                let labels = [("school", s.school.as_str()), ("classroom", s.classroom.as_str()), ("ap", s.ap.as_str())];
+                let labels = [
+                    ("school", s.school.as_str()),
+                    ("classroom", s.classroom.as_str()),
+                    ("ap", s.ap.as_str()),
+                ];
                 ConstGauge::new(value(s)).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -144,9 +164,17 @@ impl Metrics {
             .set(1);
         registry.register("driver_operations", "Driver operations by result", operations.clone());
         registry.register("driver_operation_seconds", "Driver operation latency", latency.clone());
-        registry.register("reconciler_queue_depth", "Operations waiting for a slot or in flight", queue_depth.clone());
+        registry.register(
+            "reconciler_queue_depth",
+            "Operations waiting for a slot or in flight",
+            queue_depth.clone(),
+        );
         registry.register("http_requests", "HTTP requests by route and status", http.clone());
-        registry.register("schedule_changes", "Classroom mode changes applied", schedule_changes.clone());
+        registry.register(
+            "schedule_changes",
+            "Classroom mode changes applied",
+            schedule_changes.clone(),
+        );
         registry.register("build_info", "Build information", build);
         Self {
             registry,

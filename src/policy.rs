@@ -190,12 +190,7 @@ pub fn desired(classroom: &Classroom, inputs: Inputs<'_>, now: DateTime<Utc>) ->
 }
 
 /// [`desired`] with the schedule already evaluated.
-pub fn desired_with(
-    classroom: &Classroom,
-    sched: ScheduleNow,
-    inputs: Inputs<'_>,
-    now: DateTime<Utc>,
-) -> Desired {
+pub fn desired_with(classroom: &Classroom, sched: ScheduleNow, inputs: Inputs<'_>, now: DateTime<Utc>) -> Desired {
     let ScheduleNow { mode, next_change } = sched;
     let make = |wifi, reason, until| Desired {
         wifi,
@@ -296,7 +291,15 @@ pub fn decide(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<SessionChange, Refusal> {
-    decide_with(classroom, ScheduleNow::of(classroom, now), settings, inputs, request, by, now)
+    decide_with(
+        classroom,
+        ScheduleNow::of(classroom, now),
+        settings,
+        inputs,
+        request,
+        by,
+        now,
+    )
 }
 
 /// [`decide`] with the schedule already evaluated.
@@ -398,11 +401,22 @@ schools:
     }
 
     fn session(wifi: Wifi, from: &str, until: &str) -> Session {
-        Session { wifi, started: t(from), until: t(until), by: "teacher".into() }
+        Session {
+            wifi,
+            started: t(from),
+            until: t(until),
+            by: "teacher".into(),
+        }
     }
 
     fn override_(wifi: Wifi, until: Option<&str>) -> Override {
-        Override { wifi, until: until.map(t), reason: "exam".into(), by: "it".into(), set_at: t("08:00") }
+        Override {
+            wifi,
+            until: until.map(t),
+            reason: "exam".into(),
+            by: "it".into(),
+            set_at: t("08:00"),
+        }
     }
 
     #[derive(Debug, PartialEq)]
@@ -416,7 +430,16 @@ schools:
     }
 
     /// (now, override, session, request, verdict, desired after, reason after, until after)
-    type Case = (&'static str, Option<Override>, Option<Session>, Request, Verdict, Wifi, Reason, Option<&'static str>);
+    type Case = (
+        &'static str,
+        Option<Override>,
+        Option<Session>,
+        Request,
+        Verdict,
+        Wifi,
+        Reason,
+        Option<&'static str>,
+    );
 
     #[test]
     fn teacher_requests_as_a_table() {
@@ -427,39 +450,184 @@ schools:
         let on45 = Request::On { minutes: Some(45) };
         let cases: Vec<Case> = vec![
             // available: on for the default 60 minutes, or as asked.
-            ("09:00", None, None, on, Accepted(Some((Wifi::On, "10:00"))), Wifi::On, Reason::Teacher, Some("10:00")),
-            ("09:00", None, None, on45, Accepted(Some((Wifi::On, "09:45"))), Wifi::On, Reason::Teacher, Some("09:45")),
+            (
+                "09:00",
+                None,
+                None,
+                on,
+                Accepted(Some((Wifi::On, "10:00"))),
+                Wifi::On,
+                Reason::Teacher,
+                Some("10:00"),
+            ),
+            (
+                "09:00",
+                None,
+                None,
+                on45,
+                Accepted(Some((Wifi::On, "09:45"))),
+                Wifi::On,
+                Reason::Teacher,
+                Some("09:45"),
+            ),
             // capped at the next mode change.
-            ("09:30", None, None, on, Accepted(Some((Wifi::On, "10:00"))), Wifi::On, Reason::Teacher, Some("10:00")),
+            (
+                "09:30",
+                None,
+                None,
+                on,
+                Accepted(Some((Wifi::On, "10:00"))),
+                Wifi::On,
+                Reason::Teacher,
+                Some("10:00"),
+            ),
             // asking again extends, never shortens.
-            ("09:10", None, Some(session(Wifi::On, "09:00", "09:30")), on45, Accepted(Some((Wifi::On, "09:55"))), Wifi::On, Reason::Teacher, Some("09:55")),
-            ("09:10", None, Some(session(Wifi::On, "09:00", "09:50")), Request::On { minutes: Some(10) }, Accepted(Some((Wifi::On, "09:50"))), Wifi::On, Reason::Teacher, Some("09:50")),
+            (
+                "09:10",
+                None,
+                Some(session(Wifi::On, "09:00", "09:30")),
+                on45,
+                Accepted(Some((Wifi::On, "09:55"))),
+                Wifi::On,
+                Reason::Teacher,
+                Some("09:55"),
+            ),
+            (
+                "09:10",
+                None,
+                Some(session(Wifi::On, "09:00", "09:50")),
+                Request::On { minutes: Some(10) },
+                Accepted(Some((Wifi::On, "09:50"))),
+                Wifi::On,
+                Reason::Teacher,
+                Some("09:50"),
+            ),
             // off in available: off until the next change.
-            ("09:10", None, Some(session(Wifi::On, "09:00", "09:50")), Request::Off, Accepted(Some((Wifi::Off, "10:00"))), Wifi::Off, Reason::Teacher, Some("10:00")),
+            (
+                "09:10",
+                None,
+                Some(session(Wifi::On, "09:00", "09:50")),
+                Request::Off,
+                Accepted(Some((Wifi::Off, "10:00"))),
+                Wifi::Off,
+                Reason::Teacher,
+                Some("10:00"),
+            ),
             // on in `on` mode: nothing to do; off in `on` mode: off until 11:00.
-            ("10:15", None, None, on, Unchanged, Wifi::On, Reason::Schedule, Some("11:00")),
-            ("10:15", None, None, Request::Off, Accepted(Some((Wifi::Off, "11:00"))), Wifi::Off, Reason::Teacher, Some("11:00")),
+            (
+                "10:15",
+                None,
+                None,
+                on,
+                Unchanged,
+                Wifi::On,
+                Reason::Schedule,
+                Some("11:00"),
+            ),
+            (
+                "10:15",
+                None,
+                None,
+                Request::Off,
+                Accepted(Some((Wifi::Off, "11:00"))),
+                Wifi::Off,
+                Reason::Teacher,
+                Some("11:00"),
+            ),
             // on in `on` mode after the teacher's own off: clears it.
-            ("10:20", None, Some(session(Wifi::Off, "10:15", "11:00")), on, Cleared, Wifi::On, Reason::Schedule, Some("11:00")),
+            (
+                "10:20",
+                None,
+                Some(session(Wifi::Off, "10:15", "11:00")),
+                on,
+                Cleared,
+                Wifi::On,
+                Reason::Schedule,
+                Some("11:00"),
+            ),
             // locked: refused, saying until when (skipping re-locks).
-            ("18:00", None, None, on, RefusedLocked(Some("2026-12-02T08:30:00+01:00")), Wifi::Off, Reason::Locked, Some("2026-12-02T08:30:00+01:00")),
-            ("07:00", None, None, Request::Off, RefusedLocked(Some("08:30")), Wifi::Off, Reason::Locked, Some("08:30")),
+            (
+                "18:00",
+                None,
+                None,
+                on,
+                RefusedLocked(Some("2026-12-02T08:30:00+01:00")),
+                Wifi::Off,
+                Reason::Locked,
+                Some("2026-12-02T08:30:00+01:00"),
+            ),
+            (
+                "07:00",
+                None,
+                None,
+                Request::Off,
+                RefusedLocked(Some("08:30")),
+                Wifi::Off,
+                Reason::Locked,
+                Some("08:30"),
+            ),
             // an override refuses everything, on or off.
-            ("09:00", Some(override_(Wifi::Off, Some("12:00"))), None, on, RefusedOverridden, Wifi::Off, Reason::Override, Some("12:00")),
-            ("09:00", Some(override_(Wifi::On, None)), None, Request::Off, RefusedOverridden, Wifi::On, Reason::Override, None),
+            (
+                "09:00",
+                Some(override_(Wifi::Off, Some("12:00"))),
+                None,
+                on,
+                RefusedOverridden,
+                Wifi::Off,
+                Reason::Override,
+                Some("12:00"),
+            ),
+            (
+                "09:00",
+                Some(override_(Wifi::On, None)),
+                None,
+                Request::Off,
+                RefusedOverridden,
+                Wifi::On,
+                Reason::Override,
+                None,
+            ),
             // an expired override no longer counts.
-            ("12:30", Some(override_(Wifi::Off, Some("12:00"))), None, on, Accepted(Some((Wifi::On, "13:30"))), Wifi::On, Reason::Teacher, Some("13:30")),
+            (
+                "12:30",
+                Some(override_(Wifi::Off, Some("12:00"))),
+                None,
+                on,
+                Accepted(Some((Wifi::On, "13:30"))),
+                Wifi::On,
+                Reason::Teacher,
+                Some("13:30"),
+            ),
             // minutes out of range are refused, not clamped.
-            ("09:00", None, None, Request::On { minutes: Some(121) }, RefusedMinutes, Wifi::Off, Reason::Schedule, Some("10:00")),
-            ("09:00", None, None, Request::On { minutes: Some(0) }, RefusedMinutes, Wifi::Off, Reason::Schedule, Some("10:00")),
+            (
+                "09:00",
+                None,
+                None,
+                Request::On { minutes: Some(121) },
+                RefusedMinutes,
+                Wifi::Off,
+                Reason::Schedule,
+                Some("10:00"),
+            ),
+            (
+                "09:00",
+                None,
+                None,
+                Request::On { minutes: Some(0) },
+                RefusedMinutes,
+                Wifi::Off,
+                Reason::Schedule,
+                Some("10:00"),
+            ),
         ];
         for (i, (now, ovr, sess, request, verdict, wifi, reason, until)) in cases.into_iter().enumerate() {
             let now = t(now);
-            let inputs = Inputs { session: sess.as_ref(), override_: ovr.as_ref() };
-            let result = decide(c, cfg.teacher_session, inputs, request, "teacher", now);
-            let parse_until = |u: &str| -> DateTime<Utc> {
-                if u.len() == 5 { t(u) } else { u.parse().expect("time") }
+            let inputs = Inputs {
+                session: sess.as_ref(),
+                override_: ovr.as_ref(),
             };
+            let result = decide(c, cfg.teacher_session, inputs, request, "teacher", now);
+            let parse_until = |u: &str| -> DateTime<Utc> { if u.len() == 5 { t(u) } else { u.parse().expect("time") } };
             let got = match &result {
                 Ok(SessionChange::Set(s)) => Verdict::Accepted(Some((s.wifi, ""))),
                 Ok(SessionChange::Clear) => Verdict::Cleared,
@@ -487,7 +655,14 @@ schools:
                 Ok(SessionChange::Clear) => None,
                 _ => sess,
             };
-            let d = desired(c, Inputs { session: after.as_ref(), override_: ovr.as_ref() }, now);
+            let d = desired(
+                c,
+                Inputs {
+                    session: after.as_ref(),
+                    override_: ovr.as_ref(),
+                },
+                now,
+            );
             assert_eq!((d.wifi, d.reason), (wifi, reason), "case {i}: {d:?}");
             assert_eq!(d.until, until.map(parse_until), "case {i}: {d:?}");
         }
@@ -498,7 +673,14 @@ schools:
         let cfg = config();
         let c = cfg.classroom("c").expect("classroom");
         let s = session(Wifi::On, "16:30", "17:30");
-        let d = desired(c, Inputs { session: Some(&s), override_: None }, t("17:00"));
+        let d = desired(
+            c,
+            Inputs {
+                session: Some(&s),
+                override_: None,
+            },
+            t("17:00"),
+        );
         assert_eq!((d.wifi, d.reason), (Wifi::Off, Reason::Locked));
     }
 
@@ -509,7 +691,14 @@ schools:
         let cfg = config();
         let c = cfg.classroom("c").expect("classroom");
         let s = session(Wifi::Off, "09:00", "12:00");
-        let d = desired(c, Inputs { session: Some(&s), override_: None }, t("10:30"));
+        let d = desired(
+            c,
+            Inputs {
+                session: Some(&s),
+                override_: None,
+            },
+            t("10:30"),
+        );
         assert_eq!((d.wifi, d.reason), (Wifi::On, Reason::Schedule));
     }
 
@@ -518,7 +707,14 @@ schools:
         let cfg = config();
         let c = cfg.classroom("c").expect("classroom");
         let o = override_(Wifi::On, Some("20:00"));
-        let d = desired(c, Inputs { session: None, override_: Some(&o) }, t("18:00"));
+        let d = desired(
+            c,
+            Inputs {
+                session: None,
+                override_: Some(&o),
+            },
+            t("18:00"),
+        );
         assert_eq!((d.wifi, d.reason, d.mode), (Wifi::On, Reason::Override, Mode::Locked));
     }
 

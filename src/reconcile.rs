@@ -271,7 +271,9 @@ impl Reconciler {
     }
 
     fn on_report(&self, config: &Config, ap_id: &ApId, report: Report) {
-        let Some(ap) = config.access_point(ap_id.as_str()) else { return };
+        let Some(ap) = config.access_point(ap_id.as_str()) else {
+            return;
+        };
         match report {
             Report::State(wifi) => {
                 let previous = self.core.ap_state(ap_id).map(|s| s.observed.clients);
@@ -327,7 +329,14 @@ impl Reconciler {
                 cancel: cancel.clone(),
             };
             self.tracker.spawn(worker.run());
-            self.workers.insert(ap.id.clone(), Worker { desired: tx, poke, cancel });
+            self.workers.insert(
+                ap.id.clone(),
+                Worker {
+                    desired: tx,
+                    poke,
+                    cancel,
+                },
+            );
         }
     }
 }
@@ -436,7 +445,11 @@ impl ApWorker {
             return true;
         };
         let Some(driver) = self.drivers.for_ap(ap) else {
-            let msg = format!("no {} driver is running (is the top-level {} block set?)", ap.driver.kind(), ap.driver.kind());
+            let msg = format!(
+                "no {} driver is running (is the top-level {} block set?)",
+                ap.driver.kind(),
+                ap.driver.kind()
+            );
             self.core.record_observation(ap, Err(msg));
             return false;
         };
@@ -488,7 +501,9 @@ impl ApWorker {
     }
 
     fn account<T, E>(&self, ap: &AccessPoint, op: &str, started: std::time::Instant, result: &Result<T, E>) {
-        self.core.metrics.operation(ap.driver.kind(), op, result.is_ok(), started.elapsed());
+        self.core
+            .metrics
+            .operation(ap.driver.kind(), op, result.is_ok(), started.elapsed());
     }
 
     fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {

@@ -66,8 +66,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{
-    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, SubsecRound,
-    TimeDelta, TimeZone, Timelike, Utc,
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, SubsecRound, TimeDelta, TimeZone,
+    Timelike, Utc,
 };
 use chrono_tz::Tz;
 
@@ -86,9 +86,7 @@ pub const MAX_SCAN_STEPS: usize = 10_000;
 // ---------------------------------------------------------------------------
 
 /// What the schedule allows in a classroom.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Wi-Fi off, and teachers cannot turn it on.
@@ -331,8 +329,7 @@ impl FieldSpec {
 
     fn value(&self, s: &str) -> Result<u32, String> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            let out_of_range =
-                || format!("{} {s} out of range {}-{}", self.name, self.min, self.max);
+            let out_of_range = || format!("{} {s} out of range {}-{}", self.name, self.min, self.max);
             let v: u32 = s.parse().map_err(|_| out_of_range())?;
             return if (self.min..=self.max).contains(&v) {
                 Ok(v)
@@ -381,10 +378,7 @@ impl FieldSpec {
                 hi = self.max;
             }
             if lo > hi {
-                return Err(format!(
-                    "{} range {base:?} goes backwards ({lo} > {hi})",
-                    self.name
-                ));
+                return Err(format!("{} range {base:?} goes backwards ({lo} > {hi})", self.name));
             }
             for v in (lo..=hi).step_by(step.unwrap_or(1) as usize) {
                 mask |= 1 << v;
@@ -397,10 +391,7 @@ impl FieldSpec {
         let span = self.max - self.min + 1;
         match s.parse::<u32>() {
             Ok(n) if (1..=span).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-            _ => Err(format!(
-                "{} step {s:?} must be a number from 1 to {span}",
-                self.name
-            )),
+            _ => Err(format!("{} step {s:?} must be a number from 1 to {span}", self.name)),
         }
     }
 }
@@ -439,8 +430,7 @@ fn parse_cron(expr: &str) -> Result<CronExpr, String> {
         masks.days_of_week = (masks.days_of_week | 1) & !(1 << 7);
     }
     let dom_can_fire = (1..=12u32).any(|m| {
-        masks.months & (1 << m) != 0
-            && masks.days_of_month & ((2u64 << MONTH_MAX_DAY[m as usize - 1]) - 1) != 0
+        masks.months & (1 << m) != 0 && masks.days_of_month & ((2u64 << MONTH_MAX_DAY[m as usize - 1]) - 1) != 0
     });
 
     let s = numeric_list(masks.seconds, &SECOND);
@@ -453,9 +443,8 @@ fn parse_cron(expr: &str) -> Result<CronExpr, String> {
         let src = format!("{s} {mi} {h} {d} {mo} {w}");
         // Every field was validated above, so a refusal here would be a bug
         // in the translation; report it rather than panic.
-        cron::Schedule::from_str(&src).map_err(|e| {
-            format!("internal translation {src:?} was refused by the cron library: {e}")
-        })
+        cron::Schedule::from_str(&src)
+            .map_err(|e| format!("internal translation {src:?} was refused by the cron library: {e}"))
     };
     let (primary, secondary) = if masks.day_or {
         let by_weekday = build("*", &w)?;
@@ -469,9 +458,7 @@ fn parse_cron(expr: &str) -> Result<CronExpr, String> {
         }
     } else {
         if !dom_can_fire {
-            return Err(format!(
-                "never fires: no month in {mon:?} has a day in {dom:?}"
-            ));
+            return Err(format!("never fires: no month in {mon:?} has a day in {dom:?}"));
         }
         (build(&d, &w)?, None)
     };
@@ -596,18 +583,13 @@ impl Moment {
         let mut back_from = local;
         if let LocalResult::Ambiguous(first, second) = tz.from_local_datetime(&local) {
             if first.with_timezone(&Utc) < at.trunc_subsecs(0) {
-                let repeated = first.offset().fix().local_minus_utc()
-                    - second.offset().fix().local_minus_utc();
+                let repeated = first.offset().fix().local_minus_utc() - second.offset().fix().local_minus_utc();
                 if let Some(b) = local.checked_add_signed(TimeDelta::seconds(repeated.into())) {
                     back_from = b.max(local);
                 }
             }
         }
-        Moment {
-            at,
-            local,
-            back_from,
-        }
+        Moment { at, local, back_from }
     }
 
     fn date(&self) -> NaiveDate {
@@ -621,10 +603,7 @@ fn latest_in(s: &cron::Schedule, tz: Tz, m: &Moment) -> Option<DateTime<Utc>> {
         return None;
     }
     // The cron crate's backward search excludes its start: start 1 s later.
-    let start = m
-        .back_from
-        .checked_add_signed(TimeDelta::seconds(1))?
-        .and_utc();
+    let start = m.back_from.checked_add_signed(TimeDelta::seconds(1))?.and_utc();
     let mut it = s.after(&start);
     // Walks back over at most the second pass of a repeated hour: the map is
     // non-decreasing, so the first firing not after `at` is the latest.
@@ -837,9 +816,7 @@ impl Schedule {
 
     /// `(mode_at(t), next_change(t))`, sharing the work of both.
     pub fn mode_and_next_change(&self, tz: Tz, t: DateTime<Utc>) -> (Mode, Option<Change>) {
-        let limit = t
-            .checked_add_signed(HORIZON)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let limit = t.checked_add_signed(HORIZON).unwrap_or(DateTime::<Utc>::MAX_UTC);
         match self.scan(tz, t, limit) {
             (mode, Scan::Found(c)) => (mode, Some(c)),
             (mode, Scan::Quiet(_)) => (mode, None),
@@ -994,17 +971,10 @@ impl Schedule {
             match firing {
                 Some(c) if f > c.at => {}
                 // On a tie the rule later in the list (this one) wins.
-                _ => {
-                    firing = Some(Candidate {
-                        at: f,
-                        winner: Some(i),
-                    })
-                }
+                _ => firing = Some(Candidate { at: f, winner: Some(i) }),
             }
         }
-        let mut other: Option<DateTime<Utc>> = self
-            .next_closed_after(m.date())
-            .map(|r| day_start(tz, r.first));
+        let mut other: Option<DateTime<Utc>> = self.next_closed_after(m.date()).map(|r| day_start(tz, r.first));
         if s.mode != self.default_mode {
             let expiry = s.since.and_then(|f| f.checked_add_signed(RULE_MEMORY));
             other = match (other, expiry) {
@@ -1016,10 +986,7 @@ impl Schedule {
             // A firing at the same instant as an expiry or a closed day still
             // decides the rules' mode: it is then the latest firing.
             (Some(c), Some(o)) if c.at <= o => Some(c),
-            (_, Some(o)) => Some(Candidate {
-                at: o,
-                winner: None,
-            }),
+            (_, Some(o)) => Some(Candidate { at: o, winner: None }),
             (c, None) => c,
         }
     }
@@ -1034,11 +1001,7 @@ impl Schedule {
             .iter()
             .any(|r| r.mode == prev.mode && r.at.latest(tz, m) == Some(m.at));
         RulesState {
-            mode: if overridden {
-                prev.mode
-            } else {
-                self.rules[winner].mode
-            },
+            mode: if overridden { prev.mode } else { self.rules[winner].mode },
             since: Some(m.at),
         }
     }
@@ -1155,15 +1118,10 @@ mod tests {
     fn weekdays_fired(expr: &str) -> Vec<String> {
         // Week of Sunday 2026-03-01 .. Saturday 2026-03-07, in UTC (no DST).
         let e = cron(expr);
-        firings(
-            &e,
-            Tz::UTC,
-            utc("2026-02-28T23:59:59Z"),
-            utc("2026-03-07T23:59:59Z"),
-        )
-        .into_iter()
-        .map(|f| f.format("%a").to_string())
-        .collect()
+        firings(&e, Tz::UTC, utc("2026-02-28T23:59:59Z"), utc("2026-03-07T23:59:59Z"))
+            .into_iter()
+            .map(|f| f.format("%a").to_string())
+            .collect()
     }
 
     // ---- Mode -------------------------------------------------------------
@@ -1179,20 +1137,14 @@ mod tests {
             assert_eq!(word.parse::<Mode>(), Ok(mode));
             assert_eq!(word.to_uppercase().parse::<Mode>(), Ok(mode));
             assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{word}\""));
-            assert_eq!(
-                serde_json::from_str::<Mode>(&format!("\"{word}\"")).unwrap(),
-                mode
-            );
+            assert_eq!(serde_json::from_str::<Mode>(&format!("\"{word}\"")).unwrap(), mode);
         }
     }
 
     #[test]
     fn an_unknown_mode_is_an_error_naming_the_choices() {
         let err = "off".parse::<Mode>().unwrap_err();
-        assert_eq!(
-            err,
-            r#"unknown mode "off": expected locked, available or on"#
-        );
+        assert_eq!(err, r#"unknown mode "off": expected locked, available or on"#);
     }
 
     #[test]
@@ -1261,10 +1213,7 @@ mod tests {
     fn range_five_to_seven_is_friday_to_sunday() {
         assert_eq!(weekdays_fired("0 8 * * 5-7"), ["Sun", "Fri", "Sat"]);
         assert_eq!(weekdays_fired("0 8 * * Fri-Sun"), ["Sun", "Fri", "Sat"]);
-        assert_eq!(
-            weekdays_fired("0 8 * * 1-5"),
-            ["Mon", "Tue", "Wed", "Thu", "Fri"]
-        );
+        assert_eq!(weekdays_fired("0 8 * * 1-5"), ["Mon", "Tue", "Wed", "Thu", "Fri"]);
     }
 
     #[test]
@@ -1300,26 +1249,16 @@ mod tests {
     fn both_day_fields_restricted_fire_when_either_matches() {
         // Friday 13th of March 2026; days 1-14.
         let e = cron("0 8 13 * Fri");
-        let got: Vec<_> = firings(
-            &e,
-            Tz::UTC,
-            utc("2026-03-01T00:00:00Z"),
-            utc("2026-03-31T00:00:00Z"),
-        )
-        .into_iter()
-        .map(|f| f.day())
-        .collect();
+        let got: Vec<_> = firings(&e, Tz::UTC, utc("2026-03-01T00:00:00Z"), utc("2026-03-31T00:00:00Z"))
+            .into_iter()
+            .map(|f| f.day())
+            .collect();
         assert_eq!(got, [6, 13, 20, 27]); // Fridays, the 13th being one of them
         let e = cron("0 8 1,15 * Mon");
-        let got: Vec<_> = firings(
-            &e,
-            Tz::UTC,
-            utc("2026-03-01T00:00:00Z"),
-            utc("2026-03-31T00:00:00Z"),
-        )
-        .into_iter()
-        .map(|f| f.day())
-        .collect();
+        let got: Vec<_> = firings(&e, Tz::UTC, utc("2026-03-01T00:00:00Z"), utc("2026-03-31T00:00:00Z"))
+            .into_iter()
+            .map(|f| f.day())
+            .collect();
         assert_eq!(got, [1, 2, 9, 15, 16, 23, 30]);
         assert!(e.matches(local("2026-03-01 08:00"))); // a Sunday, but the 1st
     }
@@ -1328,24 +1267,13 @@ mod tests {
     fn a_day_field_starting_with_a_star_keeps_both_fields_anded() {
         // crontab(5): restricted means "doesn't start with *".
         let and = cron("0 8 */2 * Mon"); // odd days that are Mondays
-        let got: Vec<_> = firings(
-            &and,
-            Tz::UTC,
-            utc("2026-03-01T00:00:00Z"),
-            utc("2026-03-31T00:00:00Z"),
-        )
-        .into_iter()
-        .map(|f| f.day())
-        .collect();
+        let got: Vec<_> = firings(&and, Tz::UTC, utc("2026-03-01T00:00:00Z"), utc("2026-03-31T00:00:00Z"))
+            .into_iter()
+            .map(|f| f.day())
+            .collect();
         assert_eq!(got, [9, 23]);
         let or = cron("0 8 1-31/2 * Mon"); // odd days, or Mondays
-        let n = firings(
-            &or,
-            Tz::UTC,
-            utc("2026-03-01T00:00:00Z"),
-            utc("2026-03-31T00:00:00Z"),
-        )
-        .len();
+        let n = firings(&or, Tz::UTC, utc("2026-03-01T00:00:00Z"), utc("2026-03-31T00:00:00Z")).len();
         // Odd days 1..=29 (the 31st is past the window) and the even Mondays 2, 16, 30.
         assert_eq!(n, 15 + 3);
     }
@@ -1355,12 +1283,7 @@ mod tests {
         let err = CronExpr::parse("0 0 30 2 *").unwrap_err();
         assert!(err.contains("never fires"), "{err}");
         let e = cron("0 0 30 Feb Mon"); // Mondays in February
-        let got = firings(
-            &e,
-            Tz::UTC,
-            utc("2026-01-01T00:00:00Z"),
-            utc("2026-12-31T00:00:00Z"),
-        );
+        let got = firings(&e, Tz::UTC, utc("2026-01-01T00:00:00Z"), utc("2026-12-31T00:00:00Z"));
         assert_eq!(got.len(), 4);
         assert!(
             got.iter()
@@ -1383,10 +1306,7 @@ mod tests {
             ("", "empty expression"),
             ("   ", "empty expression"),
             ("* * * *", "expected 5 fields"),
-            (
-                "0 0 8 * * * 2026",
-                "7 fields, but a year field is not supported",
-            ),
+            ("0 0 8 * * * 2026", "7 fields, but a year field is not supported"),
             ("1 2 3 4 5 6 7 8", "found 8"),
             ("@daily", "found 1"),
             ("60 * * * *", "minute 60 out of range 0-59"),
@@ -1405,26 +1325,17 @@ mod tests {
                 r#"month "Foo" is neither a number nor a name (Jan..Dec)"#,
             ),
             ("Mon * * * *", r#"minute "Mon" is not a number"#),
-            (
-                "*/0 * * * *",
-                r#"minute step "0" must be a number from 1 to 60"#,
-            ),
+            ("*/0 * * * *", r#"minute step "0" must be a number from 1 to 60"#),
             ("*/61 * * * *", "minute step"),
             ("*/x * * * *", "minute step"),
-            (
-                "5-1 * * * *",
-                r#"minute range "5-1" goes backwards (5 > 1)"#,
-            ),
+            ("5-1 * * * *", r#"minute range "5-1" goes backwards (5 > 1)"#),
             ("* * * * Fri-Mon", "goes backwards"),
             ("1,,2 * * * *", r#"empty list item in minute field "1,,2""#),
             ("1, * * * *", "empty list item"),
             ("0 8 * * Mon-", r#"day of week "" is neither"#),
             ("? * * * *", r#"minute "?" is not a number"#),
             ("0 8 ? * Mon", r#"day of month "?" is not a number"#),
-            (
-                "99999999999 * * * *",
-                "minute 99999999999 out of range 0-59",
-            ),
+            ("99999999999 * * * *", "minute 99999999999 out of range 0-59"),
             ("-1 * * * *", r#"minute "" is not a number"#),
             ("é * * * *", r#"minute "é" is not a number"#),
             ("0 8 L * *", r#"day of month "L" is not a number"#),
@@ -1483,14 +1394,8 @@ mod tests {
             e.last_firing_at_or_before(Paris, t - TimeDelta::nanoseconds(1)),
             Some(paris("2026-03-09 18:00"))
         );
-        assert_eq!(
-            e.next_firing_after(Paris, t),
-            Some(paris("2026-03-11 18:00"))
-        );
-        assert_eq!(
-            e.next_firing_after(Paris, t - TimeDelta::nanoseconds(1)),
-            Some(t)
-        );
+        assert_eq!(e.next_firing_after(Paris, t), Some(paris("2026-03-11 18:00")));
+        assert_eq!(e.next_firing_after(Paris, t - TimeDelta::nanoseconds(1)), Some(t));
     }
 
     // ---- date ranges ------------------------------------------------------
@@ -1512,10 +1417,7 @@ mod tests {
             }
         );
         assert_eq!(range("2026-05-15").to_string(), "2026-05-15");
-        assert_eq!(
-            range("2025-12-20..2026-01-04").to_string(),
-            "2025-12-20..2026-01-04"
-        );
+        assert_eq!(range("2025-12-20..2026-01-04").to_string(), "2025-12-20..2026-01-04");
         assert!(range("2025-12-20..2026-01-04").contains(day("2026-01-01")));
         assert!(!range("2025-12-20..2026-01-04").contains(day("2026-01-05")));
     }
@@ -1601,10 +1503,7 @@ mod tests {
         // Same instant written differently (5 vs 6 fields) is still a tie.
         let s = Schedule::new(
             Mode::Locked,
-            vec![
-                rule("0 0 8 * * *", Mode::On),
-                rule("0 8 * * 1-5", Mode::Available),
-            ],
+            vec![rule("0 0 8 * * *", Mode::On), rule("0 8 * * 1-5", Mode::Available)],
             vec![],
         );
         assert_eq!(s.mode_at(Paris, t), Mode::Available);
@@ -1615,10 +1514,7 @@ mod tests {
     fn a_tie_lost_is_not_a_change() {
         let s = Schedule::new(
             Mode::Locked,
-            vec![
-                rule("0 8 * * *", Mode::On),
-                rule("0 8 * * Mon-Fri", Mode::Locked),
-            ],
+            vec![rule("0 8 * * *", Mode::On), rule("0 8 * * Mon-Fri", Mode::Locked)],
             vec![],
         );
         // Friday 09:00 locked; Saturday 08:00 the On rule fires alone.
@@ -1641,10 +1537,7 @@ mod tests {
     #[test]
     fn the_default_mode_applies_when_nothing_fired_within_366_days() {
         let never = Schedule::new(Mode::Available, vec![], vec![]);
-        assert_eq!(
-            never.mode_at(Paris, paris("2026-03-10 10:00")),
-            Mode::Available
-        );
+        assert_eq!(never.mode_at(Paris, paris("2026-03-10 10:00")), Mode::Available);
         assert_eq!(never.next_change(Paris, paris("2026-03-10 10:00")), None);
 
         // 29 February: fires once every four years.
@@ -1654,10 +1547,7 @@ mod tests {
         assert_eq!(leap.mode_at(Paris, fired), Mode::On);
         let expiry = fired + TimeDelta::days(366); // 2029-03-01 08:00 CET
         assert_eq!(expiry, paris("2029-03-01 08:00"));
-        assert_eq!(
-            leap.mode_at(Paris, expiry - TimeDelta::seconds(1)),
-            Mode::On
-        );
+        assert_eq!(leap.mode_at(Paris, expiry - TimeDelta::seconds(1)), Mode::On);
         assert_eq!(leap.mode_at(Paris, expiry), Mode::Locked);
         assert_eq!(
             leap.next_change(Paris, paris("2028-06-01 12:00")),
@@ -1675,11 +1565,7 @@ mod tests {
 
     #[test]
     fn a_yearly_rule_is_remembered_until_it_fires_again() {
-        let s = Schedule::new(
-            Mode::Locked,
-            vec![rule("0 0 1 9 *", Mode::Available)],
-            vec![],
-        );
+        let s = Schedule::new(Mode::Locked, vec![rule("0 0 1 9 *", Mode::Available)], vec![]);
         assert_eq!(s.mode_at(Paris, paris("2026-08-31 12:00")), Mode::Available);
         assert_eq!(s.next_change(Paris, paris("2026-08-31 12:00")), None);
     }
@@ -1763,10 +1649,7 @@ mod tests {
             vec![rule("0 12 * * *", Mode::Available)],
             vec![range("2026-03-29")],
         );
-        assert_eq!(
-            s.mode_at(beirut, utc("2026-03-28T21:59:59Z")),
-            Mode::Available
-        );
+        assert_eq!(s.mode_at(beirut, utc("2026-03-28T21:59:59Z")), Mode::Available);
         assert_eq!(s.mode_at(beirut, utc("2026-03-28T22:00:00Z")), Mode::Locked);
         assert_eq!(
             s.next_change(beirut, utc("2026-03-28T12:00:00Z")),
@@ -1867,16 +1750,10 @@ mod tests {
     fn next_change_is_none_when_nothing_can_change() {
         let all_locked = Schedule::new(
             Mode::Locked,
-            vec![
-                rule("0 8 * * *", Mode::Locked),
-                rule("0 18 * * *", Mode::Locked),
-            ],
+            vec![rule("0 8 * * *", Mode::Locked), rule("0 18 * * *", Mode::Locked)],
             french_holidays(),
         );
-        assert_eq!(
-            all_locked.next_change(Paris, paris("2026-03-10 10:00")),
-            None
-        );
+        assert_eq!(all_locked.next_change(Paris, paris("2026-03-10 10:00")), None);
         assert!(
             all_locked
                 .changes(Paris, paris("2026-01-01 00:00"), paris("2030-01-01 00:00"))
@@ -1889,10 +1766,7 @@ mod tests {
         // The Locked rule fires every second and always loses the tie.
         let s = Schedule::new(
             Mode::Locked,
-            vec![
-                rule("* * * * * *", Mode::Locked),
-                rule("* * * * * *", Mode::Available),
-            ],
+            vec![rule("* * * * * *", Mode::Locked), rule("* * * * * *", Mode::Available)],
             vec![],
         );
         let t = paris("2026-03-10 10:00");
@@ -1904,18 +1778,11 @@ mod tests {
         // Every-second rule against a daily one: both fire at 18:00:00.
         let s = Schedule::new(
             Mode::Locked,
-            vec![
-                rule("* * * * * *", Mode::Available),
-                rule("0 18 * * *", Mode::Locked),
-            ],
+            vec![rule("* * * * * *", Mode::Available), rule("0 18 * * *", Mode::Locked)],
             vec![],
         );
         assert_eq!(
-            s.changes(
-                Paris,
-                paris("2026-03-10 17:59:58"),
-                paris("2026-03-10 18:00:05")
-            ),
+            s.changes(Paris, paris("2026-03-10 17:59:58"), paris("2026-03-10 18:00:05")),
             [
                 change(paris("2026-03-10 18:00:00"), Mode::Locked),
                 change(paris("2026-03-10 18:00:01"), Mode::Available),
@@ -1987,10 +1854,7 @@ mod tests {
     #[test]
     fn a_rule_in_the_spring_gap_fires_when_the_gap_ends() {
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
-        for (before, after) in [
-            (Mode::Available, Mode::Locked),
-            (Mode::Locked, Mode::Available),
-        ] {
+        for (before, after) in [(Mode::Available, Mode::Locked), (Mode::Locked, Mode::Available)] {
             let s = night(before, after);
             let gap_end = utc("2026-03-29T01:00:00Z");
             assert_eq!(s.mode_at(Paris, utc("2026-03-29T00:59:59Z")), before);
@@ -2000,11 +1864,7 @@ mod tests {
                 Some(change(gap_end, after))
             );
             assert_eq!(
-                s.changes(
-                    Paris,
-                    utc("2026-03-29T00:30:00Z"),
-                    utc("2026-03-29T02:00:00Z")
-                ),
+                s.changes(Paris, utc("2026-03-29T00:30:00Z"), utc("2026-03-29T02:00:00Z")),
                 [change(gap_end, after)]
             );
             // The day before and the day after fire at the written time.
@@ -2032,10 +1892,7 @@ mod tests {
     fn a_repeated_time_in_autumn_fires_once_at_its_first_occurrence() {
         // 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:30 happens at
         // 00:30 UTC and again at 01:30 UTC.
-        for (before, after) in [
-            (Mode::Available, Mode::Locked),
-            (Mode::Locked, Mode::Available),
-        ] {
+        for (before, after) in [(Mode::Available, Mode::Locked), (Mode::Locked, Mode::Available)] {
             let s = night(before, after);
             let first = utc("2026-10-25T00:30:00Z");
             assert_eq!(s.mode_at(Paris, utc("2026-10-25T00:29:59Z")), before);
@@ -2046,11 +1903,7 @@ mod tests {
                 Some(change(first, after))
             );
             assert_eq!(
-                s.changes(
-                    Paris,
-                    utc("2026-10-24T23:30:00Z"),
-                    utc("2026-10-25T03:00:00Z")
-                ),
+                s.changes(Paris, utc("2026-10-24T23:30:00Z"), utc("2026-10-25T03:00:00Z")),
                 [change(first, after)]
             );
             // Second pass of 02:30: nothing new until 01:00 CET the next night.
@@ -2070,20 +1923,13 @@ mod tests {
             vec![],
         );
         assert_eq!(
-            s.changes(
-                Paris,
-                utc("2026-10-24T23:30:00Z"),
-                utc("2026-10-25T03:00:00Z")
-            ),
+            s.changes(Paris, utc("2026-10-24T23:30:00Z"), utc("2026-10-25T03:00:00Z")),
             [
                 change(utc("2026-10-25T00:30:00Z"), Mode::Locked),
                 change(utc("2026-10-25T00:45:00Z"), Mode::Available),
             ]
         );
-        assert_eq!(
-            s.mode_at(Paris, utc("2026-10-25T01:35:00Z")),
-            Mode::Available
-        );
+        assert_eq!(s.mode_at(Paris, utc("2026-10-25T01:35:00Z")), Mode::Available);
         assert_eq!(
             cron("30 2 * * *").next_firing_after(Paris, utc("2026-10-25T00:30:00Z")),
             Some(utc("2026-10-26T01:30:00Z"))
@@ -2171,23 +2017,14 @@ mod tests {
     }
 
     impl Oracle {
-        fn new(
-            rules: &[Rule],
-            closed: &[DateRange],
-            tz: Tz,
-            from: NaiveDateTime,
-            to: NaiveDateTime,
-        ) -> Oracle {
+        fn new(rules: &[Rule], closed: &[DateRange], tz: Tz, from: NaiveDateTime, to: NaiveDateTime) -> Oracle {
             let mut firings = Vec::new();
             let mut n = from;
             while n <= to {
                 for (i, r) in rules.iter().enumerate() {
                     if r.at.matches(n) {
                         let at = (0..=180)
-                            .find_map(|k| {
-                                tz.from_local_datetime(&(n + TimeDelta::minutes(k)))
-                                    .earliest()
-                            })
+                            .find_map(|k| tz.from_local_datetime(&(n + TimeDelta::minutes(k))).earliest())
                             .unwrap()
                             .with_timezone(&Utc);
                         firings.push((at, i, r.mode));

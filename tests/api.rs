@@ -64,7 +64,12 @@ async fn daemon() -> (TestDaemon, std::sync::Arc<ManualClock>) {
 }
 
 fn ids(list: &Value) -> Vec<String> {
-    list["classrooms"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+    list["classrooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Each role sees and may do exactly what it should.
@@ -80,21 +85,51 @@ async fn roles_see_and_do_what_they_may() {
     assert_eq!(d.get(TEACHER, "/api/v1/classrooms/c2").await.0, 404);
     assert_eq!(d.wifi(TEACHER, "c2", json!({"wifi": "on"})).await.0, 404);
     let put = json!({"wifi": "off", "reason": "test"});
-    assert_eq!(d.send(Method::PUT, TEACHER, "/api/v1/classrooms/c1/override", put.clone()).await.0, 403);
+    assert_eq!(
+        d.send(Method::PUT, TEACHER, "/api/v1/classrooms/c1/override", put.clone())
+            .await
+            .0,
+        403
+    );
     // A viewer reads everything and changes nothing.
     assert_eq!(d.get(VIEWER, "/api/v1/classrooms/c2").await.0, 200);
     assert_eq!(d.wifi(VIEWER, "c1", json!({"wifi": "on"})).await.0, 403);
-    assert_eq!(d.send(Method::PUT, VIEWER, "/api/v1/classrooms/c1/override", put.clone()).await.0, 403);
+    assert_eq!(
+        d.send(Method::PUT, VIEWER, "/api/v1/classrooms/c1/override", put.clone())
+            .await
+            .0,
+        403
+    );
     assert_eq!(d.get(VIEWER, "/api/v1/access-points").await.0, 200);
     assert_eq!(d.get(VIEWER, "/api/v1/audit").await.0, 403);
     assert_eq!(d.get(TEACHER, "/api/v1/access-points").await.0, 403);
     // A school-limited admin overrides its school only.
-    assert_eq!(d.send(Method::PUT, "admin-s2-token", "/api/v1/classrooms/c1/override", put.clone()).await.0, 404);
+    assert_eq!(
+        d.send(
+            Method::PUT,
+            "admin-s2-token",
+            "/api/v1/classrooms/c1/override",
+            put.clone()
+        )
+        .await
+        .0,
+        404
+    );
     let bulk = json!({"scope": {"all": true}, "wifi": "off", "reason": "x"});
-    assert_eq!(d.send(Method::POST, "admin-s2-token", "/api/v1/overrides", bulk).await.0, 403);
+    assert_eq!(
+        d.send(Method::POST, "admin-s2-token", "/api/v1/overrides", bulk)
+            .await
+            .0,
+        403
+    );
     // Admin may switch as a teacher and override.
     assert_eq!(d.wifi(ADMIN, "c2", json!({"wifi": "on"})).await.0, 200);
-    assert_eq!(d.send(Method::PUT, ADMIN, "/api/v1/classrooms/c1/override", put).await.0, 200);
+    assert_eq!(
+        d.send(Method::PUT, ADMIN, "/api/v1/classrooms/c1/override", put)
+            .await
+            .0,
+        200
+    );
     // Metrics need a token.
     let r = d.http.get(d.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -146,7 +181,10 @@ async fn locked_classroom_refuses_with_until() {
     let (s, body) = d.wifi(TEACHER, "c1", json!({"wifi": "on"})).await;
     assert_eq!(s, 409, "{body}");
     assert_eq!(body["error"], "locked");
-    assert_eq!(body["until"], "2026-12-02T08:30:00+01:00", "in the classroom's time zone");
+    assert_eq!(
+        body["until"], "2026-12-02T08:30:00+01:00",
+        "in the classroom's time zone"
+    );
     // On holiday until Friday: unlocks the next Monday morning.
     let (s, body) = d.wifi(TEACHER3, "c3", json!({"wifi": "on"})).await;
     assert_eq!(s, 409);
@@ -164,7 +202,12 @@ async fn override_beats_teacher() {
     assert_eq!(d.wifi(TEACHER, "c1", json!({"wifi": "on"})).await.0, 200);
     d.wait_sim("c1-ap1", Wifi::On).await;
     let (s, body) = d
-        .send(Method::PUT, ADMIN, "/api/v1/classrooms/c1/override", json!({"wifi": "off", "until": null, "reason": "exam"}))
+        .send(
+            Method::PUT,
+            ADMIN,
+            "/api/v1/classrooms/c1/override",
+            json!({"wifi": "off", "until": null, "reason": "exam"}),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["reason"], "override");
@@ -174,7 +217,9 @@ async fn override_beats_teacher() {
     assert_eq!(s, 409);
     assert_eq!(body["error"], "overridden");
     assert!(body["message"].as_str().unwrap().contains("exam"));
-    let (s, body) = d.send(Method::DELETE, ADMIN, "/api/v1/classrooms/c1/override", Value::Null).await;
+    let (s, body) = d
+        .send(Method::DELETE, ADMIN, "/api/v1/classrooms/c1/override", Value::Null)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(body["reason"], "teacher");
     d.wait_sim("c1-ap1", Wifi::On).await;
@@ -186,7 +231,12 @@ async fn override_beats_teacher() {
 async fn bulk_school_override() {
     let (d, _) = daemon().await;
     let (s, body) = d
-        .send(Method::POST, ADMIN, "/api/v1/overrides", json!({"scope": {"school": "s1"}, "wifi": "on", "until": "2026-12-01T12:00:00+01:00", "reason": "ENT day"}))
+        .send(
+            Method::POST,
+            ADMIN,
+            "/api/v1/overrides",
+            json!({"scope": {"school": "s1"}, "wifi": "on", "until": "2026-12-01T12:00:00+01:00", "reason": "ENT day"}),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["count"], 2);
@@ -194,12 +244,19 @@ async fn bulk_school_override() {
     d.wait_sim("c2-ap1", Wifi::On).await;
     let (_, c3) = d.get(ADMIN, "/api/v1/classrooms/c3").await;
     assert_eq!(c3["override"], Value::Null);
-    let (s, body) = d.send(Method::DELETE, ADMIN, "/api/v1/overrides?school=s1", Value::Null).await;
+    let (s, body) = d
+        .send(Method::DELETE, ADMIN, "/api/v1/overrides?school=s1", Value::Null)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(body["count"], 2);
     d.wait_sim("c1-ap1", Wifi::Off).await;
     let (s, _) = d
-        .send(Method::POST, ADMIN, "/api/v1/overrides", json!({"scope": {"school": "nope"}, "wifi": "on", "reason": "x"}))
+        .send(
+            Method::POST,
+            ADMIN,
+            "/api/v1/overrides",
+            json!({"scope": {"school": "nope"}, "wifi": "on", "reason": "x"}),
+        )
         .await;
     assert_eq!(s, 404);
 }
@@ -221,7 +278,9 @@ async fn audit_records_accepted_and_refused_requests() {
     assert_eq!(e["result"], "refused: locked");
     assert_eq!(e["source"], "127.0.0.1");
     let cursor = page["next_cursor"].as_i64().expect("a next page");
-    let (_, page) = d.get(ADMIN, &format!("/api/v1/audit?user=teacher1&limit=1&cursor={cursor}")).await;
+    let (_, page) = d
+        .get(ADMIN, &format!("/api/v1/audit?user=teacher1&limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(page["entries"][0]["result"], "accepted");
     assert_eq!(page["entries"][0]["action"], "teacher.on");
     let (_, all) = d.get(ADMIN, "/api/v1/audit?limit=1000").await;
@@ -233,7 +292,13 @@ async fn audit_records_accepted_and_refused_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_deliver_a_change_within_100_ms() {
     let (d, _) = daemon().await;
-    let r = d.http.get(d.url("/api/v1/events")).bearer_auth(TEACHER).send().await.unwrap();
+    let r = d
+        .http
+        .get(d.url("/api/v1/events"))
+        .bearer_auth(TEACHER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let mut stream = r.bytes_stream();
@@ -262,7 +327,14 @@ async fn events_deliver_a_change_within_100_ms() {
     assert!(!buf.contains("\"id\":\"c2\""), "teacher must not see c2");
 }
 
-async fn raw(d: &TestDaemon, method: Method, path: &str, token: Option<&str>, ctype: Option<&str>, body: &str) -> (u16, Value) {
+async fn raw(
+    d: &TestDaemon,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    ctype: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
     let mut r = d.http.request(method, d.url(path)).body(body.to_owned());
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -278,7 +350,14 @@ async fn raw(d: &TestDaemon, method: Method, path: &str, token: Option<&str>, ct
 }
 
 /// (expected status, method, path, token, content type, body)
-type ErrorCase = (u16, Method, &'static str, Option<&'static str>, Option<&'static str>, String);
+type ErrorCase = (
+    u16,
+    Method,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    String,
+);
 
 /// Every error status answers with the one JSON shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,29 +365,138 @@ async fn every_error_has_the_json_shape() {
     let (d, clock) = daemon().await;
     let json_type = Some("application/json");
     let cases: Vec<ErrorCase> = vec![
-        (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, "{not json".into()),
-        (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"on","extra":1}"#.into()),
-        (400, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"maybe"}"#.into()),
-        (400, Method::GET, "/api/v1/classrooms/BAD..ID", Some(TEACHER), None, String::new()),
-        (400, Method::GET, "/api/v1/classrooms/%FF", Some(TEACHER), None, String::new()),
+        (
+            400,
+            Method::POST,
+            "/api/v1/classrooms/c1/wifi",
+            Some(TEACHER),
+            json_type,
+            "{not json".into(),
+        ),
+        (
+            400,
+            Method::POST,
+            "/api/v1/classrooms/c1/wifi",
+            Some(TEACHER),
+            json_type,
+            r#"{"wifi":"on","extra":1}"#.into(),
+        ),
+        (
+            400,
+            Method::POST,
+            "/api/v1/classrooms/c1/wifi",
+            Some(TEACHER),
+            json_type,
+            r#"{"wifi":"maybe"}"#.into(),
+        ),
+        (
+            400,
+            Method::GET,
+            "/api/v1/classrooms/BAD..ID",
+            Some(TEACHER),
+            None,
+            String::new(),
+        ),
+        (
+            400,
+            Method::GET,
+            "/api/v1/classrooms/%FF",
+            Some(TEACHER),
+            None,
+            String::new(),
+        ),
         (401, Method::GET, "/api/v1/classrooms", None, None, String::new()),
-        (401, Method::GET, "/api/v1/classrooms", Some("wrong-token"), None, String::new()),
-        (403, Method::POST, "/api/v1/classrooms/c1/wifi", Some(VIEWER), json_type, r#"{"wifi":"on"}"#.into()),
-        (404, Method::GET, "/api/v1/classrooms/nope", Some(TEACHER), None, String::new()),
-        (404, Method::GET, "/api/v1/nothing-here", Some(TEACHER), None, String::new()),
-        (405, Method::PATCH, "/api/v1/classrooms", Some(TEACHER), None, String::new()),
-        (413, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, format!(r#"{{"wifi":"on","pad":"{}"}}"#, "x".repeat(20_000))),
-        (415, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), Some("text/plain"), r#"{"wifi":"on"}"#.into()),
-        (422, Method::PUT, "/api/v1/classrooms/c1/override", Some(ADMIN), json_type, r#"{"wifi":"off","reason":"  "}"#.into()),
-        (422, Method::PUT, "/api/v1/classrooms/c1/override", Some(ADMIN), json_type, r#"{"wifi":"off","reason":"x","until":"2020-01-01T00:00:00Z"}"#.into()),
+        (
+            401,
+            Method::GET,
+            "/api/v1/classrooms",
+            Some("wrong-token"),
+            None,
+            String::new(),
+        ),
+        (
+            403,
+            Method::POST,
+            "/api/v1/classrooms/c1/wifi",
+            Some(VIEWER),
+            json_type,
+            r#"{"wifi":"on"}"#.into(),
+        ),
+        (
+            404,
+            Method::GET,
+            "/api/v1/classrooms/nope",
+            Some(TEACHER),
+            None,
+            String::new(),
+        ),
+        (
+            404,
+            Method::GET,
+            "/api/v1/nothing-here",
+            Some(TEACHER),
+            None,
+            String::new(),
+        ),
+        (
+            405,
+            Method::PATCH,
+            "/api/v1/classrooms",
+            Some(TEACHER),
+            None,
+            String::new(),
+        ),
+        (
+            413,
+            Method::POST,
+            "/api/v1/classrooms/c1/wifi",
+            Some(TEACHER),
+            json_type,
+            format!(r#"{{"wifi":"on","pad":"{}"}}"#, "x".repeat(20_000)),
+        ),
+        (
+            415,
+            Method::POST,
+            "/api/v1/classrooms/c1/wifi",
+            Some(TEACHER),
+            Some("text/plain"),
+            r#"{"wifi":"on"}"#.into(),
+        ),
+        (
+            422,
+            Method::PUT,
+            "/api/v1/classrooms/c1/override",
+            Some(ADMIN),
+            json_type,
+            r#"{"wifi":"off","reason":"  "}"#.into(),
+        ),
+        (
+            422,
+            Method::PUT,
+            "/api/v1/classrooms/c1/override",
+            Some(ADMIN),
+            json_type,
+            r#"{"wifi":"off","reason":"x","until":"2020-01-01T00:00:00Z"}"#.into(),
+        ),
     ];
     for (want, method, path, token, ctype, body) in cases {
         let (status, v) = raw(&d, method.clone(), path, token, ctype, &body).await;
         assert_eq!(status, want, "{method} {path}: {v}");
-        assert!(v["error"].is_string() && v["message"].is_string(), "{method} {path}: {v}");
+        assert!(
+            v["error"].is_string() && v["message"].is_string(),
+            "{method} {path}: {v}"
+        );
     }
     clock.set("2026-12-01T20:00:00+01:00");
-    let (status, v) = raw(&d, Method::POST, "/api/v1/classrooms/c1/wifi", Some(TEACHER), json_type, r#"{"wifi":"on"}"#).await;
+    let (status, v) = raw(
+        &d,
+        Method::POST,
+        "/api/v1/classrooms/c1/wifi",
+        Some(TEACHER),
+        json_type,
+        r#"{"wifi":"on"}"#,
+    )
+    .await;
     assert_eq!((status, v["error"].as_str()), (409, Some("locked")));
 }
 
@@ -319,7 +507,13 @@ async fn brute_force_gets_429() {
     let (d, _) = daemon().await;
     let mut last = 0;
     for i in 0..12 {
-        let r = d.http.get(d.url("/api/v1/classrooms")).bearer_auth(format!("guess-{i}")).send().await.unwrap();
+        let r = d
+            .http
+            .get(d.url("/api/v1/classrooms"))
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .unwrap();
         last = r.status().as_u16();
         if last == 429 {
             assert!(r.headers().contains_key("retry-after"));
@@ -330,7 +524,13 @@ async fn brute_force_gets_429() {
         assert_eq!(last, 401);
     }
     assert_eq!(last, 429, "never rate limited");
-    let r = d.http.get(d.url("/api/v1/classrooms")).bearer_auth(TEACHER).send().await.unwrap();
+    let r = d
+        .http
+        .get(d.url("/api/v1/classrooms"))
+        .bearer_auth(TEACHER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429, "a blocked address is blocked for every token");
 }
 
@@ -347,8 +547,10 @@ async fn openapi_matches_the_router() {
         }
     }
     documented.sort();
-    let mut listed: Vec<(String, String)> =
-        borne::api::openapi::OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let mut listed: Vec<(String, String)> = borne::api::openapi::OPERATIONS
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     listed.sort();
     assert_eq!(documented, listed);
     // Every documented operation is routed (answers something else than
@@ -357,13 +559,31 @@ async fn openapi_matches_the_router() {
     for (method, path) in &listed {
         let url = path.replace("{id}", "c1");
         let m: Method = method.to_uppercase().parse().unwrap();
-        let r = d.http.request(m.clone(), d.url(&url)).bearer_auth(ADMIN).header("content-type", "application/json").body("{}").send();
-        let r = tokio::time::timeout(Duration::from_secs(5), r).await.expect("answers").unwrap();
+        let r = d
+            .http
+            .request(m.clone(), d.url(&url))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send();
+        let r = tokio::time::timeout(Duration::from_secs(5), r)
+            .await
+            .expect("answers")
+            .unwrap();
         let status = r.status().as_u16();
-        assert!(status != 404 && status != 405, "{method} {path} is documented but answers {status}");
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path} is documented but answers {status}"
+        );
     }
     for path in ["/api/v1/classrooms", "/api/v1/audit", "/api/v1/access-points"] {
-        let r = d.http.request(Method::PATCH, d.url(path)).bearer_auth(ADMIN).send().await.unwrap();
+        let r = d
+            .http
+            .request(Method::PATCH, d.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 405, "PATCH {path}");
     }
 }

@@ -35,7 +35,11 @@ fn broken_example_reports_every_error_with_its_location() {
         .replacen("\"0 10 * * Tue\"", "\"0 25 * * Tue\"", 1)
         .replacen("timezone: Europe/Paris", "timezone: Europe/Pariss", 1)
         .replacen("id: jf-ce2b\n", "id: jf-cm1a\n", 1)
-        .replacen("schedule: school-hours\n    classrooms:\n      - id: vo-cp", "schedule: scool-hours\n    classrooms:\n      - id: vo-cp", 1);
+        .replacen(
+            "schedule: school-hours\n    classrooms:\n      - id: vo-cp",
+            "schedule: scool-hours\n    classrooms:\n      - id: vo-cp",
+            1,
+        );
     assert_ne!(good, broken);
     let errors = errors_of(&broken);
     let all = errors.join("\n");
@@ -59,14 +63,29 @@ fn check_command_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string("config/example.yaml").unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, good.replace("timezone: Europe/Paris", "timezone: Mars/Olympus").replace("role: viewer", "role: watcher")).unwrap();
-    let out = Command::new(common::borne_bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        good.replace("timezone: Europe/Paris", "timezone: Mars/Olympus")
+            .replace("role: viewer", "role: watcher"),
+    )
+    .unwrap();
+    let out = Command::new(common::borne_bin())
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Mars/Olympus") && stderr.contains("watcher"), "{stderr}");
+    assert!(
+        stderr.contains("Mars/Olympus") && stderr.contains("watcher"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    let out = Command::new(common::borne_bin()).args(["check", "--config", "config/example.yaml"]).output().unwrap();
+    let out = Command::new(common::borne_bin())
+        .args(["check", "--config", "config/example.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 2 schools, 7 classrooms"));
     // The example points to /etc/borne files: warnings, fatal with --strict.
@@ -178,7 +197,12 @@ schools:
 "#;
 
 fn classroom<'a>(v: &'a Value, id: &str) -> &'a Value {
-    v["classrooms"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()
+    v["classrooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
 }
 
 /// `plan --json` at DST edges (a lock and an unlock at a skipped and a
@@ -188,9 +212,17 @@ fn plan_json_at_dst_edges_closed_days_and_ties() {
     // Spring forward: 02:30 does not exist on 2026-03-29; it fires at 03:00.
     let v = plan_json(DST, "2026-03-29T01:59:00+01:00");
     assert_eq!(classroom(&v, "unlock")["mode"], "locked");
-    assert_eq!(classroom(&v, "unlock")["next_change"]["at"], "2026-03-29T03:00:00+02:00", "{v}");
+    assert_eq!(
+        classroom(&v, "unlock")["next_change"]["at"],
+        "2026-03-29T03:00:00+02:00",
+        "{v}"
+    );
     assert_eq!(classroom(&v, "lock")["mode"], "available");
-    assert_eq!(classroom(&v, "lock")["next_change"]["at"], "2026-03-29T03:00:00+02:00", "{v}");
+    assert_eq!(
+        classroom(&v, "lock")["next_change"]["at"],
+        "2026-03-29T03:00:00+02:00",
+        "{v}"
+    );
     let v = plan_json(DST, "2026-03-29T03:00:00+02:00");
     assert_eq!(classroom(&v, "unlock")["mode"], "available", "{v}");
     assert_eq!(classroom(&v, "lock")["mode"], "locked", "{v}");
@@ -198,22 +230,50 @@ fn plan_json_at_dst_edges_closed_days_and_ties() {
     assert_eq!(classroom(&v, "c")["mode"], "locked", "{v}");
     // Fall back: 02:30 occurs twice on 2026-10-25; it fires once, at the first.
     let v = plan_json(DST, "2026-10-25T02:29:00+02:00");
-    assert_eq!(classroom(&v, "unlock")["next_change"]["at"], "2026-10-25T02:30:00+02:00", "{v}");
-    assert_eq!(classroom(&v, "lock")["next_change"]["at"], "2026-10-25T02:30:00+02:00", "{v}");
+    assert_eq!(
+        classroom(&v, "unlock")["next_change"]["at"],
+        "2026-10-25T02:30:00+02:00",
+        "{v}"
+    );
+    assert_eq!(
+        classroom(&v, "lock")["next_change"]["at"],
+        "2026-10-25T02:30:00+02:00",
+        "{v}"
+    );
     let v = plan_json(DST, "2026-10-25T02:29:00+01:00");
     assert_eq!(classroom(&v, "unlock")["mode"], "available", "{v}");
-    assert_eq!(classroom(&v, "unlock")["next_change"]["at"], "2026-10-25T06:00:00+01:00", "no second firing: {v}");
+    assert_eq!(
+        classroom(&v, "unlock")["next_change"]["at"],
+        "2026-10-25T06:00:00+01:00",
+        "no second firing: {v}"
+    );
     assert_eq!(classroom(&v, "lock")["mode"], "locked", "{v}");
-    assert_eq!(classroom(&v, "lock")["next_change"]["at"], "2026-10-26T01:00:00+01:00", "no second firing: {v}");
+    assert_eq!(
+        classroom(&v, "lock")["next_change"]["at"],
+        "2026-10-26T01:00:00+01:00",
+        "no second firing: {v}"
+    );
     let v = plan_json(DST, "2026-10-25T02:35:00+01:00");
-    assert_eq!(classroom(&v, "c")["mode"], "locked", "second 02:35 is after the 02:45 lock: {v}");
-    assert_eq!(classroom(&v, "c")["next_change"]["at"], "2026-10-25T08:00:00+01:00", "{v}");
+    assert_eq!(
+        classroom(&v, "c")["mode"],
+        "locked",
+        "second 02:35 is after the 02:45 lock: {v}"
+    );
+    assert_eq!(
+        classroom(&v, "c")["next_change"]["at"],
+        "2026-10-25T08:00:00+01:00",
+        "{v}"
+    );
     // Closed day: locked all day whatever the rules, next change after the holidays.
     let v = plan_json(DST, "2026-12-22T10:00:00+01:00");
     assert_eq!(classroom(&v, "c")["mode"], "locked");
     assert_eq!(classroom(&v, "c")["wifi"], "off");
     // Rules that fired during the closed days count: 1 January 08:00 set `available`.
-    assert_eq!(classroom(&v, "c")["next_change"]["at"], "2027-01-02T00:00:00+01:00", "{v}");
+    assert_eq!(
+        classroom(&v, "c")["next_change"]["at"],
+        "2027-01-02T00:00:00+01:00",
+        "{v}"
+    );
     // Tie at 08:00 on Tuesdays: the later rule (on) wins.
     let v = plan_json(DST, "2026-12-01T08:00:00+01:00");
     assert_eq!(classroom(&v, "c")["mode"], "on");
@@ -227,7 +287,17 @@ fn plan_interval_lists_changes() {
     let path = dir.path().join("borne.yaml");
     std::fs::write(&path, DST).unwrap();
     let out = Command::new(common::borne_bin())
-        .args(["plan", "--json", "--from", "2026-12-01T00:00:00+01:00", "--days", "1", "--classroom", "c", "--config"])
+        .args([
+            "plan",
+            "--json",
+            "--from",
+            "2026-12-01T00:00:00+01:00",
+            "--days",
+            "1",
+            "--classroom",
+            "c",
+            "--config",
+        ])
         .arg(&path)
         .output()
         .unwrap();
@@ -237,7 +307,12 @@ fn plan_interval_lists_changes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["at"].as_str().unwrap().to_owned(), c["mode"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["at"].as_str().unwrap().to_owned(),
+                c["mode"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -254,17 +329,36 @@ fn plan_interval_lists_changes() {
 #[test]
 fn token_new_prints_a_usable_entry() {
     let out = Command::new(common::borne_bin())
-        .args(["token", "new", "--name", "cm1a-teacher", "--role", "teacher", "--classroom", "c", "--url", "https://wifi.example.org"])
+        .args([
+            "token",
+            "new",
+            "--name",
+            "cm1a-teacher",
+            "--role",
+            "teacher",
+            "--classroom",
+            "c",
+            "--url",
+            "https://wifi.example.org",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let token = text.lines().next().unwrap().strip_prefix("token: ").unwrap();
     assert!(token.len() >= 22, "at least 128 bits");
-    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
     assert!(text.contains(&format!("https://wifi.example.org/#token={token}")));
     assert!(text.contains(&borne::cli::token_sha256(token)));
-    let entry: String = text.lines().skip_while(|l| !l.starts_with("  - name")).collect::<Vec<_>>().join("\n");
+    let entry: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("  - name"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let yaml = format!("{}users:\n{entry}\n", DST);
     let loaded = config::from_str(&yaml, "t.yaml", None).expect("entry accepted");
     assert_eq!(loaded.config.users[0].name, "cm1a-teacher");

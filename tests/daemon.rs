@@ -70,7 +70,11 @@ async fn schedule_change_switches_all_aps() {
         .filter(|e| e["action"] == "mode.change")
         .map(|e| e["detail"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(modes, ["on -> available", "available -> on"], "mode changes audited, newest first");
+    assert_eq!(
+        modes,
+        ["on -> available", "available -> on"],
+        "mode changes audited, newest first"
+    );
 }
 
 const FLAKY: &str = r#"
@@ -106,7 +110,8 @@ async fn flaky_ap_is_retried_and_converges() {
     // The dead one is marked unreachable with its error, and keeps being retried.
     let core = d.core.clone();
     wait_for("dead AP unreachable", || {
-        core.ap_state(&"dead".into()).is_some_and(|s| !s.observed.reachable && s.consecutive_failures >= 1)
+        core.ap_state(&"dead".into())
+            .is_some_and(|s| !s.observed.reachable && s.consecutive_failures >= 1)
     })
     .await;
     let err = d.core.ap_state(&"dead".into()).unwrap().observed.last_error.unwrap();
@@ -136,7 +141,9 @@ async fn dead_ap_does_not_delay_the_others() {
 async fn sessions_survive_a_restart_and_expired_ones_are_not_restored() {
     let clock = ManualClock::at("2026-12-01T09:00:00+01:00");
     let d = TestDaemon::start(CONFIG, clock.clone()).await;
-    let (status, body) = d.wifi("teacher-token-123", "c1", json!({"wifi": "on", "minutes": 30})).await;
+    let (status, body) = d
+        .wifi("teacher-token-123", "c1", json!({"wifi": "on", "minutes": 30}))
+        .await;
     assert_eq!(status, 200, "{body}");
     d.wait_sim("c1-ap1", Wifi::On).await;
     let dir = d.stop().await;
@@ -274,7 +281,11 @@ fn sighup_with_a_bad_config_keeps_the_old_one() {
     p.signal("HUP");
     std::thread::sleep(Duration::from_millis(500));
     let (_, list) = http("GET", &p.url("/api/v1/classrooms"), "admin-token-123", None);
-    assert_eq!(list["classrooms"].as_array().unwrap().len(), 1, "bad config must not be applied");
+    assert_eq!(
+        list["classrooms"].as_array().unwrap().len(),
+        1,
+        "bad config must not be applied"
+    );
 
     write_config(dir.path(), port, true, false);
     p.signal("HUP");
@@ -322,5 +333,9 @@ async fn corrupt_database_is_a_clear_startup_error() {
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains(&state.join("borne.db").display().to_string()), "{err}");
-    assert_eq!(std::fs::read(state.join("borne.db")).unwrap(), garbage, "the file was changed");
+    assert_eq!(
+        std::fs::read(state.join("borne.db")).unwrap(),
+        garbage,
+        "the file was changed"
+    );
 }

@@ -28,7 +28,10 @@ fn can_mount(dir: &Path) -> bool {
         let _ = Command::new("umount").arg(&probe).status();
         return true;
     }
-    assert!(std::env::var("BORNE_REQUIRE_PEERS").is_err(), "mount(8) of a tmpfs is needed (run as root)");
+    assert!(
+        std::env::var("BORNE_REQUIRE_PEERS").is_err(),
+        "mount(8) of a tmpfs is needed (run as root)"
+    );
     eprintln!("skipped: cannot mount a tmpfs here (not root?)");
     false
 }
@@ -39,13 +42,21 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Self {
         std::fs::create_dir_all(at).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
         assert!(st.success());
         Tmpfs(at.to_owned())
     }
 
     fn remount(&self, mode: &str) {
-        let st = Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(&self.0).status().unwrap();
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
         assert!(st.success());
     }
 }
@@ -95,7 +106,10 @@ async fn full_or_read_only_state_dir_refuses_with_503_and_recovers() {
 
     // Disk full: fill the tmpfs.
     let filler = fs.0.join("filler");
-    let _ = Command::new("dd").args(["if=/dev/zero", "bs=64k", "count=100"]).arg(format!("of={}", filler.display())).output();
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k", "count=100"])
+        .arg(format!("of={}", filler.display()))
+        .output();
     let (status, body) = d.wifi("teacher-token-123", "c2", json!({"wifi": "on"})).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "unavailable");
@@ -116,7 +130,10 @@ async fn full_or_read_only_state_dir_refuses_with_503_and_recovers() {
     fs.remount("ro");
     let config = load_config(CONFIG, dir.path());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let options = borne::daemon::Options { listener: Some(listener), ..Default::default() };
+    let options = borne::daemon::Options {
+        listener: Some(listener),
+        ..Default::default()
+    };
     let err = match borne::daemon::start(config, options, tokio_util::sync::CancellationToken::new()).await {
         Ok(_) => panic!("started on a read-only state directory"),
         Err(e) => format!("{e:#}"),
@@ -153,7 +170,10 @@ async fn clock_jumps_miss_nothing_and_repeat_nothing() {
     d.core.poke();
     d.wait_sim("c1-ap1", Wifi::Off).await;
     let (_, s) = d.get("admin-token-123", "/api/v1/classrooms/c1").await;
-    assert_eq!((s["mode"].as_str(), s["reason"].as_str()), (Some("locked"), Some("locked")));
+    assert_eq!(
+        (s["mode"].as_str(), s["reason"].as_str()),
+        (Some("locked"), Some("locked"))
+    );
 
     clock.set("2026-12-01T18:59:00+01:00");
     d.core.poke();
@@ -173,12 +193,19 @@ async fn clock_jumps_miss_nothing_and_repeat_nothing() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, audit) = d.get("admin-token-123", "/api/v1/audit?classroom=c1").await;
-    assert_eq!(mode_changes(&audit), ["locked -> available", "available -> locked"], "{audit}");
+    assert_eq!(
+        mode_changes(&audit),
+        ["locked -> available", "available -> locked"],
+        "{audit}"
+    );
     assert_eq!(d.sim.state("c1-ap1"), Some(Wifi::Off));
 }
 
 fn request(method: &str, url: &str, token: &str, body: &str) -> Option<(u16, Value)> {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
     let r = client
         .request(method.parse().ok()?, url)
         .bearer_auth(token)
@@ -217,10 +244,19 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
         let mut p = DaemonProcess::start(&path, port);
         // Everything acknowledged before this restart is in force.
         for (classroom, (last, later)) in &expected {
-            let (_, s) = request("GET", &p.url(&format!("/api/v1/classrooms/{classroom}")), "admin-token-123", "").unwrap();
+            let (_, s) = request(
+                "GET",
+                &p.url(&format!("/api/v1/classrooms/{classroom}")),
+                "admin-token-123",
+                "",
+            )
+            .unwrap();
             let reason = s["override"]["reason"].as_str().map(str::to_owned);
             let ok = reason == *last || reason.as_ref().is_some_and(|r| later.contains(r));
-            assert!(ok, "round {round}: {classroom} has {reason:?}, last acknowledged {last:?}, later {later:?}");
+            assert!(
+                ok,
+                "round {round}: {classroom} has {reason:?}, last acknowledged {last:?}, later {later:?}"
+            );
         }
         let sent: Arc<Mutex<Vec<(String, String, bool)>>> = Arc::new(Mutex::new(Vec::new()));
         let writer = {
@@ -232,13 +268,23 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
                     let reason = format!("r{round}-{k}");
                     sent.lock().unwrap().push((classroom.to_owned(), reason.clone(), false));
                     let body = json!({"wifi": if k % 3 == 0 { "on" } else { "off" }, "reason": reason}).to_string();
-                    match request("PUT", &format!("{url}/api/v1/classrooms/{classroom}/override"), "admin-token-123", &body) {
+                    match request(
+                        "PUT",
+                        &format!("{url}/api/v1/classrooms/{classroom}/override"),
+                        "admin-token-123",
+                        &body,
+                    ) {
                         Some((200, _)) => sent.lock().unwrap().last_mut().unwrap().2 = true,
                         Some((status, v)) => panic!("unexpected {status}: {v}"),
                         None => return, // the daemon died under us
                     }
                     // Teacher requests in between: refused (overridden) but audited.
-                    let _ = request("POST", &format!("{url}/api/v1/classrooms/{classroom}/wifi"), "teacher-token-123", r#"{"wifi":"on"}"#);
+                    let _ = request(
+                        "POST",
+                        &format!("{url}/api/v1/classrooms/{classroom}/wifi"),
+                        "teacher-token-123",
+                        r#"{"wifi":"on"}"#,
+                    );
                 }
             })
         };
@@ -260,24 +306,42 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
         let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok", "round {round}");
     }
-    assert!(acked_total.len() >= 20, "too few requests acknowledged to mean anything: {}", acked_total.len());
+    assert!(
+        acked_total.len() >= 20,
+        "too few requests acknowledged to mean anything: {}",
+        acked_total.len()
+    );
     // No gap in the audit log for acknowledged requests.
     let db = rusqlite::Connection::open(dir.path().join("state/borne.db")).unwrap();
-    let mut q = db.prepare("SELECT detail FROM audit WHERE action = 'override.set' AND result = 'accepted'").unwrap();
+    let mut q = db
+        .prepare("SELECT detail FROM audit WHERE action = 'override.set' AND result = 'accepted'")
+        .unwrap();
     let details: Vec<String> = q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     for reason in &acked_total {
-        assert!(details.iter().any(|d| d.ends_with(&format!(": {reason}"))), "no audit line for acknowledged {reason}");
+        assert!(
+            details.iter().any(|d| d.ends_with(&format!(": {reason}"))),
+            "no audit line for acknowledged {reason}"
+        );
     }
     // And the APs converge to the last state after a final restart.
     let p = DaemonProcess::start(&path, port);
     let deadline = std::time::Instant::now() + TIMEOUT;
     for classroom in ["c1", "c2"] {
         loop {
-            let (_, s) = request("GET", &p.url(&format!("/api/v1/classrooms/{classroom}")), "admin-token-123", "").unwrap();
+            let (_, s) = request(
+                "GET",
+                &p.url(&format!("/api/v1/classrooms/{classroom}")),
+                "admin-token-123",
+                "",
+            )
+            .unwrap();
             if s["access_points"][0]["observed"] == s["wifi"] {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{classroom} did not converge: {s}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{classroom} did not converge: {s}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

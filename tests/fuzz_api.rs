@@ -63,7 +63,13 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn header() -> impl Strategy<Value = (String, String)> {
-    let name = prop::sample::select(vec!["authorization", "content-type", "x-forwarded-for", "accept", "content-length"]);
+    let name = prop::sample::select(vec![
+        "authorization",
+        "content-type",
+        "x-forwarded-for",
+        "accept",
+        "content-length",
+    ]);
     let value = prop_oneof![
         Just("Bearer admin-token-123".to_owned()),
         Just("Bearer teacher-token-123".to_owned()),
@@ -76,7 +82,11 @@ fn header() -> impl Strategy<Value = (String, String)> {
 /// Random requests: no 5xx, no panic, JSON errors under /api/.
 #[test]
 fn random_requests_never_get_a_5xx() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let d = rt.block_on(TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")));
     let app = borne::api::router(d.core.clone(), None, d.token.clone());
     let config = ProptestConfig {

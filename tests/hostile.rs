@@ -12,7 +12,21 @@ fn cron_field() -> impl Strategy<Value = String> {
         "[0-9]{1,2}-[0-9]{1,2}",
         "\\*/[0-9]{1,3}",
         "[0-9]{1,2}(,[0-9]{1,2}){1,3}",
-        prop::sample::select(vec!["Mon", "tue", "SUN", "Mon-Fri", "Fri-Sun", "Jan", "dec", "L", "?", "#", "-1", "99999999999"]).prop_map(str::to_owned),
+        prop::sample::select(vec![
+            "Mon",
+            "tue",
+            "SUN",
+            "Mon-Fri",
+            "Fri-Sun",
+            "Jan",
+            "dec",
+            "L",
+            "?",
+            "#",
+            "-1",
+            "99999999999"
+        ])
+        .prop_map(str::to_owned),
         "[ -~]{0,6}",
     ]
 }

@@ -65,16 +65,10 @@ impl Exposition {
         let mut types = BTreeMap::new();
         let mut samples = Vec::new();
         let mut lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines.pop(),
-            Some("# EOF"),
-            "the exposition ends with # EOF:\n{text}"
-        );
+        assert_eq!(lines.pop(), Some("# EOF"), "the exposition ends with # EOF:\n{text}");
         for line in lines {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (family, kind) = rest
-                    .split_once(' ')
-                    .unwrap_or_else(|| panic!("bad TYPE line: {line}"));
+                let (family, kind) = rest.split_once(' ').unwrap_or_else(|| panic!("bad TYPE line: {line}"));
                 assert!(
                     [
                         "counter",
@@ -157,10 +151,7 @@ fn family_of<'a>(sample: &str, types: &'a BTreeMap<String, String>) -> Option<&'
     for suffix in [
         "_total", "_created", "_sum", "_count", "_bucket", "_info", "_gsum", "_gcount",
     ] {
-        if let Some((family, _)) = sample
-            .strip_suffix(suffix)
-            .and_then(|base| types.get_key_value(base))
-        {
+        if let Some((family, _)) = sample.strip_suffix(suffix).and_then(|base| types.get_key_value(base)) {
             return Some(family);
         }
     }
@@ -174,10 +165,7 @@ fn parse_sample(line: &str) -> Sample {
         .unwrap_or_else(|| panic!("no value in sample line: {line}"));
     let name = &line[..name_end];
     assert!(
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
         "bad metric name in {line}"
     );
     let mut labels = BTreeMap::new();
@@ -278,11 +266,7 @@ async fn scrape(d: &TestDaemon, token: Option<&str>) -> (u16, String, String) {
 }
 
 /// Scrapes (as the viewer) until `condition` holds on the parsed exposition.
-async fn scrape_until(
-    d: &TestDaemon,
-    what: &str,
-    condition: impl Fn(&Exposition) -> bool,
-) -> Exposition {
+async fn scrape_until(d: &TestDaemon, what: &str, condition: impl Fn(&Exposition) -> bool) -> Exposition {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let (status, _, body) = scrape(d, Some(VIEWER)).await;
@@ -324,8 +308,7 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
     let before = scrape_until(&d, "c1-ap1 observed off and c2-dead unreachable", |m| {
         m.get("borne_ap_observed_on", &C1) == Some(0.0)
             && m.get("borne_ap_reachable", &DEAD) == Some(0.0)
-            && m.get("borne_ap_consecutive_failures", &DEAD)
-                .is_some_and(|n| n >= 1.0)
+            && m.get("borne_ap_consecutive_failures", &DEAD).is_some_and(|n| n >= 1.0)
     })
     .await;
     let (_, content_type, _) = scrape(&d, Some(VIEWER)).await;
@@ -348,15 +331,9 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
             &[("driver", "sim"), ("op", "observe"), ("result", "error")]
         ) >= 1.0
     );
+    assert_eq!(before.count("borne_http_requests_total", &WIFI_POST_OK), 0.0);
     assert_eq!(
-        before.count("borne_http_requests_total", &WIFI_POST_OK),
-        0.0
-    );
-    assert_eq!(
-        before.get(
-            "borne_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
+        before.get("borne_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
         Some(1.0),
         "build info carries the crate version"
     );
@@ -390,17 +367,13 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = d
-        .get(VIEWER, "/api/v1/classrooms/made-up-classroom-77")
-        .await;
+    let (status, _) = d.get(VIEWER, "/api/v1/classrooms/made-up-classroom-77").await;
     assert_eq!(status, 404);
     let (status, _) = d.get(VIEWER, "/no-such-page-xyz").await;
     assert_eq!(status, 404);
 
     // The teacher switches c1 on.
-    let (status, body) = d
-        .wifi(TEACHER, "c1", json!({"wifi": "on", "minutes": 30}))
-        .await;
+    let (status, body) = d.wifi(TEACHER, "c1", json!({"wifi": "on", "minutes": 30})).await;
     assert_eq!(status, 200, "{body}");
     d.wait_sim("c1-ap1", Wifi::On).await;
 
@@ -458,11 +431,7 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
             &[("route", "/metrics"), ("method", "GET"), ("status", "200")]
         ) >= 1.0
     );
-    assert!(
-        after
-            .get("borne_reconciler_queue_depth", &[])
-            .is_some_and(|q| q >= 0.0)
-    );
+    assert!(after.get("borne_reconciler_queue_depth", &[]).is_some_and(|q| q >= 0.0));
 
     // Bounded labels only: no token, user name, reason or client-chosen path.
     let (_, _, text) = scrape(&d, Some(VIEWER)).await;
@@ -478,10 +447,7 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
         "no-such-page-xyz",
         "/classrooms/c1/",
     ] {
-        assert!(
-            !text.contains(secret),
-            "{secret:?} appears in /metrics:\n{text}"
-        );
+        assert!(!text.contains(secret), "{secret:?} appears in /metrics:\n{text}");
     }
     let allowed: BTreeSet<&str> = [
         "school",
@@ -500,10 +466,7 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
     for (key, value) in after.label_values() {
         assert!(allowed.contains(key), "unexpected label {key}={value}");
         if key == "route" {
-            assert!(
-                value.starts_with('/') || value == "unmatched",
-                "route label {value:?}"
-            );
+            assert!(value.starts_with('/') || value == "unmatched", "route label {value:?}");
         }
     }
 
@@ -520,10 +483,7 @@ async fn metrics_public_needs_no_token() {
     assert_eq!(status, 200, "{body}");
     let m = Exposition::parse(&body);
     assert_eq!(
-        m.get(
-            "borne_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
+        m.get("borne_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
         Some(1.0)
     );
     // A token is still accepted.
@@ -544,14 +504,8 @@ fn parser_reads_labels_escapes_and_suffixes() {
         "x_up 1\n",
         "# EOF\n",
     ));
-    assert_eq!(
-        m.get("x_requests_total", &[("note", "say \"hi\"\\")]),
-        Some(3.0)
-    );
-    assert_eq!(
-        m.get("x_requests_total", &[("route", "/a/{id}")]),
-        Some(3.0)
-    );
+    assert_eq!(m.get("x_requests_total", &[("note", "say \"hi\"\\")]), Some(3.0));
+    assert_eq!(m.get("x_requests_total", &[("route", "/a/{id}")]), Some(3.0));
     assert_eq!(m.get("x_up", &[]), Some(1.0));
     assert_eq!(m.get("x_down", &[]), None);
     for bad in [
@@ -575,15 +529,11 @@ fn parser_reads_labels_escapes_and_suffixes() {
 async fn failure_gauge_resets_when_the_ap_answers_again() {
     let d = TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
     scrape_until(&d, "c2-dead failing", |m| {
-        m.get("borne_ap_consecutive_failures", &DEAD)
-            .is_some_and(|n| n >= 1.0)
+        m.get("borne_ap_consecutive_failures", &DEAD).is_some_and(|n| n >= 1.0)
     })
     .await;
     // The AP is repaired: same configuration, but it now answers (and is off, as wanted).
-    let repaired = CONFIG.replace(
-        "{ id: c2-dead, sim: { fail_rate: 1.0 } }",
-        "{ id: c2-dead, sim: {} }",
-    );
+    let repaired = CONFIG.replace("{ id: c2-dead, sim: { fail_rate: 1.0 } }", "{ id: c2-dead, sim: {} }");
     d.core
         .replace_config(std::sync::Arc::new(load_config(&repaired, d.dir.path())));
     let core = d.core.clone();

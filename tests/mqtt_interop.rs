@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use mqtt_support::{
-    FakeDevice, ScriptedBroker, Spy, TIMEOUT, TestBroker, TestMosquitto, ap_line, config,
-    config_from, config_yaml, free_port, next_report, reports_until, wait_for,
+    FakeDevice, ScriptedBroker, Spy, TIMEOUT, TestBroker, TestMosquitto, ap_line, config, config_from, config_yaml,
+    free_port, next_report, reports_until, wait_for,
 };
 
 /// A running driver with the receiving end of its reports.
@@ -58,8 +58,7 @@ impl Harness {
         let (tx, rx) = mpsc::channel(1024);
         let token = CancellationToken::new();
         let broker = config.mqtt.clone().expect("config has an mqtt block");
-        let driver = MqttDriver::start_with(&broker, &config, tx, token.clone(), options)
-            .expect("driver starts");
+        let driver = MqttDriver::start_with(&broker, &config, tx, token.clone(), options).expect("driver starts");
         Harness {
             driver,
             rx,
@@ -69,9 +68,7 @@ impl Harness {
     }
 
     fn ap(&self, id: &str) -> &AccessPoint {
-        self.config
-            .access_point(id)
-            .unwrap_or_else(|| panic!("no AP {id}"))
+        self.config.access_point(id).unwrap_or_else(|| panic!("no AP {id}"))
     }
 
     async fn apply(&self, id: &str, wifi: Wifi) -> Result<Observation, DriverError> {
@@ -134,10 +131,7 @@ async fn tasmota_switches_on_and_off_and_reports_its_state(b: &mut impl TestBrok
     let device = FakeDevice::tasmota(b.port(), "plug-cm1").await;
     let mut h = Harness::start(config(b.port(), &tasmota("cm1", "plug-cm1"))).await;
     // The device's retained "Online" arrives with the subscription.
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("cm1"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("cm1"), Report::Available(true)));
     assert_eq!(h.observe("cm1").await.unwrap().wifi, ObservedWifi::Unknown);
 
     let on = h.apply("cm1", Wifi::On).await.unwrap();
@@ -174,15 +168,9 @@ on_both_brokers!(
 async fn shelly_gen1_switches_on_and_off_and_reports_its_state(b: &mut impl TestBroker) {
     let device = FakeDevice::shelly(b.port(), "shelly1-ce1").await;
     let mut h = Harness::start(config(b.port(), &shelly("ce1", "shelly1-ce1"))).await;
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("ce1"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("ce1"), Report::Available(true)));
 
-    assert_eq!(
-        h.apply("ce1", Wifi::On).await.unwrap().wifi,
-        ObservedWifi::On
-    );
+    assert_eq!(h.apply("ce1", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
     assert_eq!(device.wait_commands(1).await, ["on"]);
     assert_eq!(
         next_report(&mut h.rx).await,
@@ -193,10 +181,7 @@ async fn shelly_gen1_switches_on_and_off_and_reports_its_state(b: &mut impl Test
         Observation::read(ObservedWifi::On, None)
     );
 
-    assert_eq!(
-        h.apply("ce1", Wifi::Off).await.unwrap().wifi,
-        ObservedWifi::Off
-    );
+    assert_eq!(h.apply("ce1", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
     assert_eq!(device.wait_commands(2).await, ["on", "off"]);
     assert_eq!(
         next_report(&mut h.rx).await,
@@ -212,16 +197,11 @@ on_both_brokers!(
 async fn generic_devices_with_and_without_state_topic(b: &mut impl TestBroker) {
     let with = FakeDevice::generic(b.port(), "lab/with/set", Some("lab/with/state")).await;
     let without = FakeDevice::generic(b.port(), "lab/without/set", None).await;
-    let aps = ap_line(
-        "with",
-        "{ command_topic: lab/with/set, state_topic: lab/with/state }",
-    ) + &ap_line("without", "{ command_topic: lab/without/set }");
+    let aps = ap_line("with", "{ command_topic: lab/with/set, state_topic: lab/with/state }")
+        + &ap_line("without", "{ command_topic: lab/without/set }");
     let mut h = Harness::start(config(b.port(), &aps)).await;
 
-    assert_eq!(
-        h.apply("with", Wifi::On).await.unwrap().wifi,
-        ObservedWifi::On
-    );
+    assert_eq!(h.apply("with", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
     assert_eq!(with.wait_commands(1).await, ["ON"]);
     assert_eq!(
         next_report(&mut h.rx).await,
@@ -232,10 +212,7 @@ async fn generic_devices_with_and_without_state_topic(b: &mut impl TestBroker) {
         Observation::read(ObservedWifi::On, None)
     );
 
-    assert_eq!(
-        h.observe("without").await.unwrap().wifi,
-        ObservedWifi::Unknown
-    );
+    assert_eq!(h.observe("without").await.unwrap().wifi, ObservedWifi::Unknown);
     let assumed = Observation {
         wifi: ObservedWifi::On,
         clients: None,
@@ -265,8 +242,7 @@ on_both_brokers!(
     commands_are_not_retained_by_default
 );
 async fn commands_are_not_retained_by_default(b: &mut impl TestBroker) {
-    let aps = tasmota("plain", "plug-plain")
-        + &ap_line("kept", "{ command_topic: lab/kept/set, retain: true }");
+    let aps = tasmota("plain", "plug-plain") + &ap_line("kept", "{ command_topic: lab/kept/set, retain: true }");
     let h = Harness::start(config(b.port(), &aps)).await;
     h.apply("plain", Wifi::On).await.unwrap();
     h.apply("kept", Wifi::On).await.unwrap();
@@ -295,26 +271,14 @@ on_both_brokers!(
 async fn availability_changes_are_reported(b: &mut impl TestBroker) {
     let device = FakeDevice::tasmota(b.port(), "plug-av").await;
     let mut h = Harness::start(config(b.port(), &tasmota("av", "plug-av"))).await;
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("av"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("av"), Report::Available(true)));
     device.vanish();
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("av"), Report::Available(false))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("av"), Report::Available(false)));
     let _back = FakeDevice::tasmota(b.port(), "plug-av").await;
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("av"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("av"), Report::Available(true)));
 
     let shelly_dev = FakeDevice::shelly(b.port(), "shelly-av").await;
-    let config2 = config(
-        b.port(),
-        &(tasmota("av", "plug-av") + &shelly("sav", "shelly-av")),
-    );
+    let config2 = config(b.port(), &(tasmota("av", "plug-av") + &shelly("sav", "shelly-av")));
     h.driver.reconfigure(&config2).await;
     let seen = reports_until(&mut h.rx, |ap, _| ap.as_str() == "sav").await;
     assert_eq!(seen.last(), Some(&(id("sav"), Report::Available(true))));
@@ -358,10 +322,7 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
         msg.starts_with(&format!("mqtt broker 127.0.0.1:{port}: not connected")),
         "{msg}"
     );
-    assert!(matches!(
-        h.observe("rs").await,
-        Err(DriverError::Unreachable(_))
-    ));
+    assert!(matches!(h.observe("rs").await, Err(DriverError::Unreachable(_))));
 
     b.restart().await;
     wait_for("the driver to reconnect by itself", TIMEOUT, || {
@@ -383,21 +344,12 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
         device.connections() >= 2 && device.is_ready()
     })
     .await;
-    wait_for("the driver to re-subscribe", TIMEOUT, || {
-        driver.is_subscribed()
-    })
-    .await;
-    assert_eq!(
-        h.apply("rs", Wifi::Off).await.unwrap().wifi,
-        ObservedWifi::Off
-    );
+    wait_for("the driver to re-subscribe", TIMEOUT, || driver.is_subscribed()).await;
+    assert_eq!(h.apply("rs", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
     // The command refused while down was not delivered late.
     assert_eq!(device.wait_commands(2).await, ["ON", "OFF"]);
     let seen = reports_until(&mut h.rx, |_, r| matches!(r, Report::State(_))).await;
-    assert_eq!(
-        seen.last(),
-        Some(&(id("rs"), Report::State(ObservedWifi::Off)))
-    );
+    assert_eq!(seen.last(), Some(&(id("rs"), Report::State(ObservedWifi::Off))));
 }
 
 /// Deterministic junk bytes (no RNG dependency), invalid UTF-8 included.
@@ -422,10 +374,7 @@ on_both_brokers!(
 async fn garbage_payloads_are_ignored_and_the_loop_keeps_working(b: &mut impl TestBroker) {
     let device = FakeDevice::tasmota(b.port(), "plug-gb").await;
     let mut h = Harness::start(config(b.port(), &tasmota("gb", "plug-gb"))).await;
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("gb"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("gb"), Report::Available(true)));
     // Proves the garbage really went through the broker.
     let spy = Spy::start(b.port(), "stat/plug-gb/POWER").await;
 
@@ -451,10 +400,7 @@ async fn garbage_payloads_are_ignored_and_the_loop_keeps_working(b: &mut impl Te
         "a garbage payload must not cost the connection"
     );
     assert!(h.driver.is_connected());
-    assert_eq!(
-        h.apply("gb", Wifi::Off).await.unwrap().wifi,
-        ObservedWifi::Off
-    );
+    assert_eq!(h.apply("gb", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
     assert_eq!(device.wait_commands(1).await, ["OFF"]);
 }
 
@@ -481,11 +427,7 @@ async fn every_qos_and_concurrent_applies_are_acknowledged(b: &mut impl TestBrok
     let h = Harness::start(config(b.port(), &aps)).await;
     for q in 0..3 {
         let ap = format!("q{q}");
-        assert_eq!(
-            h.apply(&ap, Wifi::On).await.unwrap().wifi,
-            ObservedWifi::On,
-            "qos {q}"
-        );
+        assert_eq!(h.apply(&ap, Wifi::On).await.unwrap().wifi, ObservedWifi::On, "qos {q}");
     }
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..24 {
@@ -504,20 +446,13 @@ async fn every_qos_and_concurrent_applies_are_acknowledged(b: &mut impl TestBrok
             break;
         }
     }
-    let mut got: Vec<(String, Vec<u8>)> =
-        spy.received().into_iter().map(|(t, p, _)| (t, p)).collect();
+    let mut got: Vec<(String, Vec<u8>)> = spy.received().into_iter().map(|(t, p, _)| (t, p)).collect();
     got.sort();
-    let mut want: Vec<(String, Vec<u8>)> = (0..3)
-        .map(|q| (format!("lab/q{q}/set"), b"ON".to_vec()))
-        .collect();
+    let mut want: Vec<(String, Vec<u8>)> = (0..3).map(|q| (format!("lab/q{q}/set"), b"ON".to_vec())).collect();
     want.extend((0..24).map(|i| {
         (
             format!("lab/many{i}/set"),
-            if i % 2 == 0 {
-                b"ON".to_vec()
-            } else {
-                b"OFF".to_vec()
-            },
+            if i % 2 == 0 { b"ON".to_vec() } else { b"OFF".to_vec() },
         )
     }));
     want.sort();
@@ -532,10 +467,7 @@ on_both_brokers!(
 async fn reconfigure_follows_the_new_topics(b: &mut impl TestBroker) {
     let old = FakeDevice::tasmota(b.port(), "plug-old").await;
     let mut h = Harness::start(config(b.port(), &tasmota("old", "plug-old"))).await;
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("old"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("old"), Report::Available(true)));
 
     let new = FakeDevice::tasmota(b.port(), "plug-new").await;
     let config2 = config(b.port(), &tasmota("new", "plug-new"));
@@ -543,19 +475,13 @@ async fn reconfigure_follows_the_new_topics(b: &mut impl TestBroker) {
     h.config = config2;
     let driver = Arc::clone(&h.driver);
     wait_for("the new subscriptions", TIMEOUT, || driver.is_subscribed()).await;
-    assert_eq!(
-        next_report(&mut h.rx).await,
-        (id("new"), Report::Available(true))
-    );
+    assert_eq!(next_report(&mut h.rx).await, (id("new"), Report::Available(true)));
 
     old.publish_state("ON").await;
     new.publish_state("OFF").await;
     let seen = reports_until(&mut h.rx, |_, r| matches!(r, Report::State(_))).await;
     assert_eq!(seen, [(id("new"), Report::State(ObservedWifi::Off))]);
-    assert_eq!(
-        h.apply("new", Wifi::On).await.unwrap().wifi,
-        ObservedWifi::On
-    );
+    assert_eq!(h.apply("new", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
     assert_eq!(new.wait_commands(1).await, ["ON"]);
 }
 
@@ -612,10 +538,7 @@ async fn apply_times_out_when_the_broker_never_acknowledges() {
     // Not acknowledged means not known: nothing is assumed.
     assert_eq!(h.observe("to").await.unwrap().wifi, ObservedWifi::Unknown);
     broker.set_ack_publishes(true);
-    assert_eq!(
-        h.apply("to", Wifi::On).await.unwrap().wifi,
-        ObservedWifi::On
-    );
+    assert_eq!(h.apply("to", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
 }
 
 /// With no broker at all, `apply` and `observe` fail at once with
@@ -623,10 +546,7 @@ async fn apply_times_out_when_the_broker_never_acknowledges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_broker_means_unreachable_at_once() {
     let port = free_port();
-    let h = Harness::start_unconnected(
-        config(port, &tasmota("nb", "plug-nb")),
-        MqttDriverOptions::default(),
-    );
+    let h = Harness::start_unconnected(config(port, &tasmota("nb", "plug-nb")), MqttDriverOptions::default());
     for _ in 0..3 {
         let started = Instant::now();
         let err = h.apply("nb", Wifi::Off).await.unwrap_err();
@@ -635,10 +555,7 @@ async fn no_broker_means_unreachable_at_once() {
             matches!(&err, DriverError::Unreachable(m) if m.starts_with(&format!("mqtt broker 127.0.0.1:{port}: not connected"))),
             "{err:?}"
         );
-        assert!(matches!(
-            h.observe("nb").await,
-            Err(DriverError::Unreachable(_))
-        ));
+        assert!(matches!(h.observe("nb").await, Err(DriverError::Unreachable(_))));
     }
     assert!(!h.driver.is_connected());
 }
@@ -654,15 +571,11 @@ async fn refused_apply_before_first_connection_reports_lost() {
         reconnect_max: Duration::from_millis(200),
         ..MqttDriverOptions::default()
     };
-    let mut h =
-        Harness::start_unconnected(config(broker.port(), &tasmota("fc", "plug-fc")), options);
+    let mut h = Harness::start_unconnected(config(broker.port(), &tasmota("fc", "plug-fc")), options);
     assert!(h.apply("fc", Wifi::On).await.is_err());
     broker.restart().await;
     let driver = Arc::clone(&h.driver);
-    wait_for("the first connection", TIMEOUT, || {
-        driver.connections() == 1
-    })
-    .await;
+    wait_for("the first connection", TIMEOUT, || driver.connections() == 1).await;
     assert_eq!(next_report(&mut h.rx).await, (id("fc"), Report::Lost));
 }
 
@@ -675,32 +588,19 @@ async fn tls_to_mosquitto_with_ca_file() {
     };
     let ca = broker.tls_files().expect("tls").ca.clone();
     let device_free_yaml = |ca: &std::path::Path| {
-        config_yaml(
-            broker.port(),
-            &ap_line("tls", "{ command_topic: lab/tls/set }"),
-        )
-        .replace(
+        config_yaml(broker.port(), &ap_line("tls", "{ command_topic: lab/tls/set }")).replace(
             "keep_alive_seconds: 5 }",
-            &format!(
-                "keep_alive_seconds: 5, tls: {{ ca_file: \"{}\" }} }}",
-                ca.display()
-            ),
+            &format!("keep_alive_seconds: 5, tls: {{ ca_file: \"{}\" }} }}", ca.display()),
         )
     };
     let h = Harness::start(config_from(&device_free_yaml(&ca))).await;
-    assert_eq!(
-        h.apply("tls", Wifi::On).await.unwrap().wifi,
-        ObservedWifi::On
-    );
+    assert_eq!(h.apply("tls", Wifi::On).await.unwrap().wifi, ObservedWifi::On);
 
     let other = tempfile::tempdir().unwrap();
     let Some(wrong) = mqtt_support::TlsFiles::make(other.path()) else {
         return;
     };
-    let bad = Harness::start_unconnected(
-        config_from(&device_free_yaml(&wrong.ca)),
-        MqttDriverOptions::default(),
-    );
+    let bad = Harness::start_unconnected(config_from(&device_free_yaml(&wrong.ca)), MqttDriverOptions::default());
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let err = bad.apply("tls", Wifi::On).await.unwrap_err();
@@ -737,8 +637,5 @@ async fn sequential_applies_are_not_delayed_by_nagle(b: &mut impl TestBroker) {
     println!("mean apply latency: {mean:?}");
     device.wait_commands(N as usize).await;
     // Generous bound for a loaded 2-core CI machine; Nagle stalls are ~44 ms.
-    assert!(
-        mean < Duration::from_millis(20),
-        "mean apply latency {mean:?}"
-    );
+    assert!(mean < Duration::from_millis(20), "mean apply latency {mean:?}");
 }

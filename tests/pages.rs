@@ -56,8 +56,7 @@ impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = CONFIG.replace("STATE_DIR", &dir.path().join("state").display().to_string());
-        let loaded = borne::config::from_str(&text, "pages-test.yaml", Some(dir.path()))
-            .expect("valid config");
+        let loaded = borne::config::from_str(&text, "pages-test.yaml", Some(dir.path())).expect("valid config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let shutdown = CancellationToken::new();
         let options = Options {
@@ -69,10 +68,7 @@ impl Server {
             .expect("daemon starts");
         Server {
             base: format!("http://{}", running.addr),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
+            client: reqwest::Client::builder().no_proxy().build().expect("client"),
             shutdown,
             running: Some(running),
             _dir: dir,
@@ -104,16 +100,8 @@ impl Server {
 fn assert_hardened(path: &str, h: &HeaderMap) {
     let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     assert_eq!(get("content-security-policy"), CSP, "CSP of {path}");
-    assert_eq!(
-        get("x-content-type-options"),
-        "nosniff",
-        "nosniff on {path}"
-    );
-    assert_eq!(
-        get("referrer-policy"),
-        "no-referrer",
-        "Referrer-Policy of {path}"
-    );
+    assert_eq!(get("x-content-type-options"), "nosniff", "nosniff on {path}");
+    assert_eq!(get("referrer-policy"), "no-referrer", "Referrer-Policy of {path}");
     assert_eq!(get("x-frame-options"), "DENY", "X-Frame-Options of {path}");
 }
 
@@ -128,17 +116,9 @@ async fn pages_and_assets_are_served_with_types_caching_and_security_headers() {
         let r = server.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "GET {path}");
         let h = r.headers().clone();
-        assert_eq!(
-            h.get(header::CONTENT_TYPE).unwrap(),
-            content_type,
-            "type of {path}"
-        );
+        assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), content_type, "type of {path}");
         assert_hardened(path, &h);
-        assert_eq!(
-            h.get(header::CACHE_CONTROL).unwrap(),
-            "no-cache",
-            "cache of {path}"
-        );
+        assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), "no-cache", "cache of {path}");
         let etag = h.get(header::ETAG).expect("etag").clone();
         let body = r.bytes().await.expect("body");
         assert!(!body.is_empty(), "{path} is empty");
@@ -151,11 +131,7 @@ async fn pages_and_assets_are_served_with_types_caching_and_security_headers() {
             .send()
             .await
             .expect("request");
-        assert_eq!(
-            again.status(),
-            StatusCode::NOT_MODIFIED,
-            "revalidation of {path}"
-        );
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "revalidation of {path}");
         assert_eq!(again.headers().get(header::ETAG), Some(&etag));
         assert_hardened(path, again.headers());
 
@@ -209,18 +185,9 @@ async fn html_has_no_inline_script_style_or_handler_and_links_only_served_assets
         let html = server.text(page).await;
         assert!(html.starts_with("<!doctype html>"), "{page} doctype");
         assert!(!html.contains("style="), "{page} has a style attribute");
-        assert!(
-            !html.to_lowercase().contains("<style"),
-            "{page} has a <style> element"
-        );
-        assert!(
-            !handler.is_match(&html),
-            "{page} has an inline event handler"
-        );
-        assert!(
-            !html.contains("javascript:"),
-            "{page} has a javascript: URL"
-        );
+        assert!(!html.to_lowercase().contains("<style"), "{page} has a <style> element");
+        assert!(!handler.is_match(&html), "{page} has an inline event handler");
+        assert!(!html.contains("javascript:"), "{page} has a javascript: URL");
         let mut scripts = 0;
         for c in script.captures_iter(&html) {
             scripts += 1;
@@ -229,26 +196,13 @@ async fn html_has_no_inline_script_style_or_handler_and_links_only_served_assets
                 "{page}: script without a src: {}",
                 &c[0]
             );
-            assert!(
-                c[2].trim().is_empty(),
-                "{page}: script with a body: {}",
-                &c[0]
-            );
+            assert!(c[2].trim().is_empty(), "{page}: script with a body: {}", &c[0]);
         }
-        assert_eq!(
-            scripts,
-            html.matches("<script").count(),
-            "{page}: unclosed <script>"
-        );
+        assert_eq!(scripts, html.matches("<script").count(), "{page}: unclosed <script>");
         assert!(scripts >= 1, "{page} loads no script");
         for c in local.captures_iter(&html) {
             let r = server.get(&c[1]).await;
-            assert_eq!(
-                r.status(),
-                StatusCode::OK,
-                "{page} links {} which is not served",
-                &c[1]
-            );
+            assert_eq!(r.status(), StatusCode::OK, "{page} links {} which is not served", &c[1]);
         }
     }
     server.stop().await;
@@ -296,9 +250,7 @@ fn table_keys(js: &str, name: &str) -> BTreeSet<String> {
     let body = &js[start..];
     let end = body.find("\n};").expect("end of table");
     let key = Regex::new(r"(?m)^  ([A-Za-z][A-Za-z0-9]*):").unwrap();
-    key.captures_iter(&body[..end])
-        .map(|c| c[1].to_owned())
-        .collect()
+    key.captures_iter(&body[..end]).map(|c| c[1].to_owned()).collect()
 }
 
 #[tokio::test]
@@ -324,18 +276,10 @@ async fn french_and_english_have_the_same_strings() {
             assert!(fr.contains(&c[1]), "{page} uses unknown string {}", &c[1]);
         }
     }
-    for script in [
-        "/assets/teacher.js",
-        "/assets/admin.js",
-        "/assets/common.js",
-    ] {
+    for script in ["/assets/teacher.js", "/assets/admin.js", "/assets/common.js"] {
         let js = server.text(script).await;
         for c in property.captures_iter(&js) {
-            assert!(
-                fr.contains(&c[1]),
-                "{script} uses unknown string t.{}",
-                &c[1]
-            );
+            assert!(fr.contains(&c[1]), "{script} uses unknown string t.{}", &c[1]);
         }
     }
     server.stop().await;

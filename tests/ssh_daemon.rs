@@ -510,7 +510,8 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
         hk.server.log()
     );
 
-    // Repair everything; the retries (backoff 1 s) pick it up.
+    // Repair everything. No reload is needed: the retries (backoff 1 s)
+    // pick it up, and known_hosts is read again at every connection.
     p[idx("refused")].listen();
     p[idx("hang")].fake().set_hang(false);
     p[idx("garbage")].fake().set_ubus_output(None);

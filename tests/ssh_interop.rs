@@ -20,13 +20,7 @@ fn driver() -> SshDriver {
     SshDriver::new(CancellationToken::new())
 }
 
-fn custom(
-    on: &str,
-    off: &str,
-    status: &str,
-    status_on: Option<&str>,
-    status_off: Option<&str>,
-) -> SshPreset {
+fn custom(on: &str, off: &str, status: &str, status_on: Option<&str>, status_off: Option<&str>) -> SshPreset {
     SshPreset::Custom(borne::config::CustomCommands {
         on_command: on.to_owned(),
         off_command: off.to_owned(),
@@ -128,10 +122,7 @@ async fn on_off_on_persists_and_reads_back(server: &mut dyn SshFake) {
             running_on: false
         }
     );
-    assert_eq!(
-        d.observe(&ap).await.expect("observe").wifi,
-        ObservedWifi::Off
-    );
+    assert_eq!(d.observe(&ap).await.expect("observe").wifi, ObservedWifi::Off);
 
     let commands = fake.commands();
     assert!(
@@ -200,10 +191,7 @@ async fn configured_radios_only_are_switched(server: &mut dyn SshFake) {
     ssh.preset = SshPreset::OpenWrt {
         radios: vec!["radio9".to_owned()],
     };
-    let err = d
-        .apply(&access_point("ap2", ssh), Wifi::Off)
-        .await
-        .unwrap_err();
+    let err = d.apply(&access_point("ap2", ssh), Wifi::Off).await.unwrap_err();
     assert!(
         matches!(&err, DriverError::CommandFailed { status: 1, stderr } if stderr.contains("Invalid argument")),
         "{err:?}"
@@ -213,31 +201,17 @@ async fn configured_radios_only_are_switched(server: &mut dyn SshFake) {
 
 /// Asserts `result` is a host key rejection naming the host, and that
 /// nothing reached the AP.
-fn assert_refused(
-    server: &dyn SshFake,
-    result: Result<Observation, DriverError>,
-    must_contain: &str,
-) {
+fn assert_refused(server: &dyn SshFake, result: Result<Observation, DriverError>, must_contain: &str) {
     match result {
         Err(DriverError::HostKey(message)) => {
             assert!(message.contains("127.0.0.1"), "{message}");
-            assert!(
-                message.contains(&server.fingerprint()),
-                "names the key seen: {message}"
-            );
+            assert!(message.contains(&server.fingerprint()), "names the key seen: {message}");
             assert!(message.contains(must_contain), "{message}");
         }
-        other => panic!(
-            "{}: expected a host key error, got {other:?}",
-            server.label()
-        ),
+        other => panic!("{}: expected a host key error, got {other:?}", server.label()),
     }
     assert!(server.fake().all(true), "state unchanged");
-    assert_eq!(
-        server.fake().commands(),
-        Vec::<String>::new(),
-        "no command ran"
-    );
+    assert_eq!(server.fake().commands(), Vec::<String>::new(), "no command ran");
 }
 
 async fn changed_host_key_in_known_hosts_is_refused(server: &mut dyn SshFake) {
@@ -258,11 +232,7 @@ async fn changed_host_key_in_known_hosts_is_refused(server: &mut dyn SshFake) {
 async fn unknown_host_is_refused(server: &mut dyn SshFake) {
     let d = driver();
     let known_hosts = server.dir().join("known_hosts_elsewhere");
-    std::fs::write(
-        &known_hosts,
-        known_hosts_line("[127.0.0.1]:1", server.host_key()),
-    )
-    .unwrap();
+    std::fs::write(&known_hosts, known_hosts_line("[127.0.0.1]:1", server.host_key())).unwrap();
     let mut ssh = ssh_ap(server);
     ssh.host_key = HostKeyCheck::KnownHosts(known_hosts);
     let result = d.apply(&access_point("ap1", ssh), Wifi::Off).await;
@@ -272,9 +242,7 @@ async fn unknown_host_is_refused(server: &mut dyn SshFake) {
 async fn host_key_fingerprint_is_checked(server: &mut dyn SshFake) {
     let d = driver();
     let mut ssh = ssh_ap(server);
-    let wrong = fingerprint_of(&inprocess::public_line(
-        inprocess::ed25519_key().public_key(),
-    ));
+    let wrong = fingerprint_of(&inprocess::public_line(inprocess::ed25519_key().public_key()));
     ssh.host_key = HostKeyCheck::Fingerprint(wrong.clone());
     let result = d.apply(&access_point("ap1", ssh.clone()), Wifi::Off).await;
     assert_refused(server, result, &wrong);
@@ -289,11 +257,7 @@ async fn host_key_fingerprint_is_checked(server: &mut dyn SshFake) {
 }
 
 async fn hashed_known_hosts_entry_is_accepted(server: &mut dyn SshFake) {
-    if std::process::Command::new("ssh-keygen")
-        .arg("-?")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("ssh-keygen").arg("-?").output().is_err() {
         println!("skipped: ssh-keygen not installed");
         return;
     }
@@ -366,9 +330,7 @@ async fn failing_switch_is_command_failed(server: &mut dyn SshFake) {
 async fn garbage_status_is_a_protocol_error(server: &mut dyn SshFake) {
     let d = driver();
     let ap = access_point("ap1", ssh_ap(server));
-    server
-        .fake()
-        .set_ubus_output(Some("{\"radio0\": {\"up\": tru"));
+    server.fake().set_ubus_output(Some("{\"radio0\": {\"up\": tru"));
     let err = d.observe(&ap).await.unwrap_err();
     assert!(
         matches!(&err, DriverError::Protocol(m) if m.contains("network.wireless")),
@@ -418,14 +380,8 @@ async fn custom_preset_switches_and_reads(server: &mut dyn SshFake) {
         None,
     );
     let ap = access_point("ap1", ssh);
-    assert_eq!(
-        d.observe(&ap).await.expect("observe").wifi,
-        ObservedWifi::On
-    );
-    assert_eq!(
-        d.apply(&ap, Wifi::Off).await.expect("off").wifi,
-        ObservedWifi::Off
-    );
+    assert_eq!(d.observe(&ap).await.expect("observe").wifi, ObservedWifi::On);
+    assert_eq!(d.apply(&ap, Wifi::Off).await.expect("off").wifi, ObservedWifi::Off);
     d.shutdown().await;
 }
 
@@ -434,21 +390,12 @@ async fn connection_is_reused_and_reestablished(server: &mut dyn SshFake) {
     let ap = access_point("ap1", ssh_ap(server));
     d.apply(&ap, Wifi::Off).await.expect("first");
     d.observe(&ap).await.expect("second");
-    assert_eq!(
-        server.connections(),
-        1,
-        "{}: one connection for both",
-        server.label()
-    );
+    assert_eq!(server.connections(), 1, "{}: one connection for both", server.label());
 
     server.restart();
     let seen = d.apply(&ap, Wifi::On).await.expect("after restart");
     assert_eq!(seen.wifi, ObservedWifi::On);
-    assert_eq!(
-        server.connections(),
-        2,
-        "one new connection after the restart"
-    );
+    assert_eq!(server.connections(), 2, "one new connection after the restart");
     d.observe(&ap).await.expect("then reused again");
     assert_eq!(server.connections(), 2);
     d.shutdown().await;
@@ -490,9 +437,7 @@ async fn idle_connections_are_closed_by_reaper_and_shutdown(server: &mut dyn Ssh
     })
     .await;
 
-    d.observe(&access_point("ap1", ssh_ap(server)))
-        .await
-        .expect("observe");
+    d.observe(&access_point("ap1", ssh_ap(server))).await.expect("observe");
     assert_eq!(server.open_connections(), 1);
     d.shutdown().await;
     wait_for("shutdown to close the kept connection", || {
@@ -516,36 +461,23 @@ async fn reconfigure_drops_stale_connections(server: &mut dyn SshFake) {
         &format!("known_hosts: \"{}\"", server.known_hosts().display()),
         &format!("host_key_sha256: \"{}\"", server.fingerprint()),
     );
-    let changed = std::sync::Arc::new(
-        borne::config::from_str(&yaml, "t.yaml", None)
-            .expect("valid")
-            .config,
-    );
+    let changed = std::sync::Arc::new(borne::config::from_str(&yaml, "t.yaml", None).expect("valid").config);
     d.reconfigure(&changed).await;
     let ap = changed.access_point("ap1").expect("ap1").clone();
     d.observe(&ap).await.expect("observe");
     assert_eq!(server.connections(), 2, "settings changed: new connection");
 
-    wait_for("the old connection to close", || {
-        server.open_connections() == 1
-    })
-    .await;
+    wait_for("the old connection to close", || server.open_connections() == 1).await;
 
     // The AP left: its connection is closed.
     let other = config_yaml(&[("ap2", &*server)]);
-    let other = std::sync::Arc::new(
-        borne::config::from_str(&other, "t.yaml", None)
-            .expect("valid")
-            .config,
-    );
+    let other = std::sync::Arc::new(borne::config::from_str(&other, "t.yaml", None).expect("valid").config);
     d.reconfigure(&other).await;
     wait_for("the connection of the AP that left to close", || {
         server.open_connections() == 0
     })
     .await;
-    d.observe(&ap)
-        .await
-        .expect("an AP coming back gets a new connection");
+    d.observe(&ap).await.expect("an AP coming back gets a new connection");
     assert_eq!(server.connections(), 3);
     d.shutdown().await;
 }
@@ -555,10 +487,7 @@ async fn insecure_accepts_any_host_key(server: &mut dyn SshFake) {
     let mut ssh = ssh_ap(server);
     ssh.host_key = HostKeyCheck::Insecure;
     assert_eq!(
-        d.observe(&access_point("ap1", ssh))
-            .await
-            .expect("observe")
-            .wifi,
+        d.observe(&access_point("ap1", ssh)).await.expect("observe").wifi,
         ObservedWifi::On
     );
     d.shutdown().await;
@@ -573,10 +502,7 @@ async fn connection_refused_is_unreachable_quickly() {
     let mut ssh = ssh_ap(&server);
     ssh.port = free_port();
     let started = Instant::now();
-    let err = driver()
-        .apply(&access_point("ap1", ssh), Wifi::Off)
-        .await
-        .unwrap_err();
+    let err = driver().apply(&access_point("ap1", ssh), Wifi::Off).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -584,10 +510,7 @@ async fn connection_refused_is_unreachable_quickly() {
     );
     match err {
         DriverError::Unreachable(m) => {
-            assert!(
-                m.contains("refused") && m.contains("switching off over ssh"),
-                "{m}"
-            )
+            assert!(m.contains("refused") && m.contains("switching off over ssh"), "{m}")
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
@@ -614,10 +537,7 @@ async fn password_file_authenticates() {
     );
 
     std::fs::write(&file, "hunter2-wrong\n").unwrap();
-    let err = driver()
-        .observe(&access_point("ap1", ssh))
-        .await
-        .unwrap_err();
+    let err = driver().observe(&access_point("ap1", ssh)).await.unwrap_err();
     assert!(matches!(&err, DriverError::AuthFailed(_)), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     d.shutdown().await;
@@ -653,10 +573,7 @@ async fn sshd_key_with_passphrase_file() {
     );
 
     std::fs::write(&phrase, "wrong-phrase\n").unwrap();
-    let err = driver()
-        .observe(&access_point("ap1", ssh))
-        .await
-        .unwrap_err();
+    let err = driver().observe(&access_point("ap1", ssh)).await.unwrap_err();
     assert!(matches!(&err, DriverError::AuthFailed(_)), "{err:?}");
     assert!(
         !err.to_string().contains("phrase\n") && !err.to_string().contains("s3cret"),
@@ -675,8 +592,5 @@ async fn non_ssh_access_point_is_a_setup_error() {
         clients: 0,
         seed: 0,
     });
-    assert!(matches!(
-        driver().observe(&ap).await,
-        Err(DriverError::Setup(_))
-    ));
+    assert!(matches!(driver().observe(&ap).await, Err(DriverError::Setup(_))));
 }

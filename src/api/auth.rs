@@ -118,7 +118,9 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> 
         None => e,
     };
     let Some(token) = token else {
-        return Err(fail(ApiError::Unauthorized("missing bearer token (Authorization: Bearer ...)".into())));
+        return Err(fail(ApiError::Unauthorized(
+            "missing bearer token (Authorization: Bearer ...)".into(),
+        )));
     };
     let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let config = state.core.config();

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::auth::Auth;
 use super::error::{ApiError, ApiJson, ApiPath};
-use super::AppState;
 use crate::config::{Role, is_valid_id};
 use crate::core::{Actor, Status};
 use crate::policy::{Request, Wifi};
@@ -16,7 +16,10 @@ pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
     if is_valid_id(id) {
         Ok(())
     } else {
-        Err(ApiError::BadRequest("bad_id", "ids are 1 to 64 characters among a-z, 0-9 and -".into()))
+        Err(ApiError::BadRequest(
+            "bad_id",
+            "ids are 1 to 64 characters among a-z, 0-9 and -".into(),
+        ))
     }
 }
 
@@ -34,7 +37,11 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Json<List> {
 }
 
 /// `GET /api/v1/classrooms/{id}`.
-pub async fn get_one(State(state): State<AppState>, auth: Auth, ApiPath(id): ApiPath) -> Result<Json<Status>, ApiError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath,
+) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
     Ok(Json(state.core.status(&auth.user, &id)?))
 }
@@ -59,7 +66,10 @@ pub async fn wifi(
         (Wifi::On, minutes) => Request::On { minutes },
         (Wifi::Off, None) => Request::Off,
         (Wifi::Off, Some(_)) => {
-            return Err(ApiError::BadRequest("bad_body", "minutes only goes with \"wifi\": \"on\"".into()));
+            return Err(ApiError::BadRequest(
+                "bad_body",
+                "minutes only goes with \"wifi\": \"on\"".into(),
+            ));
         }
     };
     let actor = Actor {
@@ -88,7 +98,9 @@ pub struct ApList {
 /// `GET /api/v1/access-points` (admin, viewer).
 pub async fn access_points(State(state): State<AppState>, auth: Auth) -> Result<Json<ApList>, ApiError> {
     if auth.user.role == Role::Teacher {
-        return Err(ApiError::Forbidden("the access point list is for IT (admin or viewer)".into()));
+        return Err(ApiError::Forbidden(
+            "the access point list is for IT (admin or viewer)".into(),
+        ));
     }
     let mut list: Vec<ApEntry> = state
         .core
@@ -127,6 +139,10 @@ pub async fn me(auth: Auth) -> Json<Me> {
     Json(Me {
         name: auth.user.name.clone(),
         role: auth.user.role,
-        classrooms: auth.user.scope.as_ref().map(|s| s.iter().map(|c| c.to_string()).collect()),
+        classrooms: auth
+            .user
+            .scope
+            .as_ref()
+            .map(|s| s.iter().map(|c| c.to_string()).collect()),
     })
 }

@@ -119,7 +119,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"error": self.code(), "message": self.to_string()});
         if let ApiError::Refused(r, tz) = &self {
-            let local = |u: chrono::DateTime<chrono::Utc>| Value::String(u.with_timezone(tz).fixed_offset().to_rfc3339());
+            let local =
+                |u: chrono::DateTime<chrono::Utc>| Value::String(u.with_timezone(tz).fixed_offset().to_rfc3339());
             match r {
                 Refusal::Locked { until } => {
                     body["until"] = until.map_or(Value::Null, local);
@@ -139,9 +140,10 @@ impl IntoResponse for ApiError {
                 }
             }
             ApiError::Unauthorized(_) => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"borne\""));
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"borne\""),
+                );
             }
             _ => {}
         }
@@ -181,7 +183,9 @@ fn refusal_message(r: &Refusal, tz: chrono_tz::Tz) -> String {
     match r {
         Refusal::Locked { until: Some(u) } => format!("Wi-Fi is locked by the schedule until {}", at(*u)),
         Refusal::Overridden(o) => {
-            let until = o.until.map_or_else(|| "until IT clears it".to_owned(), |u| format!("until {}", at(u)));
+            let until = o
+                .until
+                .map_or_else(|| "until IT clears it".to_owned(), |u| format!("until {}", at(u)));
             format!("Wi-Fi is set {} by IT ({}): {}, {until}", o.wifi, o.by, o.reason)
         }
         other => other.to_string(),

@@ -34,11 +34,17 @@ pub async fn stream(State(state): State<AppState>, auth: Auth) -> Sse<impl Strea
     let follow_user = user.clone();
     let follow = changes.flat_map(move |msg| {
         let events: Vec<Event> = match msg {
-            Ok(classroom) if follow_user.can_see(&classroom) => {
-                follow_core.status(&follow_user, classroom.as_str()).ok().as_ref().and_then(event).into_iter().collect()
-            }
+            Ok(classroom) if follow_user.can_see(&classroom) => follow_core
+                .status(&follow_user, classroom.as_str())
+                .ok()
+                .as_ref()
+                .and_then(event)
+                .into_iter()
+                .collect(),
             Ok(_) => Vec::new(),
-            Err(BroadcastStreamRecvError::Lagged(_)) => follow_core.statuses(&follow_user).iter().filter_map(event).collect(),
+            Err(BroadcastStreamRecvError::Lagged(_)) => {
+                follow_core.statuses(&follow_user).iter().filter_map(event).collect()
+            }
         };
         stream::iter(events)
     });

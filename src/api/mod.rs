@@ -64,7 +64,10 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/classrooms", get(classrooms::list))
         .route("/classrooms/{id}", get(classrooms::get_one))
         .route("/classrooms/{id}/wifi", post(classrooms::wifi))
-        .route("/classrooms/{id}/override", put(overrides::put_one).delete(overrides::delete_one))
+        .route(
+            "/classrooms/{id}/override",
+            put(overrides::put_one).delete(overrides::delete_one),
+        )
         .route("/overrides", post(overrides::bulk_set).delete(overrides::bulk_clear))
         .route("/access-points", get(classrooms::access_points))
         .route("/audit", get(overrides::audit))

@@ -51,20 +51,37 @@ fn body_ref(schema: &str) -> Value {
 pub fn document() -> Value {
     let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"}}]);
     let auth = ["401", "403", "429"];
-    let with = |extra: &[&'static str]| -> Vec<&'static str> { auth.iter().copied().chain(extra.iter().copied()).collect() };
-    let mut wifi = op("A teacher's on/off request", ok_ref("Status"), &with(&["400", "404", "409", "413", "415", "503"]));
+    let with =
+        |extra: &[&'static str]| -> Vec<&'static str> { auth.iter().copied().chain(extra.iter().copied()).collect() };
+    let mut wifi = op(
+        "A teacher's on/off request",
+        ok_ref("Status"),
+        &with(&["400", "404", "409", "413", "415", "503"]),
+    );
     wifi["requestBody"] = body_ref("WifiRequest");
     wifi["parameters"] = id.clone();
-    let mut put_override = op("Set an IT override on a classroom", ok_ref("Status"), &with(&["400", "404", "413", "415", "422", "503"]));
+    let mut put_override = op(
+        "Set an IT override on a classroom",
+        ok_ref("Status"),
+        &with(&["400", "404", "413", "415", "422", "503"]),
+    );
     put_override["requestBody"] = body_ref("OverrideRequest");
     put_override["parameters"] = id.clone();
     let mut del_override = op("Clear a classroom's override", ok_ref("Status"), &with(&["404", "503"]));
     del_override["parameters"] = id.clone();
     let mut get_one = op("One classroom", ok_ref("Status"), &with(&["400", "404"]));
     get_one["parameters"] = id;
-    let mut bulk = op("Override a school or the whole city, atomically", ok_ref("BulkResult"), &with(&["400", "404", "413", "415", "422", "503"]));
+    let mut bulk = op(
+        "Override a school or the whole city, atomically",
+        ok_ref("BulkResult"),
+        &with(&["400", "404", "413", "415", "422", "503"]),
+    );
     bulk["requestBody"] = body_ref("BulkOverrideRequest");
-    let mut clear = op("Clear the overrides of a school, or all", ok_ref("BulkResult"), &with(&["400", "404", "503"]));
+    let mut clear = op(
+        "Clear the overrides of a school, or all",
+        ok_ref("BulkResult"),
+        &with(&["400", "404", "503"]),
+    );
     clear["parameters"] = json!([{"name": "school", "in": "query", "schema": {"type": "string"}}]);
     let mut audit = op("The audit log, newest first", ok_ref("AuditPage"), &with(&["400"]));
     audit["parameters"] = json!([

@@ -53,7 +53,11 @@ pub async fn put_one(
 }
 
 /// `DELETE /api/v1/classrooms/{id}/override` (admin).
-pub async fn delete_one(State(state): State<AppState>, auth: Auth, ApiPath(id): ApiPath) -> Result<Json<Status>, ApiError> {
+pub async fn delete_one(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath,
+) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
     Ok(Json(state.core.clear_override(&actor(&auth), &id).await?))
 }
@@ -190,7 +194,11 @@ pub async fn audit(
         since: p.since.map(|t| t.with_timezone(&Utc)),
         until: p.until.map(|t| t.with_timezone(&Utc)),
         before_id: p.cursor,
-        scope: auth.user.scope.as_ref().map(|s| s.iter().map(|c| c.to_string()).collect()),
+        scope: auth
+            .user
+            .scope
+            .as_ref()
+            .map(|s| s.iter().map(|c| c.to_string()).collect()),
         limit,
     };
     let entries = state

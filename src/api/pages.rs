@@ -154,20 +154,13 @@ fn serve(file: &File, request: &HeaderMap) -> Response {
                 c == "*" || c.trim_start_matches("W/").as_bytes() == tag.as_bytes()
             });
         if matches {
-            return (
-                StatusCode::NOT_MODIFIED,
-                [cache, (header::ETAG, tag.clone())],
-            )
-                .into_response();
+            return (StatusCode::NOT_MODIFIED, [cache, (header::ETAG, tag.clone())]).into_response();
         }
     }
     let mut response = (
         [
             cache,
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(file.content_type),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(file.content_type)),
         ],
         file.body,
     )
@@ -187,14 +180,8 @@ pub(super) async fn harden(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
@@ -224,23 +211,11 @@ mod tests {
     fn pages_have_no_inline_script_or_style() {
         for page in [&TEACHER_PAGE, &ADMIN_PAGE] {
             let text = std::str::from_utf8(page.body).expect("utf-8");
-            assert!(
-                !text.contains("style="),
-                "{} has a style attribute",
-                page.name
-            );
-            assert!(
-                !text.contains("<style"),
-                "{} has a style element",
-                page.name
-            );
+            assert!(!text.contains("style="), "{} has a style attribute", page.name);
+            assert!(!text.contains("<style"), "{} has a style element", page.name);
             for (i, _) in text.match_indices("<script") {
                 let tag_end = text[i..].find('>').expect("closed tag") + i;
-                assert!(
-                    text[i..tag_end].contains("src="),
-                    "{} has an inline script",
-                    page.name
-                );
+                assert!(text[i..tag_end].contains("src="), "{} has an inline script", page.name);
                 assert!(
                     text[tag_end + 1..].starts_with("</script>"),
                     "{} has a script body",
@@ -248,16 +223,8 @@ mod tests {
                 );
             }
             let handler = regex::Regex::new(r"<[^>]*\son[a-z]+\s*=").expect("regex");
-            assert!(
-                !handler.is_match(text),
-                "{} has an inline event handler",
-                page.name
-            );
-            assert!(
-                !text.contains("javascript:"),
-                "{} has a javascript: URL",
-                page.name
-            );
+            assert!(!handler.is_match(text), "{} has an inline event handler", page.name);
+            assert!(!text.contains("javascript:"), "{} has a javascript: URL", page.name);
         }
     }
 }

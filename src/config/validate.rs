@@ -14,8 +14,8 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use super::raw::{
-    RawAccessPoint, RawCalendar, RawConfig, RawMqttAp, RawMqttBroker, RawReconciler, RawSchedule,
-    RawSim, RawSsh, RawUser,
+    RawAccessPoint, RawCalendar, RawConfig, RawMqttAp, RawMqttBroker, RawReconciler, RawSchedule, RawSim, RawSsh,
+    RawUser,
 };
 use super::*;
 use crate::schedule::{CronExpr, DateRange, Mode, Rule, Schedule};
@@ -46,9 +46,7 @@ pub fn from_str(text: &str, source_name: &str, base_dir: Option<&Path>) -> Resul
     };
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    let raw: RawConfig = match serde_ignored::deserialize(deserializer, |path| {
-        unknown.push(path.to_string())
-    }) {
+    let raw: RawConfig = match serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string())) {
         Ok(raw) => raw,
         Err(e) => {
             let location = match e.location() {
@@ -146,7 +144,9 @@ impl Validator {
             Some(base) if path.is_relative() => base.join(path),
             _ => path.to_owned(),
         };
-        if self.checked_files.insert(resolved.clone()) && let Err(e) = std::fs::File::open(&resolved) {
+        if self.checked_files.insert(resolved.clone())
+            && let Err(e) = std::fs::File::open(&resolved)
+        {
             self.warnings.push(Problem {
                 location,
                 message: format!("cannot read {}: {e}", resolved.display()),
@@ -190,10 +190,7 @@ impl Validator {
             "available" => Some(Mode::Available),
             "on" => Some(Mode::On),
             _ => {
-                self.error(
-                    location,
-                    format!("unknown mode \"{s}\"; use locked, available or on"),
-                );
+                self.error(location, format!("unknown mode \"{s}\"; use locked, available or on"));
                 None
             }
         }
@@ -374,11 +371,7 @@ impl Validator {
             }
         }
 
-        let classroom_index = classrooms
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        let classroom_index = classrooms.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let ap_index = access_points
             .iter()
             .enumerate()
@@ -560,14 +553,14 @@ impl Validator {
         if blocks != 1 {
             self.error(
                 loc.to_owned(),
-                format!(
-                    "an access point needs exactly one driver block (ssh, mqtt or sim), found {blocks}"
-                ),
+                format!("an access point needs exactly one driver block (ssh, mqtt or sim), found {blocks}"),
             );
             return None;
         }
         if let Some(ssh) = &ap.ssh {
-            return self.ssh(&format!("{loc}.ssh"), ssh, ssh_defaults).map(DriverConfig::Ssh);
+            return self
+                .ssh(&format!("{loc}.ssh"), ssh, ssh_defaults)
+                .map(DriverConfig::Ssh);
         }
         if let Some(mqtt) = &ap.mqtt {
             return self.mqtt_ap(&format!("{loc}.mqtt"), mqtt).map(DriverConfig::Mqtt);
@@ -590,7 +583,10 @@ impl Validator {
         if host.is_empty() {
             self.error(format!("{loc}.host"), "an SSH access point needs a host");
         } else if host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.error(format!("{loc}.host"), format!("\"{host}\" is not a host name or address"));
+            self.error(
+                format!("{loc}.host"),
+                format!("\"{host}\" is not a host name or address"),
+            );
         }
         let user = pick!(user).unwrap_or_else(|| "root".to_owned());
         if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -600,7 +596,10 @@ impl Validator {
             (Some(key), None) => {
                 let key_file = self.file(format!("{loc}.key_file"), &key);
                 let passphrase_file = pick!(passphrase_file).map(|p| self.file(format!("{loc}.passphrase_file"), &p));
-                Some(SshAuth::Key { key_file, passphrase_file })
+                Some(SshAuth::Key {
+                    key_file,
+                    passphrase_file,
+                })
             }
             (None, Some(pw)) => Some(SshAuth::Password {
                 password_file: self.file(format!("{loc}.password_file"), &pw),
@@ -608,11 +607,17 @@ impl Validator {
             // An AP-level choice replaces the default one rather than conflicting with it.
             (Some(key), Some(pw)) => {
                 if ap.password_file.is_some() && ap.key_file.is_none() {
-                    Some(SshAuth::Password { password_file: self.file(format!("{loc}.password_file"), &pw) })
+                    Some(SshAuth::Password {
+                        password_file: self.file(format!("{loc}.password_file"), &pw),
+                    })
                 } else if ap.key_file.is_some() && ap.password_file.is_none() {
                     let key_file = self.file(format!("{loc}.key_file"), &key);
-                    let passphrase_file = pick!(passphrase_file).map(|p| self.file(format!("{loc}.passphrase_file"), &p));
-                    Some(SshAuth::Key { key_file, passphrase_file })
+                    let passphrase_file =
+                        pick!(passphrase_file).map(|p| self.file(format!("{loc}.passphrase_file"), &p));
+                    Some(SshAuth::Key {
+                        key_file,
+                        passphrase_file,
+                    })
                 } else {
                     self.error(loc.to_owned(), "give either key_file or password_file, not both");
                     None
@@ -697,7 +702,10 @@ impl Validator {
                 }))
             }
             other => {
-                self.error(format!("{loc}.preset"), format!("unknown preset \"{other}\"; use openwrt or custom"));
+                self.error(
+                    format!("{loc}.preset"),
+                    format!("unknown preset \"{other}\"; use openwrt or custom"),
+                );
                 None
             }
         };
@@ -736,7 +744,10 @@ impl Validator {
         if client_id.is_empty() || client_id.len() > 128 {
             self.error("mqtt.client_id", "must be 1 to 128 characters");
         }
-        let password_file = raw.password_file.as_ref().map(|p| self.file("mqtt.password_file".into(), p));
+        let password_file = raw
+            .password_file
+            .as_ref()
+            .map(|p| self.file("mqtt.password_file".into(), p));
         if password_file.is_some() && raw.username.is_none() {
             self.error("mqtt.username", "password_file is given without a username");
         }
@@ -763,9 +774,10 @@ impl Validator {
 
     fn mqtt_ap(&mut self, loc: &str, raw: &RawMqttAp) -> Option<MqttAp> {
         let errors_before = self.errors.len();
-        let preset = raw.preset.clone().unwrap_or_else(|| {
-            if raw.command_topic.is_some() { "generic" } else { "" }.to_owned()
-        });
+        let preset = raw
+            .preset
+            .clone()
+            .unwrap_or_else(|| if raw.command_topic.is_some() { "generic" } else { "" }.to_owned());
         let topic = raw.topic.clone().unwrap_or_default();
         let needs_topic = |v: &mut Self| {
             if topic.is_empty() || topic.contains(['+', '#', '/', '\0']) {
@@ -854,10 +866,7 @@ impl Validator {
             state_off: raw.state_off.clone().unwrap_or(base.state_off),
             availability_topic: raw.availability_topic.clone().or(base.availability_topic),
             payload_available: raw.payload_available.clone().unwrap_or(base.payload_available),
-            payload_not_available: raw
-                .payload_not_available
-                .clone()
-                .unwrap_or(base.payload_not_available),
+            payload_not_available: raw.payload_not_available.clone().unwrap_or(base.payload_not_available),
             qos: raw.qos.unwrap_or(base.qos),
             retain: raw.retain.unwrap_or(base.retain),
             preset: base.preset,
@@ -927,16 +936,25 @@ impl Validator {
         for (i, u) in raw.iter().enumerate() {
             let loc = format!("users[{i}]");
             if u.name.trim().is_empty() {
-                self.error(format!("{loc}.name"), "a user needs a name (it is what the audit log shows)");
+                self.error(
+                    format!("{loc}.name"),
+                    "a user needs a name (it is what the audit log shows)",
+                );
             } else if let Some(prev) = names.insert(u.name.clone(), i) {
-                self.error(format!("{loc}.name"), format!("duplicate user name \"{}\" (also users[{prev}])", u.name));
+                self.error(
+                    format!("{loc}.name"),
+                    format!("duplicate user name \"{}\" (also users[{prev}])", u.name),
+                );
             }
             let role = match u.role.as_str() {
                 "admin" => Some(Role::Admin),
                 "teacher" => Some(Role::Teacher),
                 "viewer" => Some(Role::Viewer),
                 other => {
-                    self.error(format!("{loc}.role"), format!("unknown role \"{other}\"; use admin, teacher or viewer"));
+                    self.error(
+                        format!("{loc}.role"),
+                        format!("unknown role \"{other}\"; use admin, teacher or viewer"),
+                    );
                     None
                 }
             };
@@ -979,7 +997,10 @@ impl Validator {
             };
             if let Some(h) = hash {
                 if let Some(prev) = hashes.insert(h, i) {
-                    self.error(format!("{loc}.token_sha256"), format!("same token as users[{prev}]; give each user its own"));
+                    self.error(
+                        format!("{loc}.token_sha256"),
+                        format!("same token as users[{prev}]; give each user its own"),
+                    );
                 }
             }
             let mut scope: BTreeSet<ClassroomId> = BTreeSet::new();
@@ -1001,7 +1022,10 @@ impl Validator {
                     Some(school) => scope.extend(school.classrooms.iter().cloned()),
                     None => self.error(
                         format!("{loc}.schools[{j}]"),
-                        format!("unknown school \"{s}\"; {}", known(schools.iter().map(|s| s.id.as_str()))),
+                        format!(
+                            "unknown school \"{s}\"; {}",
+                            known(schools.iter().map(|s| s.id.as_str()))
+                        ),
                     ),
                 }
             }
@@ -1013,7 +1037,10 @@ impl Validator {
                 );
             }
             if role == Some(Role::Admin) && !u.classrooms.is_empty() {
-                self.error(format!("{loc}.classrooms"), "an admin is limited by schools, not classrooms");
+                self.error(
+                    format!("{loc}.classrooms"),
+                    "an admin is limited by schools, not classrooms",
+                );
             }
             if let (Some(role), Some(token_sha256)) = (role, hash) {
                 out.push(User {

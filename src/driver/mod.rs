@@ -44,7 +44,10 @@ impl ObservedWifi {
 
     /// Whether this matches the desired state.
     pub fn is(self, wifi: Wifi) -> bool {
-        matches!((self, wifi), (ObservedWifi::On, Wifi::On) | (ObservedWifi::Off, Wifi::Off))
+        matches!(
+            (self, wifi),
+            (ObservedWifi::On, Wifi::On) | (ObservedWifi::Off, Wifi::Off)
+        )
     }
 }
 

@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, NetworkOptions,
-    Outgoing, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, NetworkOptions, Outgoing, QoS,
+    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
@@ -287,13 +287,7 @@ impl MqttDriver {
         reports: ReportSink,
         shutdown: CancellationToken,
     ) -> Result<Arc<MqttDriver>, DriverError> {
-        Self::start_with(
-            broker,
-            config,
-            reports,
-            shutdown,
-            MqttDriverOptions::default(),
-        )
+        Self::start_with(broker, config, reports, shutdown, MqttDriverOptions::default())
     }
 
     /// [`MqttDriver::start`] with explicit tuning (shorter delays in tests).
@@ -307,9 +301,8 @@ impl MqttDriver {
         shutdown: CancellationToken,
         options: MqttDriverOptions,
     ) -> Result<Arc<MqttDriver>, DriverError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            DriverError::Setup("the MQTT driver must be started inside a tokio runtime".to_owned())
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| DriverError::Setup("the MQTT driver must be started inside a tokio runtime".to_owned()))?;
         let label = format!("mqtt broker {}:{}", broker.host, broker.port);
         let (client, mut eventloop) = AsyncClient::new(mqtt_options(broker)?, REQUEST_CAPACITY);
         let mut network = NetworkOptions::new();
@@ -374,10 +367,7 @@ impl MqttDriver {
     }
 
     fn not_connected(&self, inner: &Inner) -> DriverError {
-        DriverError::Unreachable(format!(
-            "{}: not connected ({})",
-            self.label, inner.down_reason
-        ))
+        DriverError::Unreachable(format!("{}: not connected ({})", self.label, inner.down_reason))
     }
 
     /// The AP's MQTT settings.
@@ -422,12 +412,7 @@ impl Driver for MqttDriver {
             inner.acks.queue(tx);
             if self
                 .client
-                .try_publish(
-                    &mqtt.command_topic,
-                    qos(mqtt.qos),
-                    mqtt.retain,
-                    payload.as_bytes(),
-                )
+                .try_publish(&mqtt.command_topic, qos(mqtt.qos), mqtt.retain, payload.as_bytes())
                 .is_err()
             {
                 inner.acks.unqueue_last();
@@ -436,11 +421,7 @@ impl Driver for MqttDriver {
                     self.label, mqtt.command_topic
                 )));
             }
-            inner
-                .devices
-                .entry(ap.id.clone())
-                .or_default()
-                .on_command_sent();
+            inner.devices.entry(ap.id.clone()).or_default().on_command_sent();
         }
         tracing::debug!(ap = %ap.id, topic = %mqtt.command_topic, payload = %payload, "mqtt command sent");
         let outcome = tokio::time::timeout(self.ack_timeout, rx).await;
@@ -509,9 +490,7 @@ impl Driver for MqttDriver {
             }
         }
         for batch in added.chunks(SUBSCRIBE_BATCH) {
-            let filters = batch
-                .iter()
-                .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+            let filters = batch.iter().map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
             if let Err(e) = self.client.subscribe_many(filters).await {
                 let mut inner = self.shared.lock();
                 inner.pending_subacks = inner.pending_subacks.saturating_sub(1);
@@ -529,11 +508,7 @@ impl Driver for MqttDriver {
 
     async fn shutdown(&self) {
         self.stop.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(task) = task {
             if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
                 tracing::warn!(broker = %self.label, "mqtt event loop did not stop in time");
@@ -583,9 +558,7 @@ impl EventLoopTask {
                         let _ = waiter.send(Ok(()));
                     }
                 }
-                Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
-                    self.shared.lock().acks.on_await_ack(pkid)
-                }
+                Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => self.shared.lock().acks.on_await_ack(pkid),
                 Ok(_) => {}
                 // Every request handle is gone: nobody can use the
                 // connection any more.
@@ -630,9 +603,7 @@ impl EventLoopTask {
         };
         tracing::info!(broker = %self.label, topics = topics.len(), "connected to the mqtt broker");
         for batch in topics.chunks(SUBSCRIBE_BATCH) {
-            let filters = batch
-                .iter()
-                .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+            let filters = batch.iter().map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
             // `try_`: the event loop must not wait on its own channel.
             if let Err(e) = self.client.try_subscribe_many(filters) {
                 let mut inner = self.shared.lock();
@@ -766,10 +737,7 @@ impl EventLoopTask {
             (was, inner.acks.drain())
         };
         for waiter in waiters {
-            let _ = waiter.send(Err(DriverError::Unreachable(format!(
-                "{}: driver stopped",
-                self.label
-            ))));
+            let _ = waiter.send(Err(DriverError::Unreachable(format!("{}: driver stopped", self.label))));
         }
         if was_connected && self.client.try_disconnect().is_ok() {
             let flushed = tokio::time::timeout(DISCONNECT_GRACE, async {
@@ -844,9 +812,7 @@ fn mqtt_options(broker: &MqttBroker) -> Result<MqttOptions, DriverError> {
     }
     if let Some(t) = &broker.tls {
         let config = tls::client_config(t)?;
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(config),
-        )));
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
     }
     Ok(options)
 }
@@ -892,13 +858,8 @@ mod tests {
     #[test]
     fn backoff_doubles_from_half_a_second_to_thirty() {
         let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let delays: Vec<u64> = (0..9)
-            .map(|_| b.after_failure(None).as_millis() as u64)
-            .collect();
-        assert_eq!(
-            delays,
-            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
-        );
+        let delays: Vec<u64> = (0..9).map(|_| b.after_failure(None).as_millis() as u64).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
     }
 
     #[test]
@@ -908,10 +869,7 @@ mod tests {
             b.after_failure(None);
         }
         // Dropped right after its ConnAck: keeps backing off.
-        assert_eq!(
-            b.after_failure(Some(Duration::from_secs(1))),
-            Duration::from_secs(16)
-        );
+        assert_eq!(b.after_failure(Some(Duration::from_secs(1))), Duration::from_secs(16));
         // Up for longer than the cap: starts over.
         assert_eq!(
             b.after_failure(Some(Duration::from_secs(31))),
@@ -930,14 +888,8 @@ mod tests {
 
     #[test]
     fn nothing_known_is_unknown_and_not_assumed() {
-        assert_eq!(
-            Device::default().observation(true),
-            obs(ObservedWifi::Unknown, false)
-        );
-        assert_eq!(
-            Device::default().observation(false),
-            obs(ObservedWifi::Unknown, false)
-        );
+        assert_eq!(Device::default().observation(true), obs(ObservedWifi::Unknown, false));
+        assert_eq!(Device::default().observation(false), obs(ObservedWifi::Unknown, false));
     }
 
     #[test]

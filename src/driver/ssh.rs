@@ -57,8 +57,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use self::commands::{
-    OPENWRT_DISCOVER, OPENWRT_OBSERVE, custom_state, openwrt_switch, parse_clients,
-    parse_openwrt_observe, parse_uci_radios, stderr_for_error,
+    OPENWRT_DISCOVER, OPENWRT_OBSERVE, custom_state, openwrt_switch, parse_clients, parse_openwrt_observe,
+    parse_uci_radios, stderr_for_error,
 };
 use self::conn::{Conn, ExecError, Output};
 use super::{Driver, DriverError, Observation};
@@ -220,15 +220,8 @@ impl SshDriver {
 
 impl fmt::Debug for SshDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let aps = self
-            .inner
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("SshDriver")
-            .field("aps", &aps)
-            .finish_non_exhaustive()
+        let aps = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("SshDriver").field("aps", &aps).finish_non_exhaustive()
     }
 }
 
@@ -247,10 +240,7 @@ impl Inner {
 
     fn all_slots(&self) -> Vec<(ApId, Arc<Slot>)> {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots
-            .iter()
-            .map(|(id, s)| (id.clone(), Arc::clone(s)))
-            .collect()
+        slots.iter().map(|(id, s)| (id.clone(), Arc::clone(s))).collect()
     }
 
     /// Spawns the reaper once, from within the runtime of the first operation.
@@ -269,10 +259,7 @@ impl Inner {
             let Ok(mut idle) = slot.idle.try_lock() else {
                 continue;
             };
-            if idle
-                .as_ref()
-                .is_some_and(|i| all || i.since.elapsed() >= i.keep)
-            {
+            if idle.as_ref().is_some_and(|i| all || i.since.elapsed() >= i.keep) {
                 if let Some(i) = idle.take() {
                     closing.push(close(i.conn));
                 }
@@ -375,10 +362,7 @@ impl Op<'_> {
                     tracing::debug!(doing = %self.doing, %why, "kept ssh connection is gone; opening a new one");
                 }
                 Err(ExecError::NotStarted(why)) => {
-                    return Err(DriverError::Unreachable(format!(
-                        "{why} while {}",
-                        self.doing
-                    )));
+                    return Err(DriverError::Unreachable(format!("{why} while {}", self.doing)));
                 }
                 Err(ExecError::Failed(e)) => return Err(e),
             }
@@ -501,20 +485,13 @@ impl Driver for SshDriver {
             };
             if still.is_none() {
                 slot.retired.store(true, Ordering::SeqCst);
-                let mut slots = self
-                    .inner
-                    .slots
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut slots = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner);
                 slots.remove(&id);
             }
             let Ok(mut idle) = slot.idle.try_lock() else {
                 continue;
             };
-            if idle
-                .as_ref()
-                .is_some_and(|i| still.as_ref() != Some(&i.key))
-            {
+            if idle.as_ref().is_some_and(|i| still.as_ref() != Some(&i.key)) {
                 if let Some(i) = idle.take() {
                     closing.push(close(i.conn));
                 }

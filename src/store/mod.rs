@@ -206,31 +206,33 @@ impl Writer {
     pub fn start(store: Arc<dyn Store>) -> std::io::Result<Writer> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Batch, Option<Ack>)>();
         let thread_store = store.clone();
-        std::thread::Builder::new()
-            .name("borne-store".into())
-            .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut pending = vec![first];
-                    // Group commit: take whatever queued up while the last
-                    // transaction was being synced, bounded to keep latency fair.
-                    while pending.len() < 512 {
-                        match rx.try_recv() {
-                            Ok(next) => pending.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    let batches: Vec<&Batch> = pending.iter().map(|(b, _)| b).filter(|b| !b.is_empty()).collect();
-                    let result = if batches.is_empty() { Ok(()) } else { thread_store.commit(&batches) };
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, batches = batches.len(), "state database write failed");
-                    }
-                    for (_, ack) in pending {
-                        if let Some(ack) = ack {
-                            let _ = ack.send(result.clone());
-                        }
+        std::thread::Builder::new().name("borne-store".into()).spawn(move || {
+            while let Some(first) = rx.blocking_recv() {
+                let mut pending = vec![first];
+                // Group commit: take whatever queued up while the last
+                // transaction was being synced, bounded to keep latency fair.
+                while pending.len() < 512 {
+                    match rx.try_recv() {
+                        Ok(next) => pending.push(next),
+                        Err(_) => break,
                     }
                 }
-            })?;
+                let batches: Vec<&Batch> = pending.iter().map(|(b, _)| b).filter(|b| !b.is_empty()).collect();
+                let result = if batches.is_empty() {
+                    Ok(())
+                } else {
+                    thread_store.commit(&batches)
+                };
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, batches = batches.len(), "state database write failed");
+                }
+                for (_, ack) in pending {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(result.clone());
+                    }
+                }
+            }
+        })?;
         Ok(Writer { tx, store })
     }
 

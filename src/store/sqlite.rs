@@ -107,7 +107,8 @@ impl SqliteStore {
             path: path.display().to_string(),
             message,
         };
-        std::fs::create_dir_all(state_dir).map_err(|e| open_err(format!("cannot create {}: {e}", state_dir.display())))?;
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| open_err(format!("cannot create {}: {e}", state_dir.display())))?;
         let write = Connection::open(&path).map_err(|e| open_err(e.to_string()))?;
         Self::configure(&write).map_err(|e| open_err(e.to_string()))?;
         // A corrupt file often opens fine and fails on first real read:
@@ -116,12 +117,18 @@ impl SqliteStore {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(|e| open_err(format!("{e} (is it a borne database?)")))?;
         if check != "ok" {
-            return Err(open_err(format!("integrity check failed: {check}; restore it from a backup")));
+            return Err(open_err(format!(
+                "integrity check failed: {check}; restore it from a backup"
+            )));
         }
         Self::migrate(&write).map_err(open_err)?;
-        let read = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let read = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        read.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| open_err(e.to_string()))?;
-        read.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| open_err(e.to_string()))?;
         Ok(SqliteStore {
             path,
             write: Mutex::new(write),
@@ -138,7 +145,9 @@ impl SqliteStore {
         c.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if mode != "wal" {
-            return Err(rusqlite::Error::InvalidParameterName(format!("journal_mode is {mode}, not wal")));
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "journal_mode is {mode}, not wal"
+            )));
         }
         // FULL: a committed transaction survives a power cut, which is the
         // promise behind every HTTP 2xx.
@@ -148,7 +157,9 @@ impl SqliteStore {
     }
 
     fn migrate(c: &Connection) -> Result<(), String> {
-        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
         let latest = MIGRATIONS.len() as i64;
         if version > latest {
             return Err(format!(
@@ -157,11 +168,13 @@ impl SqliteStore {
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let next = i as i64 + 1;
-            c.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"))
-                .map_err(|e| {
-                    let _ = c.execute_batch("ROLLBACK");
-                    format!("migration to schema version {next} failed: {e}")
-                })?;
+            c.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"
+            ))
+            .map_err(|e| {
+                let _ = c.execute_batch("ROLLBACK");
+                format!("migration to schema version {next} failed: {e}")
+            })?;
         }
         Ok(())
     }
@@ -177,7 +190,9 @@ impl Store for SqliteStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let c = Self::lock(&self.write);
         let mut snapshot = Snapshot::default();
-        let mut q = c.prepare("SELECT classroom, wifi, started, until, by FROM sessions").map_err(io)?;
+        let mut q = c
+            .prepare("SELECT classroom, wifi, started, until, by FROM sessions")
+            .map_err(io)?;
         let rows = q
             .query_map([], |r| {
                 Ok((
@@ -192,7 +207,9 @@ impl Store for SqliteStore {
             })
             .map_err(io)?;
         snapshot.sessions = rows.collect::<Result<_, _>>().map_err(io)?;
-        let mut q = c.prepare("SELECT classroom, wifi, until, reason, by, set_at FROM overrides").map_err(io)?;
+        let mut q = c
+            .prepare("SELECT classroom, wifi, until, reason, by, set_at FROM overrides")
+            .map_err(io)?;
         let rows = q
             .query_map([], |r| {
                 Ok((
@@ -233,18 +250,26 @@ impl Store for SqliteStore {
 
     fn commit(&self, batches: &[&Batch]) -> Result<(), StoreError> {
         let mut c = Self::lock(&self.write);
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(io)?;
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(io)?;
         {
             let mut put_session = tx
-                .prepare_cached("INSERT OR REPLACE INTO sessions (classroom, wifi, started, until, by) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO sessions (classroom, wifi, started, until, by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
                 .map_err(io)?;
-            let mut del_session = tx.prepare_cached("DELETE FROM sessions WHERE classroom = ?1").map_err(io)?;
+            let mut del_session = tx
+                .prepare_cached("DELETE FROM sessions WHERE classroom = ?1")
+                .map_err(io)?;
             let mut put_override = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO overrides (classroom, wifi, until, reason, by, set_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(io)?;
-            let mut del_override = tx.prepare_cached("DELETE FROM overrides WHERE classroom = ?1").map_err(io)?;
+            let mut del_override = tx
+                .prepare_cached("DELETE FROM overrides WHERE classroom = ?1")
+                .map_err(io)?;
             let mut put_observed = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO observed (ap, wifi, since, reachable, last_error, clients, assumed, last_contact)
@@ -261,7 +286,13 @@ impl Store for SqliteStore {
                 for (classroom, session) in &b.sessions {
                     match session {
                         Some(s) => put_session
-                            .execute(params![classroom.as_str(), s.wifi.as_str(), ms(s.started), ms(s.until), s.by])
+                            .execute(params![
+                                classroom.as_str(),
+                                s.wifi.as_str(),
+                                ms(s.started),
+                                ms(s.until),
+                                s.by
+                            ])
                             .map_err(io)?,
                         None => del_session.execute(params![classroom.as_str()]).map_err(io)?,
                     };
@@ -372,12 +403,15 @@ impl Store for SqliteStore {
 
     fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let c = Self::lock(&self.write);
-        c.execute("DELETE FROM audit WHERE at < ?1", params![ms(before)]).map_err(io)
+        c.execute("DELETE FROM audit WHERE at < ?1", params![ms(before)])
+            .map_err(io)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         let c = Self::lock(&self.write);
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).optional().map_err(io)?;
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .optional()
+            .map_err(io)?;
         Ok(())
     }
 }

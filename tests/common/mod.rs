@@ -139,13 +139,7 @@ impl TestDaemon {
     }
 
     /// A request with a JSON body; returns (status, JSON body).
-    pub async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value) {
+    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
             .request(method, self.url(path))
@@ -173,10 +167,7 @@ impl TestDaemon {
     pub async fn wait_sim(&self, ap: &str, state: borne::policy::Wifi) {
         let sim = self.sim.clone();
         let ap = ap.to_owned();
-        wait_for(&format!("sim AP {ap} {state}"), || {
-            sim.state(&ap) == Some(state)
-        })
-        .await;
+        wait_for(&format!("sim AP {ap} {state}"), || sim.state(&ap) == Some(state)).await;
     }
 }
 
@@ -253,10 +244,7 @@ impl DaemonProcess {
                     return;
                 }
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "borne did not become ready"
-            );
+            assert!(std::time::Instant::now() < deadline, "borne did not become ready");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

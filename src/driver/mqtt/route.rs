@@ -57,9 +57,7 @@ pub(crate) fn parse_payload(payload: &[u8], yes: &str, no: &str) -> Result<bool,
     if payload.len() > MAX_PAYLOAD {
         return Err(Ignored::TooLarge(payload.len()));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| Ignored::NotUtf8)?
-        .trim_ascii();
+    let text = std::str::from_utf8(payload).map_err(|_| Ignored::NotUtf8)?.trim_ascii();
     if text == yes.trim_ascii() {
         Ok(true)
     } else if text == no.trim_ascii() {
@@ -163,11 +161,7 @@ impl Routes {
     /// Why the message was ignored when no listener understood it. When
     /// several listeners failed, the first failure is returned (they all see
     /// the same bytes, so size and UTF-8 failures are shared).
-    pub(crate) fn interpret(
-        &self,
-        topic: &str,
-        payload: &[u8],
-    ) -> Result<Vec<(ApId, Meaning)>, Ignored> {
+    pub(crate) fn interpret(&self, topic: &str, payload: &[u8]) -> Result<Vec<(ApId, Meaning)>, Ignored> {
         let Some(routes) = self.by_topic.get(topic) else {
             return Err(Ignored::NoAccessPoint);
         };
@@ -175,13 +169,8 @@ impl Routes {
         let mut first_failure = None;
         for route in routes {
             let parsed = match &route.role {
-                Role::State { on, off } => parse_payload(payload, on, off).map(|on| {
-                    Meaning::State(if on {
-                        ObservedWifi::On
-                    } else {
-                        ObservedWifi::Off
-                    })
-                }),
+                Role::State { on, off } => parse_payload(payload, on, off)
+                    .map(|on| Meaning::State(if on { ObservedWifi::On } else { ObservedWifi::Off })),
                 Role::Availability { online, offline } => {
                     parse_payload(payload, online, offline).map(Meaning::Available)
                 }
@@ -311,14 +300,8 @@ mod tests {
 
     #[test]
     fn payload_case_must_be_as_configured() {
-        assert_eq!(
-            parse_payload(b"on", "ON", "OFF"),
-            Err(Ignored::Unrecognized)
-        );
-        assert_eq!(
-            parse_payload(b"Off", "ON", "OFF"),
-            Err(Ignored::Unrecognized)
-        );
+        assert_eq!(parse_payload(b"on", "ON", "OFF"), Err(Ignored::Unrecognized));
+        assert_eq!(parse_payload(b"Off", "ON", "OFF"), Err(Ignored::Unrecognized));
         assert_eq!(
             parse_payload(b"online", "Online", "Offline"),
             Err(Ignored::Unrecognized)
@@ -332,31 +315,19 @@ mod tests {
         // Configured words are trimmed the same way.
         assert_eq!(parse_payload(b"ON", " ON ", "OFF"), Ok(true));
         // Inner whitespace is part of the word.
-        assert_eq!(
-            parse_payload(b"O N", "ON", "OFF"),
-            Err(Ignored::Unrecognized)
-        );
+        assert_eq!(parse_payload(b"O N", "ON", "OFF"), Err(Ignored::Unrecognized));
     }
 
     #[test]
     fn payload_garbage_is_ignored_with_its_reason() {
         assert_eq!(parse_payload(b"", "ON", "OFF"), Err(Ignored::Unrecognized));
-        assert_eq!(
-            parse_payload(b"   ", "ON", "OFF"),
-            Err(Ignored::Unrecognized)
-        );
-        assert_eq!(
-            parse_payload(b"TOGGLE", "ON", "OFF"),
-            Err(Ignored::Unrecognized)
-        );
+        assert_eq!(parse_payload(b"   ", "ON", "OFF"), Err(Ignored::Unrecognized));
+        assert_eq!(parse_payload(b"TOGGLE", "ON", "OFF"), Err(Ignored::Unrecognized));
         assert_eq!(
             parse_payload(b"{\"POWER\":\"ON\"}", "ON", "OFF"),
             Err(Ignored::Unrecognized)
         );
-        assert_eq!(
-            parse_payload(&[0xff, 0xfe, 0x00], "ON", "OFF"),
-            Err(Ignored::NotUtf8)
-        );
+        assert_eq!(parse_payload(&[0xff, 0xfe, 0x00], "ON", "OFF"), Err(Ignored::NotUtf8));
         // A prefix of a valid word followed by invalid UTF-8 is still invalid.
         assert_eq!(parse_payload(b"ON\xc3", "ON", "OFF"), Err(Ignored::NotUtf8));
     }
@@ -369,16 +340,10 @@ mod tests {
             Err(Ignored::TooLarge(MAX_PAYLOAD + 1))
         );
         let huge = vec![0xffu8; 1 << 20];
-        assert_eq!(
-            parse_payload(&huge, "ON", "OFF"),
-            Err(Ignored::TooLarge(1 << 20))
-        );
+        assert_eq!(parse_payload(&huge, "ON", "OFF"), Err(Ignored::TooLarge(1 << 20)));
         // At the limit, it is read (and here not understood).
         let edge = vec![b' '; MAX_PAYLOAD];
-        assert_eq!(
-            parse_payload(&edge, "ON", "OFF"),
-            Err(Ignored::Unrecognized)
-        );
+        assert_eq!(parse_payload(&edge, "ON", "OFF"), Err(Ignored::Unrecognized));
     }
 
     #[test]
@@ -464,10 +429,7 @@ mod tests {
             routes.interpret("dev/x", b"offline"),
             Ok(vec![(ApId::from("x"), Meaning::Available(false))])
         );
-        assert_eq!(
-            routes.interpret("dev/x", b"maybe"),
-            Err(Ignored::Unrecognized)
-        );
+        assert_eq!(routes.interpret("dev/x", b"maybe"), Err(Ignored::Unrecognized));
     }
 
     #[test]

@@ -31,11 +31,7 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
             let certs = read_certs(path, "mqtt.tls.ca_file")?;
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(setup(
-                    path,
-                    "mqtt.tls.ca_file",
-                    "holds no usable CA certificate",
-                ));
+                return Err(setup(path, "mqtt.tls.ca_file", "holds no usable CA certificate"));
             }
         }
         None => {
@@ -46,8 +42,7 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
             roots.add_parsable_certificates(found.certs);
             if roots.is_empty() {
                 return Err(DriverError::Setup(
-                    "mqtt.tls: no ca_file given and no system CA certificate found; give ca_file"
-                        .to_owned(),
+                    "mqtt.tls: no ca_file given and no system CA certificate found; give ca_file".to_owned(),
                 ));
             }
         }
@@ -63,17 +58,10 @@ pub(crate) fn client_config(tls: &MqttTls) -> Result<ClientConfig, DriverError> 
             if chain.is_empty() {
                 return Err(setup(cert, "mqtt.tls.cert_file", "holds no certificate"));
             }
-            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                setup(
-                    key,
-                    "mqtt.tls.key_file",
-                    &format!("holds no usable private key ({e})"),
-                )
-            })?;
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| setup(key, "mqtt.tls.key_file", &format!("holds no usable private key ({e})")))?;
             builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                DriverError::Setup(format!(
-                    "mqtt.tls: client certificate and key do not go together: {e}"
-                ))
+                DriverError::Setup(format!("mqtt.tls: client certificate and key do not go together: {e}"))
             })
         }
         // Validation rejects one without the other; treat it as no client
@@ -95,8 +83,7 @@ pub(crate) fn read_password(path: &Path) -> Result<String, DriverError> {
 
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, DriverError> {
     // Read the file first so that "missing" and "not PEM" get distinct messages.
-    let bytes =
-        std::fs::read(path).map_err(|e| setup(path, key, &format!("cannot be read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| setup(path, key, &format!("cannot be read: {e}")))?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| setup(path, key, &format!("is not valid PEM: {e}")))
@@ -124,10 +111,7 @@ mod tests {
         let DriverError::Setup(msg) = err else {
             panic!("{err:?}")
         };
-        assert!(
-            msg.contains("mqtt.tls.ca_file /nonexistent/ca.pem"),
-            "{msg}"
-        );
+        assert!(msg.contains("mqtt.tls.ca_file /nonexistent/ca.pem"), "{msg}");
     }
 
     #[test]

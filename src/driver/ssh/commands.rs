@@ -63,11 +63,9 @@ pub(super) const OPENWRT_OBSERVE: &str = concat!(
 /// [`DriverError::Setup`] when `word` holds a NUL byte, which no shell
 /// word can carry.
 pub(super) fn quote(word: &str) -> Result<String, DriverError> {
-    shlex::try_quote(word).map(|q| q.into_owned()).map_err(|_| {
-        DriverError::Setup(format!(
-            "cannot pass {word:?} to a shell: it contains a NUL byte"
-        ))
-    })
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .map_err(|_| DriverError::Setup(format!("cannot pass {word:?} to a shell: it contains a NUL byte")))
 }
 
 /// The one command that switches every radio in `radios` and makes it stick
@@ -94,10 +92,7 @@ pub(super) fn openwrt_switch(radios: &[String], wifi: Wifi) -> Result<String, Dr
     for radio in radios {
         // Only the name is quoted (when it needs it): the command stays as
         // readable as the one an admin would type.
-        parts.push(format!(
-            "uci set wireless.{}.disabled={disabled}",
-            quote(radio)?
-        ));
+        parts.push(format!("uci set wireless.{}.disabled={disabled}", quote(radio)?));
     }
     parts.push("uci commit wireless".to_owned());
     parts.push("wifi reload".to_owned());
@@ -182,10 +177,7 @@ pub(super) fn parse_uci_radios(stdout: &str) -> Result<Vec<String>, DriverError>
 /// [`DriverError::Protocol`] when the status is not the JSON object
 /// `ubus` prints or a radio lacks a boolean `up`; [`DriverError::Setup`]
 /// when a configured radio is not in it.
-pub(super) fn parse_openwrt_observe(
-    stdout: &str,
-    radios: &[String],
-) -> Result<Observation, DriverError> {
+pub(super) fn parse_openwrt_observe(stdout: &str, radios: &[String]) -> Result<Observation, DriverError> {
     const WHAT: &str = "`ubus call network.wireless status`";
     if stdout.len() > MAX_STDOUT {
         return Err(DriverError::Protocol(format!(
@@ -239,10 +231,7 @@ pub(super) fn parse_openwrt_observe(
                 excerpt(name, 32)
             ))
         })?;
-        let pending = radio
-            .get("pending")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let pending = radio.get("pending").and_then(Value::as_bool).unwrap_or(false);
         let this = if pending {
             ObservedWifi::Unknown
         } else if up {
@@ -291,10 +280,7 @@ fn radio_clients(radio: &Value, counts: &HashMap<&str, u32>) -> u32 {
     interfaces
         .iter()
         .filter(|iface| {
-            let mode = iface
-                .get("config")
-                .and_then(|c| c.get("mode"))
-                .and_then(Value::as_str);
+            let mode = iface.get("config").and_then(|c| c.get("mode")).and_then(Value::as_str);
             mode.is_none_or(|m| m == "ap")
         })
         .filter_map(|iface| iface.get("ifname").and_then(Value::as_str))
@@ -506,10 +492,7 @@ mod tests {
 
     #[test]
     fn discovery_rejects_empty_garbage_and_unnamed_sections() {
-        assert!(matches!(
-            parse_uci_radios(""),
-            Err(DriverError::Protocol(_))
-        ));
+        assert!(matches!(parse_uci_radios(""), Err(DriverError::Protocol(_))));
         assert!(matches!(
             parse_uci_radios("sh: uci: not found\n"),
             Err(DriverError::Protocol(_))
@@ -522,13 +505,8 @@ mod tests {
             parse_uci_radios("wireless.bad$(x)=wifi-device\n"),
             Err(DriverError::Protocol(_))
         ));
-        let many: String = (0..100)
-            .map(|i| format!("wireless.r{i}=wifi-device\n"))
-            .collect();
-        assert!(matches!(
-            parse_uci_radios(&many),
-            Err(DriverError::Protocol(_))
-        ));
+        let many: String = (0..100).map(|i| format!("wireless.r{i}=wifi-device\n")).collect();
+        assert!(matches!(parse_uci_radios(&many), Err(DriverError::Protocol(_))));
     }
 
     #[test]
@@ -577,10 +555,7 @@ mod tests {
     #[test]
     fn observe_pending_radio_is_unknown() {
         let out = r#"{"radio0": {"up": false, "pending": true}}"#;
-        assert_eq!(
-            parse_openwrt_observe(out, &[]).unwrap().wifi,
-            ObservedWifi::Unknown
-        );
+        assert_eq!(parse_openwrt_observe(out, &[]).unwrap().wifi, ObservedWifi::Unknown);
     }
 
     #[test]
@@ -610,8 +585,7 @@ mod tests {
                 other => panic!("{out:?} gave {other:?}"),
             }
         }
-        let err = parse_openwrt_observe("{\"radio0\": {\"key\": \"secret-wifi\", \"up\": 1}}", &[])
-            .unwrap_err();
+        let err = parse_openwrt_observe("{\"radio0\": {\"key\": \"secret-wifi\", \"up\": 1}}", &[]).unwrap_err();
         assert!(!err.to_string().contains("secret-wifi"), "{err}");
     }
 
@@ -625,11 +599,7 @@ mod tests {
             parse_openwrt_observe(&huge, &[]),
             Err(DriverError::Protocol(_))
         ));
-        let deep = format!(
-            "{{\"radio0\": {}{}}}",
-            "[".repeat(10_000),
-            "]".repeat(10_000)
-        );
+        let deep = format!("{{\"radio0\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(
             parse_openwrt_observe(&deep, &[]),
             Err(DriverError::Protocol(_))
@@ -638,10 +608,7 @@ mod tests {
             "{{\"r\": {{\"up\": true, \"interfaces\": [{{\"ifname\": \"w\"}}]}}}}\n{}",
             stations("w", 5000)
         );
-        assert_eq!(
-            parse_openwrt_observe(&many_stations, &[]).unwrap().clients,
-            Some(5000)
-        );
+        assert_eq!(parse_openwrt_observe(&many_stations, &[]).unwrap().clients, Some(5000));
     }
 
     #[test]
@@ -677,28 +644,17 @@ mod tests {
     #[test]
     fn custom_with_regexes_reads_stdout() {
         let c = custom(Some("^radio: up"), Some("^radio: down"));
-        assert_eq!(
-            custom_state(&c, 0, "radio: up\n", "").unwrap(),
-            ObservedWifi::On
-        );
-        assert_eq!(
-            custom_state(&c, 0, "radio: down\n", "").unwrap(),
-            ObservedWifi::Off
-        );
+        assert_eq!(custom_state(&c, 0, "radio: up\n", "").unwrap(), ObservedWifi::On);
+        assert_eq!(custom_state(&c, 0, "radio: down\n", "").unwrap(), ObservedWifi::Off);
         // With both regexes the exit status does not matter (grep exits 1 on no match).
-        assert_eq!(
-            custom_state(&c, 1, "radio: down\n", "").unwrap(),
-            ObservedWifi::Off
-        );
+        assert_eq!(custom_state(&c, 1, "radio: down\n", "").unwrap(), ObservedWifi::Off);
         let err = custom_state(&c, 127, "", "sh: wl: not found").unwrap_err();
         assert!(
             matches!(&err, DriverError::Protocol(m) if m.contains("neither") && m.contains("wl: not found")),
             "{err}"
         );
         let both = custom(Some("up"), Some("u"));
-        assert!(
-            matches!(custom_state(&both, 0, "up", ""), Err(DriverError::Protocol(m)) if m.contains("both"))
-        );
+        assert!(matches!(custom_state(&both, 0, "up", ""), Err(DriverError::Protocol(m)) if m.contains("both")));
     }
 
     #[test]
@@ -717,19 +673,13 @@ mod tests {
         assert_eq!(parse_clients(" 12\n").unwrap(), 12);
         assert_eq!(parse_clients("0").unwrap(), 0);
         for bad in ["", "-1", "twelve", "1 2", "99999999999"] {
-            assert!(
-                matches!(parse_clients(bad), Err(DriverError::Protocol(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(parse_clients(bad), Err(DriverError::Protocol(_))), "{bad:?}");
         }
     }
 
     #[test]
     fn stderr_is_trimmed_and_capped_on_a_char_boundary() {
-        assert_eq!(
-            stderr_for_error("  uci: Invalid argument\n"),
-            "uci: Invalid argument"
-        );
+        assert_eq!(stderr_for_error("  uci: Invalid argument\n"), "uci: Invalid argument");
         let long = "é".repeat(400);
         let cut = stderr_for_error(&long);
         assert!(cut.len() <= STDERR_IN_ERROR + '…'.len_utf8());

@@ -69,9 +69,7 @@ pub(super) struct Conn {
 /// The rest of `deadline` in libssh2's milliseconds, at least 1 (0 would
 /// mean "no timeout").
 fn millis_left(deadline: Instant) -> u32 {
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .as_millis();
+    let left = deadline.saturating_duration_since(Instant::now()).as_millis();
     u32::try_from(left).unwrap_or(u32::MAX).max(1)
 }
 
@@ -81,12 +79,8 @@ fn is_timeout(e: &ssh2::Error) -> bool {
 
 /// Reads a whole file holding one secret, trimmed.
 fn read_secret(what: &str, path: &Path, doing: &str) -> Result<String, DriverError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        DriverError::Setup(format!(
-            "cannot read {what} {} ({e}) while {doing}",
-            path.display()
-        ))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DriverError::Setup(format!("cannot read {what} {} ({e}) while {doing}", path.display())))?;
     let secret = text.trim();
     if secret.is_empty() {
         return Err(DriverError::Setup(format!(
@@ -199,12 +193,9 @@ fn check_host_key(session: &Session, ssh: &SshAp, doing: &str) -> Result<(), Dri
                     path.display()
                 )));
             }
-            let mut known = session.known_hosts().map_err(|e| {
-                DriverError::Setup(format!(
-                    "cannot check host keys ({}) while {doing}",
-                    e.message()
-                ))
-            })?;
+            let mut known = session
+                .known_hosts()
+                .map_err(|e| DriverError::Setup(format!("cannot check host keys ({}) while {doing}", e.message())))?;
             for (i, line) in lines.iter().enumerate() {
                 if let Err(e) = known.read_str(line, KnownHostFileKind::OpenSSH) {
                     tracing::debug!(file = %path.display(), entry = i + 1, error = %e.message(), "known_hosts entry skipped");
@@ -286,19 +277,17 @@ fn authenticate(session: &Session, ssh: &SshAp, doing: &str) -> Result<(), Drive
         }
         SshAuth::Password { password_file } => {
             let password = read_secret("password_file", password_file, doing)?;
-            session
-                .userauth_password(&ssh.user, &password)
-                .map_err(|e| {
-                    if is_timeout(&e) {
-                        connect_timeout(ssh, doing, "authentication")
-                    } else {
-                        DriverError::AuthFailed(format!(
-                            "{who} did not accept the password from {} ({}) while {doing}",
-                            password_file.display(),
-                            e.message()
-                        ))
-                    }
-                })?;
+            session.userauth_password(&ssh.user, &password).map_err(|e| {
+                if is_timeout(&e) {
+                    connect_timeout(ssh, doing, "authentication")
+                } else {
+                    DriverError::AuthFailed(format!(
+                        "{who} did not accept the password from {} ({}) while {doing}",
+                        password_file.display(),
+                        e.message()
+                    ))
+                }
+            })?;
         }
     }
     if session.authenticated() {
@@ -325,9 +314,7 @@ impl Conn {
         let who = target(ssh);
         let addrs: Vec<_> = (ssh.host.as_str(), ssh.port)
             .to_socket_addrs()
-            .map_err(|e| {
-                DriverError::Unreachable(format!("cannot resolve {} ({e}) while {doing}", ssh.host))
-            })?
+            .map_err(|e| DriverError::Unreachable(format!("cannot resolve {} ({e}) while {doing}", ssh.host)))?
             .collect();
         let mut tcp = None;
         let mut last_error = None;
@@ -347,10 +334,7 @@ impl Conn {
         let tcp = match (tcp, last_error) {
             (Some(tcp), _) => tcp,
             (None, Some((_, e)))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                ) =>
+                if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) =>
             {
                 return Err(connect_timeout(ssh, doing, "TCP connect"));
             }
@@ -370,12 +354,8 @@ impl Conn {
         // Commands are small request/response exchanges: do not let Nagle delay them.
         let _ = tcp.set_nodelay(true);
 
-        let mut session = Session::new().map_err(|e| {
-            DriverError::Setup(format!(
-                "cannot start an SSH session ({}) while {doing}",
-                e.message()
-            ))
-        })?;
+        let mut session = Session::new()
+            .map_err(|e| DriverError::Setup(format!("cannot start an SSH session ({}) while {doing}", e.message())))?;
         session.set_timeout(millis_left(deadline));
         // Unknown names are dropped by libssh2; an error here only means
         // none is supported, and the handshake then says so.
@@ -395,10 +375,7 @@ impl Conn {
         session.set_timeout(millis_left(deadline));
         authenticate(&session, ssh, doing)?;
         tracing::debug!(target = %who, "ssh connection opened");
-        Ok(Conn {
-            session,
-            reused: false,
-        })
+        Ok(Conn { session, reused: false })
     }
 
     /// Runs one command: opening the channel and starting the command are
@@ -417,12 +394,13 @@ impl Conn {
     ) -> Result<Output, ExecError> {
         let start_deadline = Instant::now() + start_limit;
         self.session.set_timeout(millis_left(start_deadline));
-        let mut channel = self.session.channel_session().map_err(|e| {
-            ExecError::NotStarted(format!("cannot open a channel ({})", e.message()))
-        })?;
-        channel.exec(command).map_err(|e| {
-            ExecError::NotStarted(format!("cannot start the command ({})", e.message()))
-        })?;
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| ExecError::NotStarted(format!("cannot open a channel ({})", e.message())))?;
+        channel
+            .exec(command)
+            .map_err(|e| ExecError::NotStarted(format!("cannot start the command ({})", e.message())))?;
 
         let deadline = Instant::now() + run_limit;
         let timeout = || {
@@ -432,9 +410,7 @@ impl Conn {
             })
         };
         let lost = |e: std::io::Error| {
-            ExecError::Failed(DriverError::Unreachable(format!(
-                "connection lost ({e}) while {doing}"
-            )))
+            ExecError::Failed(DriverError::Unreachable(format!("connection lost ({e}) while {doing}")))
         };
         let read = |session: &Session, reader: &mut dyn Read, cap: usize, fail_over_cap: bool| {
             let mut out = Vec::new();
@@ -468,13 +444,9 @@ impl Conn {
         let stdout = read(&self.session, &mut channel, MAX_STDOUT, true)?;
         let stderr = read(&self.session, &mut channel.stderr(), MAX_STDERR, false)?;
         self.session.set_timeout(millis_left(deadline));
-        channel.wait_close().map_err(|e| {
-            if is_timeout(&e) {
-                timeout()
-            } else {
-                lost(e.into())
-            }
-        })?;
+        channel
+            .wait_close()
+            .map_err(|e| if is_timeout(&e) { timeout() } else { lost(e.into()) })?;
         let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
         let mut status = channel.exit_status().map_err(|e| {
             ExecError::Failed(DriverError::Protocol(format!(
@@ -515,10 +487,7 @@ mod tests {
         let blob = base64::engine::general_purpose::STANDARD
             .decode("AAAAC3NzaC1lZDI1NTE5AAAAIFsmTwd5EmUFGfqf6LTqNFAW6Bf5zWOQdN6qKFrqdGI4")
             .unwrap();
-        assert_eq!(
-            fingerprint(&blob),
-            "SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw"
-        );
+        assert_eq!(fingerprint(&blob), "SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw");
         assert!(same_fingerprint(
             "SHA256:qaucMRreC2s8/Aaf5QOxjixP+6zSOc0EcGSSjn1lHaw=",
             &fingerprint(&blob)
@@ -533,10 +502,7 @@ mod tests {
         let (lines, revoked) = known_hosts_lines(text);
         assert_eq!(
             lines,
-            vec![
-                "127.0.0.1 ssh-ed25519 AAAA1",
-                "|1|c2FsdA==|aGFzaA== ssh-rsa AAAA4"
-            ]
+            vec!["127.0.0.1 ssh-ed25519 AAAA1", "|1|c2FsdA==|aGFzaA== ssh-rsa AAAA4"]
         );
         assert_eq!(revoked, vec!["AAAA3"]);
     }

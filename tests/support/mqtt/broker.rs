@@ -26,8 +26,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rumqttc::mqttbytes::{self, matches};
 use rumqttc::{
-    ConnAck, ConnectReturnCode, LastWill, Packet, PubAck, PubComp, PubRec, Publish, QoS, SubAck,
-    SubscribeReasonCode, UnsubAck,
+    ConnAck, ConnectReturnCode, LastWill, Packet, PubAck, PubComp, PubRec, Publish, QoS, SubAck, SubscribeReasonCode,
+    UnsubAck,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,9 +75,7 @@ pub struct ScriptedBroker {
 impl ScriptedBroker {
     /// Starts on a free loopback port.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = CancellationToken::new();
@@ -162,16 +160,10 @@ fn route(state: &mut State, publish: &Publish) {
         if publish.payload.is_empty() {
             state.retained.remove(&publish.topic);
         } else {
-            state
-                .retained
-                .insert(publish.topic.clone(), publish.clone());
+            state.retained.insert(publish.topic.clone(), publish.clone());
         }
     }
-    let mut out = Publish::from_bytes(
-        publish.topic.clone(),
-        QoS::AtMostOnce,
-        publish.payload.clone(),
-    );
+    let mut out = Publish::from_bytes(publish.topic.clone(), QoS::AtMostOnce, publish.payload.clone());
     // Live deliveries carry retain = false (MQTT-3.3.1-9).
     out.retain = false;
     for (tx, filters) in state.clients.values() {

@@ -152,11 +152,7 @@ impl TlsFiles {
                 .is_ok_and(|s| s.success())
         };
         let ext = dir.join("san.ext");
-        std::fs::write(
-            &ext,
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .ok()?;
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").ok()?;
         let ok = run(&[
             "req",
             "-x509",
@@ -206,9 +202,7 @@ impl TlsFiles {
         // Mosquitto started as root drops to its own user before it loads
         // certificates: let it read these throw-away files.
         use std::os::unix::fs::PermissionsExt as _;
-        let readable = |p: &Path, mode| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).is_ok()
-        };
+        let readable = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).is_ok();
         let ok = ok
             && readable(dir, 0o755)
             && ["ca.pem", "server.pem", "server.key"]
@@ -476,11 +470,7 @@ impl FakeDevice {
                 state_topic: Some(format!("stat/{topic}/POWER")),
                 state_on: "ON".into(),
                 state_off: "OFF".into(),
-                availability: Some((
-                    format!("tele/{topic}/LWT"),
-                    "Online".into(),
-                    "Offline".into(),
-                )),
+                availability: Some((format!("tele/{topic}/LWT"), "Online".into(), "Offline".into())),
             },
         )
         .await
@@ -498,11 +488,7 @@ impl FakeDevice {
                 state_topic: Some(format!("shellies/{topic}/relay/0")),
                 state_on: "on".into(),
                 state_off: "off".into(),
-                availability: Some((
-                    format!("shellies/{topic}/online"),
-                    "true".into(),
-                    "false".into(),
-                )),
+                availability: Some((format!("shellies/{topic}/online"), "true".into(), "false".into())),
             },
         )
         .await
@@ -529,20 +515,11 @@ impl FakeDevice {
 
     async fn start(port: u16, _kind: DeviceKind, script: Script) -> Self {
         let n = DEVICE_SEQ.fetch_add(1, Ordering::Relaxed);
-        let mut options = MqttOptions::new(
-            format!("fake-device-{}-{n}", std::process::id()),
-            "127.0.0.1",
-            port,
-        );
+        let mut options = MqttOptions::new(format!("fake-device-{}-{n}", std::process::id()), "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(16 << 20, 16 << 20);
         if let Some((topic, _, offline)) = &script.availability {
-            options.set_last_will(LastWill::new(
-                topic.clone(),
-                offline.clone(),
-                QoS::AtLeastOnce,
-                true,
-            ));
+            options.set_last_will(LastWill::new(topic.clone(), offline.clone(), QoS::AtLeastOnce, true));
         }
         let (client, eventloop) = AsyncClient::new(options, 64);
         let me = FakeDevice {
@@ -562,10 +539,7 @@ impl FakeDevice {
 
     /// The device's event loop: like firmware, it reconnects by itself,
     /// re-subscribes and re-announces itself online on every connection.
-    fn run(
-        &self,
-        mut eventloop: rumqttc::EventLoop,
-    ) -> impl std::future::Future<Output = ()> + use<> {
+    fn run(&self, mut eventloop: rumqttc::EventLoop) -> impl std::future::Future<Output = ()> + use<> {
         let client = self.client.clone();
         let script = self.script.clone();
         let commands = Arc::clone(&self.commands);
@@ -583,21 +557,13 @@ impl FakeDevice {
                 match event {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                         connections.fetch_add(1, Ordering::SeqCst);
-                        let _ =
-                            client.try_subscribe(script.command_topic.clone(), QoS::AtLeastOnce);
+                        let _ = client.try_subscribe(script.command_topic.clone(), QoS::AtLeastOnce);
                         if let Some((topic, online, _)) = &script.availability {
-                            let _ = client.try_publish(
-                                topic.clone(),
-                                QoS::AtLeastOnce,
-                                true,
-                                online.clone(),
-                            );
+                            let _ = client.try_publish(topic.clone(), QoS::AtLeastOnce, true, online.clone());
                         }
                     }
                     Ok(Event::Incoming(Incoming::SubAck(_))) => ready.store(true, Ordering::SeqCst),
-                    Ok(Event::Incoming(Incoming::Publish(p)))
-                        if p.topic == script.command_topic =>
-                    {
+                    Ok(Event::Incoming(Incoming::Publish(p))) if p.topic == script.command_topic => {
                         let text = String::from_utf8_lossy(&p.payload).into_owned();
                         commands.lock().unwrap().push(text.clone());
                         let on = if text == script.on {
@@ -609,20 +575,9 @@ impl FakeDevice {
                         };
                         if let Some(on) = on {
                             *relay.lock().unwrap() = Some(on);
-                            if let (Some(topic), true) =
-                                (&script.state_topic, answers.load(Ordering::SeqCst))
-                            {
-                                let word = if on {
-                                    &script.state_on
-                                } else {
-                                    &script.state_off
-                                };
-                                let _ = client.try_publish(
-                                    topic.clone(),
-                                    QoS::AtMostOnce,
-                                    false,
-                                    word.clone(),
-                                );
+                            if let (Some(topic), true) = (&script.state_topic, answers.load(Ordering::SeqCst)) {
+                                let word = if on { &script.state_on } else { &script.state_off };
+                                let _ = client.try_publish(topic.clone(), QoS::AtMostOnce, false, word.clone());
                             }
                         }
                     }
@@ -642,10 +597,7 @@ impl FakeDevice {
     /// Waits until connected and subscribed to its command topic.
     pub async fn wait_ready(&self) {
         let ready = Arc::clone(&self.ready);
-        wait_for("the fake device to subscribe", TIMEOUT, || {
-            ready.load(Ordering::SeqCst)
-        })
-        .await;
+        wait_for("the fake device to subscribe", TIMEOUT, || ready.load(Ordering::SeqCst)).await;
     }
 
     /// Whether connected and subscribed right now.
@@ -666,11 +618,9 @@ impl FakeDevice {
     /// Waits until `n` commands were received; returns them.
     pub async fn wait_commands(&self, n: usize) -> Vec<String> {
         let commands = Arc::clone(&self.commands);
-        wait_for(
-            &format!("{n} command(s) at the fake device"),
-            TIMEOUT,
-            || commands.lock().unwrap().len() >= n,
-        )
+        wait_for(&format!("{n} command(s) at the fake device"), TIMEOUT, || {
+            commands.lock().unwrap().len() >= n
+        })
         .await;
         self.commands()
     }
@@ -700,11 +650,7 @@ impl FakeDevice {
 
     /// Publishes `payload` on its own state topic.
     pub async fn publish_state(&self, payload: impl Into<Vec<u8>>) {
-        let topic = self
-            .script
-            .state_topic
-            .clone()
-            .expect("device without state topic");
+        let topic = self.script.state_topic.clone().expect("device without state topic");
         self.publish(&topic, payload).await;
     }
 
@@ -740,8 +686,7 @@ impl Spy {
     pub async fn start(port: u16, filter: &str) -> Self {
         let n = DEVICE_SEQ.fetch_add(1, Ordering::Relaxed);
         let marker = format!("spy-marker/{}/{n}", std::process::id());
-        let mut options =
-            MqttOptions::new(format!("spy-{}-{n}", std::process::id()), "127.0.0.1", port);
+        let mut options = MqttOptions::new(format!("spy-{}-{n}", std::process::id()), "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(16 << 20, 16 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
@@ -777,11 +722,10 @@ impl Spy {
                             markers_seen.fetch_add(1, Ordering::SeqCst);
                         }
                         Ok(Event::Incoming(Incoming::Publish(p))) => {
-                            received.lock().unwrap().push((
-                                p.topic.clone(),
-                                p.payload.to_vec(),
-                                p.retain,
-                            ));
+                            received
+                                .lock()
+                                .unwrap()
+                                .push((p.topic.clone(), p.payload.to_vec(), p.retain));
                         }
                         Ok(_) => {}
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -789,10 +733,7 @@ impl Spy {
                 }
             });
         }
-        wait_for("the spy to subscribe", TIMEOUT, || {
-            subacks.load(Ordering::SeqCst) >= 2
-        })
-        .await;
+        wait_for("the spy to subscribe", TIMEOUT, || subacks.load(Ordering::SeqCst) >= 2).await;
         Spy {
             client,
             received,
@@ -812,10 +753,7 @@ impl Spy {
             .await
             .expect("queue marker");
         let seen = Arc::clone(&self.markers_seen);
-        wait_for("the spy's marker", TIMEOUT, || {
-            seen.load(Ordering::SeqCst) > before
-        })
-        .await;
+        wait_for("the spy's marker", TIMEOUT, || seen.load(Ordering::SeqCst) > before).await;
     }
 
     /// Messages received: (topic, payload, retain flag).

@@ -77,9 +77,7 @@ impl InProcessSsh {
         let client_key = dir.path().join("client_key");
         write(
             &client_key,
-            &client
-                .to_openssh(LineEnding::LF)
-                .expect("encode private key"),
+            &client.to_openssh(LineEnding::LF).expect("encode private key"),
         );
         let config = russh::server::Config {
             keys: vec![host.clone()],
@@ -124,9 +122,7 @@ impl InProcessSsh {
     }
 
     fn serve(&mut self, listener: StdListener) {
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
+        listener.set_nonblocking(true).expect("nonblocking listener");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("fake-ssh")
@@ -279,11 +275,7 @@ impl russh::server::Handler for Handler {
         Ok(())
     }
 
-    async fn channel_close(
-        &mut self,
-        channel: ChannelId,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         Ok(())
     }
@@ -309,8 +301,7 @@ impl russh::server::Handler for Handler {
                 let mut stdout = child.stdout.take().expect("piped stdout");
                 let mut stderr = child.stderr.take().expect("piped stderr");
                 let (mut out, mut err) = (Vec::new(), Vec::new());
-                let (a, b) =
-                    tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+                let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
                 a?;
                 b?;
                 let status = child.wait().await?;

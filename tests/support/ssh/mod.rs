@@ -64,9 +64,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use borne::config::{
-    AccessPoint, ApId, Config, DriverConfig, HostKeyCheck, SshAp, SshAuth, SshPreset,
-};
+use borne::config::{AccessPoint, ApId, Config, DriverConfig, HostKeyCheck, SshAp, SshAuth, SshPreset};
 use sha2::{Digest as _, Sha256};
 
 pub use inprocess::InProcessSsh;
@@ -186,8 +184,7 @@ impl FakeOpenWrt {
         for (name, text) in SCRIPTS {
             let path = bin.join(name);
             write(&path, text);
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod script");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
         }
         let mut list = String::new();
         for (radio, ifname) in radios {
@@ -199,10 +196,7 @@ impl FakeOpenWrt {
         write(&state.join("commands.log"), "");
         FakeOpenWrt {
             root: root.to_owned(),
-            radios: radios
-                .iter()
-                .map(|(r, i)| ((*r).to_owned(), (*i).to_owned()))
-                .collect(),
+            radios: radios.iter().map(|(r, i)| ((*r).to_owned(), (*i).to_owned())).collect(),
         }
     }
 
@@ -223,8 +217,7 @@ impl FakeOpenWrt {
 
     fn read_on(&self, dir: &str, radio: &str) -> bool {
         let path = self.state_dir().join(dir).join(radio);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         text.trim() == "0"
     }
 
@@ -264,10 +257,7 @@ impl FakeOpenWrt {
 
     /// Sets how many stations `iw dev <ifname> station dump` lists.
     pub fn set_stations(&self, ifname: &str, n: u32) {
-        write(
-            &self.state_dir().join("stations").join(ifname),
-            &format!("{n}\n"),
-        );
+        write(&self.state_dir().join("stations").join(ifname), &format!("{n}\n"));
     }
 
     /// Makes `wifi reload` hang (until unset, 30 s at most).
@@ -303,8 +293,7 @@ impl FakeOpenWrt {
 
     /// Every command received, in order (a multi-line command spans lines).
     pub fn commands(&self) -> Vec<String> {
-        let text =
-            std::fs::read_to_string(self.state_dir().join("commands.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.state_dir().join("commands.log")).unwrap_or_default();
         text.lines().map(str::to_owned).collect()
     }
 
@@ -445,9 +434,7 @@ pub fn require_sshd() -> Option<PathBuf> {
         return Some(PathBuf::from(SSHD));
     }
     if std::env::var("BORNE_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!(
-            "BORNE_REQUIRE_PEERS=1 but {SSHD} is not installed (Debian: apt-get install -y openssh-server)"
-        );
+        panic!("BORNE_REQUIRE_PEERS=1 but {SSHD} is not installed (Debian: apt-get install -y openssh-server)");
     }
     println!("skipped: sshd not installed");
     None
@@ -528,10 +515,7 @@ impl TestSshd {
         let host_key = keygen(&sshd_dir.join("host_ed25519_key"), "");
         let client_key = root.join("client_key");
         let client_pub = keygen(&client_key, "");
-        write(
-            &sshd_dir.join("authorized_keys"),
-            &format!("{client_pub}\n"),
-        );
+        write(&sshd_dir.join("authorized_keys"), &format!("{client_pub}\n"));
         let mut sshd = TestSshd {
             port: 0,
             dir,
@@ -656,11 +640,7 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(child) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
+            let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -670,11 +650,7 @@ fn descendants(pid: u32) -> Vec<u32> {
             let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
                 continue;
             };
-            if let Some(ppid) = after
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse::<u32>().ok())
-            {
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok()) {
                 parent_of.push((child, ppid));
             }
         }
@@ -721,19 +697,13 @@ impl SshFake for TestSshd {
         &self.host_key
     }
     fn connections(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.starts_with("Accepted "))
-            .count()
+        self.log().lines().filter(|l| l.starts_with("Accepted ")).count()
     }
     /// Counts closes sshd logs, so only connections closed by the client
     /// (as borne does) and not those cut by [`SshFake::restart`].
     fn open_connections(&self) -> usize {
         let log = self.log();
-        let closed = log
-            .lines()
-            .filter(|l| l.starts_with("Disconnected from user "))
-            .count();
+        let closed = log.lines().filter(|l| l.starts_with("Disconnected from user ")).count();
         self.connections().saturating_sub(closed)
     }
     fn restart(&mut self) {
