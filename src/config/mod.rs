@@ -356,6 +356,65 @@ pub struct MqttAp {
     pub retain: bool,
 }
 
+impl MqttAp {
+    /// A Tasmota device: `cmnd/<topic>/POWER` ON|OFF, `stat/<topic>/POWER`,
+    /// `tele/<topic>/LWT` Online|Offline.
+    pub fn tasmota(topic: &str) -> Self {
+        Self {
+            preset: "tasmota".into(),
+            command_topic: format!("cmnd/{topic}/POWER"),
+            payload_on: "ON".into(),
+            payload_off: "OFF".into(),
+            state_topic: Some(format!("stat/{topic}/POWER")),
+            state_on: "ON".into(),
+            state_off: "OFF".into(),
+            availability_topic: Some(format!("tele/{topic}/LWT")),
+            payload_available: "Online".into(),
+            payload_not_available: "Offline".into(),
+            qos: 1,
+            retain: false,
+        }
+    }
+
+    /// A Shelly Gen1 relay: `shellies/<topic>/relay/0/command` on|off,
+    /// `shellies/<topic>/relay/0`, `shellies/<topic>/online` true|false.
+    pub fn shelly(topic: &str) -> Self {
+        Self {
+            preset: "shelly".into(),
+            command_topic: format!("shellies/{topic}/relay/0/command"),
+            payload_on: "on".into(),
+            payload_off: "off".into(),
+            state_topic: Some(format!("shellies/{topic}/relay/0")),
+            state_on: "on".into(),
+            state_off: "off".into(),
+            availability_topic: Some(format!("shellies/{topic}/online")),
+            payload_available: "true".into(),
+            payload_not_available: "false".into(),
+            qos: 1,
+            retain: false,
+        }
+    }
+
+    /// A generic device: ON|OFF on `command_topic`, no state or availability
+    /// topic until configured.
+    pub fn generic(command_topic: &str) -> Self {
+        Self {
+            preset: "generic".into(),
+            command_topic: command_topic.into(),
+            payload_on: "ON".into(),
+            payload_off: "OFF".into(),
+            state_topic: None,
+            state_on: "ON".into(),
+            state_off: "OFF".into(),
+            availability_topic: None,
+            payload_available: "online".into(),
+            payload_not_available: "offline".into(),
+            qos: 1,
+            retain: false,
+        }
+    }
+}
+
 /// A simulated access point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimAp {

@@ -791,56 +791,17 @@ impl Validator {
         let base = match preset.as_str() {
             "tasmota" => {
                 needs_topic(self);
-                MqttAp {
-                    preset: preset.clone(),
-                    command_topic: format!("cmnd/{topic}/POWER"),
-                    payload_on: "ON".into(),
-                    payload_off: "OFF".into(),
-                    state_topic: Some(format!("stat/{topic}/POWER")),
-                    state_on: "ON".into(),
-                    state_off: "OFF".into(),
-                    availability_topic: Some(format!("tele/{topic}/LWT")),
-                    payload_available: "Online".into(),
-                    payload_not_available: "Offline".into(),
-                    qos: 1,
-                    retain: false,
-                }
+                MqttAp::tasmota(&topic)
             }
             "shelly" => {
                 needs_topic(self);
-                MqttAp {
-                    preset: preset.clone(),
-                    command_topic: format!("shellies/{topic}/relay/0/command"),
-                    payload_on: "on".into(),
-                    payload_off: "off".into(),
-                    state_topic: Some(format!("shellies/{topic}/relay/0")),
-                    state_on: "on".into(),
-                    state_off: "off".into(),
-                    availability_topic: Some(format!("shellies/{topic}/online")),
-                    payload_available: "true".into(),
-                    payload_not_available: "false".into(),
-                    qos: 1,
-                    retain: false,
-                }
+                MqttAp::shelly(&topic)
             }
             "generic" => {
                 if raw.command_topic.is_none() {
                     self.error(format!("{loc}.command_topic"), "preset generic needs command_topic");
                 }
-                MqttAp {
-                    preset: preset.clone(),
-                    command_topic: String::new(),
-                    payload_on: "ON".into(),
-                    payload_off: "OFF".into(),
-                    state_topic: None,
-                    state_on: "ON".into(),
-                    state_off: "OFF".into(),
-                    availability_topic: None,
-                    payload_available: "online".into(),
-                    payload_not_available: "offline".into(),
-                    qos: 1,
-                    retain: false,
-                }
+                MqttAp::generic(raw.command_topic.as_deref().unwrap_or_default())
             }
             "" => {
                 self.error(

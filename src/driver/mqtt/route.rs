@@ -258,37 +258,11 @@ mod tests {
     use super::*;
 
     fn tasmota(topic: &str) -> MqttAp {
-        MqttAp {
-            preset: "tasmota".into(),
-            command_topic: format!("cmnd/{topic}/POWER"),
-            payload_on: "ON".into(),
-            payload_off: "OFF".into(),
-            state_topic: Some(format!("stat/{topic}/POWER")),
-            state_on: "ON".into(),
-            state_off: "OFF".into(),
-            availability_topic: Some(format!("tele/{topic}/LWT")),
-            payload_available: "Online".into(),
-            payload_not_available: "Offline".into(),
-            qos: 1,
-            retain: false,
-        }
+        MqttAp::tasmota(topic)
     }
 
     fn generic(command: &str) -> MqttAp {
-        MqttAp {
-            preset: "generic".into(),
-            command_topic: command.into(),
-            payload_on: "ON".into(),
-            payload_off: "OFF".into(),
-            state_topic: None,
-            state_on: "ON".into(),
-            state_off: "OFF".into(),
-            availability_topic: None,
-            payload_available: "online".into(),
-            payload_not_available: "offline".into(),
-            qos: 1,
-            retain: false,
-        }
+        MqttAp::generic(command)
     }
 
     #[test]
