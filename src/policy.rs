@@ -158,10 +158,8 @@ pub struct ScheduleNow {
 impl ScheduleNow {
     /// Evaluates the classroom's schedule at `now`.
     pub fn of(classroom: &Classroom, now: DateTime<Utc>) -> Self {
-        Self {
-            mode: classroom.schedule.mode_at(classroom.timezone, now),
-            next_change: classroom.schedule.next_change(classroom.timezone, now),
-        }
+        let (mode, next_change) = classroom.schedule.mode_and_next_change(classroom.timezone, now);
+        Self { mode, next_change }
     }
 }
 
