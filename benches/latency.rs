@@ -24,7 +24,9 @@
 //! Throughput of `GET /api/v1/classrooms` with N keep-alive connections for
 //! 5 s, as a teacher who sees one classroom (the teacher page) and as an
 //! admin who sees all 1,000 (the dashboard), with a Rust client (reqwest)
-//! and, when installed, `wrk`.
+//! and, when installed, `wrk`; once before any teacher request
+//! (`sessions=0`) and once after, when every classroom has a teacher
+//! session (`sessions=1000`): each session costs a schedule evaluation.
 //!
 //! Also printed: the disk's fsync latency in the state directory (the floor
 //! of every acknowledged request), and borne's CPU use in each phase.
@@ -33,11 +35,12 @@
 //!
 //! ```text
 //! disk-fsync n=200 p50_ms=… p99_ms=…
-//! latency rate=serial n=1000 p50_ms=… p99_ms=… max_ms=… http_p50_ms=… http_p99_ms=… errors=0 borne_cpu_pct=…
+//! classrooms-get tool=reqwest token=teacher-1 sessions=0 conns=16 secs=5 rps=… p50_ms=… p99_ms=… errors=0 borne_cpu_pct=…
+//! classrooms-get tool=wrk token=admin-1000 sessions=0 conns=16 secs=5 rps=… errors=0 borne_cpu_pct=…
+//! latency rate=serial n=1000 p50_ms=… p99_ms=… max_ms=… http_p50_ms=… http_p99_ms=… client_late_p50_ms=… client_late_p99_ms=… errors=0 borne_cpu_pct=…
 //! latency rate=50 n=500 …
 //! latency rate=500 n=5000 …
-//! classrooms-get tool=reqwest token=teacher-1 conns=16 secs=5 rps=… p50_ms=… p99_ms=… errors=0 borne_cpu_pct=…
-//! classrooms-get tool=wrk token=admin-1000 conns=16 secs=5 rps=… errors=0
+//! classrooms-get … sessions=1000 …
 //! ```
 //!
 //! Without `--bench` (`cargo test --benches`) it runs a short smoke version.
@@ -350,6 +353,8 @@ struct Sent {
     intended: f64,
     /// Time to the HTTP answer, ms (NaN if none).
     http_ms: f64,
+    /// How late the client started it (open loop: timer granularity), ms.
+    late_ms: f64,
     ok: bool,
 }
 
@@ -372,8 +377,10 @@ async fn post(client: &reqwest::Client, port: u16, classroom: usize, on: bool) -
     }
 }
 
-/// Matches each request with the first later command on its AP's topic and
-/// payload; returns latencies in ms (intended send → arrival) and misses.
+/// Matches each request with the first command on its AP's topic and
+/// payload that arrived after its intended send time (and after the command
+/// matched to the previous request on that topic); returns latencies in ms
+/// (intended send → arrival) and misses.
 fn match_commands(sent: &[Sent], arrivals: &[Arrival]) -> (Vec<f64>, usize) {
     let mut by_topic: HashMap<&str, Vec<&Arrival>> = HashMap::new();
     for a in arrivals {
@@ -389,9 +396,12 @@ fn match_commands(sent: &[Sent], arrivals: &[Arrival]) -> (Vec<f64>, usize) {
         let topic = format!("cmnd/ap-{}/POWER", s.classroom);
         let payload = if s.on { "ON" } else { "OFF" };
         let start = used.get(&topic).copied().unwrap_or(0);
-        let found = by_topic
-            .get(topic.as_str())
-            .and_then(|v| v.iter().enumerate().skip(start).find(|(_, a)| a.payload == payload));
+        let found = by_topic.get(topic.as_str()).and_then(|v| {
+            v.iter()
+                .enumerate()
+                .skip(start)
+                .find(|(_, a)| a.payload == payload && a.at >= s.intended)
+        });
         match found {
             Some((i, a)) => {
                 used.insert(topic, i + 1);
@@ -407,15 +417,19 @@ fn print_latency(rate: &str, sent: &[Sent], arrivals: &[Arrival], cpu_pct: f64) 
     let (lat, missing) = match_commands(sent, arrivals);
     let lat = sorted(lat);
     let http = sorted(sent.iter().filter(|s| s.ok).map(|s| s.http_ms).collect());
+    let late = sorted(sent.iter().map(|s| s.late_ms).collect());
     let errors = sent.iter().filter(|s| !s.ok).count() + missing;
     println!(
-        "latency rate={rate} n={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} http_p50_ms={:.2} http_p99_ms={:.2} errors={errors} borne_cpu_pct={cpu_pct:.0}",
+        "latency rate={rate} n={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} http_p50_ms={:.2} http_p99_ms={:.2} \
+         client_late_p50_ms={:.2} client_late_p99_ms={:.2} errors={errors} borne_cpu_pct={cpu_pct:.0}",
         sent.len(),
         pct(&lat, 50.0),
         pct(&lat, 99.0),
         lat.last().copied().unwrap_or(f64::NAN),
         pct(&http, 50.0),
         pct(&http, 99.0),
+        pct(&late, 50.0),
+        pct(&late, 99.0),
     );
 }
 
@@ -434,6 +448,7 @@ async fn serial(client: &reqwest::Client, port: u16, sub: &Sub, plan: &mut Plan,
             on,
             intended,
             http_ms,
+            late_ms: 0.0,
             ok,
         });
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -455,6 +470,7 @@ async fn open_loop(client: &reqwest::Client, port: u16, plan: &mut Plan, rate: u
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(start + offset).await;
+            let late_ms = (tokio::time::Instant::now() - (start + offset)).as_secs_f64() * 1000.0;
             let ok = post(&client, port, classroom, on).await;
             // From the intended instant: a late start counts against us.
             let http_ms = (tokio::time::Instant::now() - (start + offset)).as_secs_f64() * 1000.0;
@@ -463,6 +479,7 @@ async fn open_loop(client: &reqwest::Client, port: u16, plan: &mut Plan, rate: u
                 on,
                 intended: start_unix + offset.as_secs_f64(),
                 http_ms,
+                late_ms,
                 ok,
             }
         }));
@@ -569,6 +586,38 @@ fn fsync_latency(dir: &Path, n: usize) -> Vec<f64> {
     sorted(v)
 }
 
+/// `GET /api/v1/classrooms` as a one-classroom teacher and as the admin,
+/// with reqwest and (if installed) wrk; `sessions`: classrooms with a
+/// teacher session (a label).
+fn get_phase(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    sessions: usize,
+    secs: u64,
+    tick: &dyn Fn(&mut dyn FnMut()) -> f64,
+) {
+    for (label, token) in [("teacher-1", TEACHER_ONE), ("admin-1000", ADMIN)] {
+        let mut result = (0.0, Vec::new(), 0);
+        let cpu = tick(&mut || result = rt.block_on(get_load(port, token, GET_CONNS, secs)));
+        let (rps, lat, errors) = result;
+        println!(
+            "classrooms-get tool=reqwest token={label} sessions={sessions} conns={GET_CONNS} secs={secs} rps={rps:.0} \
+             p50_ms={:.2} p99_ms={:.2} errors={errors} borne_cpu_pct={cpu:.0}",
+            pct(&lat, 50.0),
+            pct(&lat, 99.0)
+        );
+        let mut w = None;
+        let cpu = tick(&mut || w = wrk(port, token, GET_CONNS, secs));
+        match w {
+            Some((rps, errors)) => println!(
+                "classrooms-get tool=wrk token={label} sessions={sessions} conns={GET_CONNS} secs={secs} rps={rps:.0} \
+                 errors={errors} borne_cpu_pct={cpu:.0}"
+            ),
+            None => println!("classrooms-get tool=wrk skipped: wrk not installed"),
+        }
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -577,6 +626,7 @@ fn main() {
     let Some(mosquitto) = peers() else { return };
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "--bin", "borne"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo build");
     assert!(status.success(), "cargo build --release --bin borne failed");
@@ -627,12 +677,20 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(1));
-    let sub = Sub::start(mqtt_port);
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let tick = |f: &mut dyn FnMut()| {
+        let (c0, t0) = (cpu_s(pid), Instant::now());
+        f();
+        (cpu_s(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0
+    };
+    // GET /api/v1/classrooms throughput with no teacher session yet.
+    let secs = if full { GET_SECONDS } else { 1 };
+    get_phase(&rt, http_port, 0, secs, &tick);
+
+    let sub = Sub::start(mqtt_port);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -640,11 +698,6 @@ fn main() {
     let mut plan = Plan {
         on: vec![false; CLASSROOMS],
         next: 0,
-    };
-    let tick = |f: &mut dyn FnMut()| {
-        let (c0, t0) = (cpu_s(pid), Instant::now());
-        f();
-        (cpu_s(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0
     };
 
     // One at a time.
@@ -673,26 +726,9 @@ fn main() {
         std::thread::sleep(Duration::from_secs(1));
     }
 
-    // GET /api/v1/classrooms throughput.
-    let secs = if full { GET_SECONDS } else { 1 };
-    for (label, token) in [("teacher-1", TEACHER_ONE), ("admin-1000", ADMIN)] {
-        let mut result = (0.0, Vec::new(), 0);
-        let cpu = tick(&mut || result = rt.block_on(get_load(http_port, token, GET_CONNS, secs)));
-        let (rps, lat, errors) = result;
-        println!(
-            "classrooms-get tool=reqwest token={label} conns={GET_CONNS} secs={secs} rps={rps:.0} p50_ms={:.2} p99_ms={:.2} errors={errors} borne_cpu_pct={cpu:.0}",
-            pct(&lat, 50.0),
-            pct(&lat, 99.0)
-        );
-        let mut w = None;
-        let cpu = tick(&mut || w = wrk(http_port, token, GET_CONNS, secs));
-        match w {
-            Some((rps, errors)) => println!(
-                "classrooms-get tool=wrk token={label} conns={GET_CONNS} secs={secs} rps={rps:.0} errors={errors} borne_cpu_pct={cpu:.0}"
-            ),
-            None => println!("classrooms-get tool=wrk skipped: wrk not installed"),
-        }
-    }
+    // GET /api/v1/classrooms throughput again, now that every classroom
+    // has a teacher session.
+    get_phase(&rt, http_port, plan.next.min(CLASSROOMS), secs, &tick);
     drop(sub);
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let mut borne = borne;

@@ -23,6 +23,21 @@
 //! exec, close). The ideal is `2 × ceil(N / max_parallel) × (handshake +
 //! 0.3 s)` for off + on.
 //!
+//! Configurations, for 50 and 200 APs: connection reuse on (the default
+//! 60 s; the start-up read opened the connections, so the switches find
+//! them warm) and off (`reuse_seconds: 0`: a handshake per switch, as a
+//! cold fan-out), `max_parallel` 64 (default) and, for 200 APs, 200; and
+//! `radios:` listed in the configuration (`radios=listed`: no `uci show`
+//! before each switch, one command less). `daemon_cpu_ms` is this
+//! process's CPU over off + on (borne, and the poller), `host_cpu_pct` the
+//! whole machine's (every fake AP runs on it too), `load1` the load
+//! average before the configuration.
+//!
+//! When the login shell is bash with rc files (sshd runs every command as
+//! `$SHELL -c`, and bash started by sshd reads `~/.bashrc`), the bench
+//! re-runs itself as root in a private mount namespace where those files
+//! are empty (see [`rerun_isolated`]); `SSH_FANOUT_ISOLATED=0` skips that.
+//!
 //! Run: `cargo bench --bench ssh_fanout`. Prints one line per
 //! configuration starting with `ssh-fanout`. `RUST_LOG=borne=debug` shows
 //! the driver's per-operation timings. `SSH_FANOUT_APS=50` (a comma-separated
@@ -55,7 +70,8 @@ const HANDSHAKE_SAMPLES: usize = 15;
 /// Processes `xargs` runs at once in the parallel baseline.
 const XARGS_P: usize = 8;
 
-/// Set in the re-executed bench, inside its private mount namespace.
+/// Set in the re-executed bench, inside its private mount namespace
+/// (`0` by hand: run without it, to see what the login shell costs).
 const ISOLATED_ENV: &str = "SSH_FANOUT_ISOLATED";
 
 /// The rc files the login shell of `user` reads for a command run over
@@ -113,6 +129,19 @@ fn rerun_isolated() -> Option<i32> {
     for f in &rc {
         let q = shlex::try_quote(f).expect("rc path without NUL");
         write!(script, "mount --bind /dev/null {q}; ").expect("string write");
+    }
+    // A dry run first: a container may forbid the namespace or the mount.
+    let probe = Command::new("/usr/bin/unshare")
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(format!("{script}true"))
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "ssh-fanout: WARNING: cannot hide {} in a mount namespace here: figures include that shell start-up",
+            rc.join(", ")
+        );
+        return None;
     }
     script.push_str("exec \"$0\" \"$@\"");
     let exe = std::env::current_exe().expect("current exe");
@@ -355,11 +384,23 @@ fn host_jiffies() -> (u64, u64) {
 /// The daemon's configuration: one classroom per AP, all on one schedule
 /// that is `on` before 18:00, `locked` (off) from 18:00 and `on` again
 /// from 19:00.
-fn config_yaml(aps: &[TestSshd], reuse_seconds: u64, max_parallel: usize) -> String {
+fn config_yaml(aps: &[TestSshd], c: Setup) -> String {
+    let Setup {
+        reuse_seconds,
+        max_parallel,
+        listed,
+    } = c;
+    // Without `radios:`, every switch first lists the radios (`uci show`).
+    let radios = if listed {
+        let names: Vec<&str> = RADIOS.iter().map(|(r, _)| *r).collect();
+        format!(", radios: [{}]", names.join(", "))
+    } else {
+        String::new()
+    };
     let mut yaml = format!(
         "timezone: Europe/Paris\nlisten: 127.0.0.1:0\nstate_dir: STATE_DIR\n\
          reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600, backoff_initial_seconds: 1, backoff_max_seconds: 2 }}\n\
-         ssh: {{ user: \"{user}\", reuse_seconds: {reuse_seconds}, connect_timeout_seconds: 10, command_timeout_seconds: 20 }}\n\
+         ssh: {{ user: \"{user}\", reuse_seconds: {reuse_seconds}, connect_timeout_seconds: 10, command_timeout_seconds: 20{radios} }}\n\
          schedules:\n  day:\n    default_mode: on\n    rules:\n\
          \x20     - {{ at: \"0 18 * * *\", mode: locked }}\n\
          \x20     - {{ at: \"0 19 * * *\", mode: on }}\n\
@@ -429,12 +470,21 @@ async fn wait_phase(d: &TestDaemon, aps: &[TestSshd], wifi: Wifi, start: Instant
     (switched, start.elapsed())
 }
 
+/// One configuration of the daemon.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    reuse_seconds: u64,
+    max_parallel: usize,
+    /// `radios:` listed in the configuration (no discovery before a switch).
+    listed: bool,
+}
+
 /// Starts the daemon on `aps` (all on, schedule `on`), waits until it has
 /// read every AP, then switches them all off and all on by schedule changes.
-async fn borne_run(aps: &[TestSshd], reuse_seconds: u64, max_parallel: usize) -> Run {
+async fn borne_run(aps: &[TestSshd], setup: Setup) -> Run {
     reset_on(aps);
     let clock = ManualClock::at("2026-12-01T17:59:00+01:00");
-    let d = TestDaemon::start(&config_yaml(aps, reuse_seconds, max_parallel), clock.clone()).await;
+    let d = TestDaemon::start(&config_yaml(aps, setup), clock.clone()).await;
     // Start-up: each worker reads its AP once (with reuse, that opens the
     // connections the switches will use, as in a daemon that has run a while).
     wait_phase(&d, aps, Wifi::On, Instant::now()).await;
@@ -514,7 +564,9 @@ fn main() {
     if let Some(code) = rerun_isolated() {
         std::process::exit(code);
     }
-    if let Ok(rc) = std::env::var(ISOLATED_ENV) {
+    if let Ok(rc) = std::env::var(ISOLATED_ENV)
+        && rc != "0"
+    {
         eprintln!("ssh-fanout: login shell rc files emptied for the fakes (private mount namespace): {rc}");
     }
     if std::env::var_os("RUST_LOG").is_some() {
@@ -571,22 +623,32 @@ fn main() {
         } else {
             (seq_base.mul_f64(n as f64 / seq_n as f64), "yes")
         };
-        let mut configs = vec![(60, 64), (0, 64)];
+        let setup = |reuse_seconds, max_parallel, listed| Setup {
+            reuse_seconds,
+            max_parallel,
+            listed,
+        };
+        let mut configs = vec![setup(60, 64, false), setup(0, 64, false)];
         if n > 64 {
-            configs.extend([(60, n), (0, n)]);
+            configs.extend([setup(60, n, false), setup(0, n, false)]);
         }
-        for (reuse, max_parallel) in configs {
+        // What one command less per switch gives: `radios:` listed, no
+        // `uci show` first; with the largest `max_parallel` above.
+        configs.push(setup(60, if n > 64 { n } else { 64 }, true));
+        for c in configs {
+            let (reuse, max_parallel) = (c.reuse_seconds, c.max_parallel);
             let load = load1();
-            let run = runtime.block_on(borne_run(subset, reuse, max_parallel));
+            let run = runtime.block_on(borne_run(subset, c));
             let total = run.off + run.on;
             let waves = n.div_ceil(max_parallel) as u32;
             let ideal = (hs + RELOAD) * waves * 2;
             println!(
-                "ssh-fanout aps={n} reuse={} max_parallel={max_parallel} off_ms={} on_ms={} total_ms={} \
+                "ssh-fanout aps={n} reuse={} max_parallel={max_parallel} radios={} off_ms={} on_ms={} total_ms={} \
                  confirmed_total_ms={} ideal_ms={} vs_ideal={:.2} handshake_ms={} baseline_seq_ms={} \
                  baseline_seq_extrapolated={extrapolated} baseline_xargs8_ms={} speedup_vs_xargs={:.1} \
                  speedup_vs_seq={:.1} daemon_cpu_ms={} host_cpu_pct={:.0} load1={load}",
                 if reuse > 0 { "on" } else { "off" },
+                if c.listed { "listed" } else { "discovered" },
                 ms(run.off),
                 ms(run.on),
                 ms(total),

@@ -230,14 +230,12 @@ pub fn token_entry(
         let _ = writeln!(out, "    schools: [{}]", schools.join(", "));
     }
     let _ = writeln!(out, "    token_sha256: {}", token_sha256(token));
-    if qr {
-        if let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
-            let art = code
-                .render::<qrcode::render::unicode::Dense1x2>()
-                .quiet_zone(true)
-                .build();
-            let _ = writeln!(out, "\n{art}");
-        }
+    if qr && let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build();
+        let _ = writeln!(out, "\n{art}");
     }
     out
 }

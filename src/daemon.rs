@@ -90,7 +90,17 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let core = Core::new(config.clone(), snapshot, writer.clone(), options.clock.clone());
 
     let (report_tx, report_rx) = mpsc::channel(65_536);
-    let drivers = start_drivers(&config, report_tx, &shutdown).await?;
+    let (drivers, mqtt) = start_drivers(&config, report_tx, &shutdown)?;
+    if let Some(mqtt) = &mqtt {
+        // Give the broker connection a moment before the first operations,
+        // so that a start does not begin with every MQTT AP failing "not
+        // connected" and waiting out a backoff. A broker that is down is
+        // not waited for: it is an outage like any other.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !mqtt.is_subscribed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     let tracker = TaskTracker::new();
     let mut reconciler = Reconciler::new(
@@ -150,14 +160,14 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     Ok(Running { core, addr, sim, done })
 }
 
-async fn start_drivers(
+fn start_drivers(
     config: &Arc<Config>,
     reports: driver::ReportSink,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Drivers> {
+) -> anyhow::Result<(Drivers, Option<Arc<driver::mqtt::MqttDriver>>)> {
     // Always there: a reload may add SSH access points.
     let ssh: Arc<dyn Driver> = Arc::new(driver::ssh::SshDriver::new(shutdown.child_token()));
-    let mqtt: Option<Arc<dyn Driver>> = match &config.mqtt {
+    let mqtt = match &config.mqtt {
         Some(broker) => {
             // Connects in the background: a broker down at start is retried
             // like any other outage, it does not stop the daemon.
@@ -167,11 +177,12 @@ async fn start_drivers(
         }
         None => None,
     };
-    Ok(Drivers {
+    let drivers = Drivers {
         sim: SimDriver::new(),
         ssh: Some(ssh),
-        mqtt,
-    })
+        mqtt: mqtt.clone().map(|d| d as Arc<dyn Driver>),
+    };
+    Ok((drivers, mqtt))
 }
 
 /// Gives the memory freed after parsing a configuration back to the

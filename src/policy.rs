@@ -310,13 +310,13 @@ pub fn decide_with(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<SessionChange, Refusal> {
-    if let Request::On { minutes: Some(m) } = request {
-        if m == 0 || m > settings.max_minutes {
-            return Err(Refusal::MinutesOutOfRange {
-                minutes: m,
-                max: settings.max_minutes,
-            });
-        }
+    if let Request::On { minutes: Some(m) } = request
+        && (m == 0 || m > settings.max_minutes)
+    {
+        return Err(Refusal::MinutesOutOfRange {
+            minutes: m,
+            max: settings.max_minutes,
+        });
     }
     if let Some(o) = inputs.override_.filter(|o| o.is_active(now)) {
         return Err(Refusal::Overridden(o.clone()));

@@ -581,12 +581,12 @@ impl Moment {
     fn new(tz: Tz, at: DateTime<Utc>) -> Moment {
         let local = local_time(tz, at).trunc_subsecs(0);
         let mut back_from = local;
-        if let LocalResult::Ambiguous(first, second) = tz.from_local_datetime(&local) {
-            if first.with_timezone(&Utc) < at.trunc_subsecs(0) {
-                let repeated = first.offset().fix().local_minus_utc() - second.offset().fix().local_minus_utc();
-                if let Some(b) = local.checked_add_signed(TimeDelta::seconds(repeated.into())) {
-                    back_from = b.max(local);
-                }
+        if let LocalResult::Ambiguous(first, second) = tz.from_local_datetime(&local)
+            && first.with_timezone(&Utc) < at.trunc_subsecs(0)
+        {
+            let repeated = first.offset().fix().local_minus_utc() - second.offset().fix().local_minus_utc();
+            if let Some(b) = local.checked_add_signed(TimeDelta::seconds(repeated.into())) {
+                back_from = b.max(local);
             }
         }
         Moment { at, local, back_from }

@@ -35,9 +35,7 @@ use std::time::{Duration, Instant};
 use borne::driver::ObservedWifi;
 use common::{ManualClock, TestDaemon};
 use serde_json::Value;
-use ssh_support::{
-    RadioState, SshFake as _, TIMEOUT, TestSshd, current_user, keygen, known_hosts_line,
-};
+use ssh_support::{RadioState, SshFake as _, TIMEOUT, TestSshd, current_user, keygen, known_hosts_line};
 
 const ADMIN: &str = "admin-token-123";
 
@@ -75,7 +73,16 @@ fn rc_files_to_hide() -> Vec<String> {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if root && Path::new("/usr/bin/unshare").is_file() {
+    // A dry run: a container may forbid the namespace or the mount.
+    let works = root
+        && Path::new("/usr/bin/unshare").is_file()
+        && Command::new("/usr/bin/unshare")
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+            .arg(hide_script(&rc, "true"))
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if works {
         rc
     } else {
         println!(
@@ -86,15 +93,25 @@ fn rc_files_to_hide() -> Vec<String> {
     }
 }
 
+/// A shell script that hides `rc` (bind-mounts an empty file over each)
+/// then runs `then`.
+fn hide_script(rc: &[String], then: &str) -> String {
+    let mut script = String::from("set -e; ");
+    for f in rc {
+        script.push_str(&format!(
+            "mount --bind /dev/null {}; ",
+            shlex::try_quote(f).expect("path without NUL")
+        ));
+    }
+    script.push_str(then);
+    script
+}
+
 /// Every process below `pid` (from `/proc/*/stat`).
 fn descendants(pid: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -162,15 +179,15 @@ impl Peer {
             return;
         }
         let dir = self.server.dir.path().join("sshd");
-        let mut script = String::from("set -e; ");
-        for f in &self.hide {
-            script.push_str(&format!("mount --bind /dev/null '{f}'; "));
-        }
-        script.push_str(&format!(
-            "exec {} -D -e -f '{}'",
-            ssh_support::SSHD,
-            dir.join("sshd_config").display()
-        ));
+        let config = dir.join("sshd_config").display().to_string();
+        let script = hide_script(
+            &self.hide,
+            &format!(
+                "exec {} -D -e -f {}",
+                ssh_support::SSHD,
+                shlex::try_quote(&config).expect("path without NUL")
+            ),
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -179,15 +196,7 @@ impl Peer {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let mut child = Command::new("/usr/bin/unshare")
-                .args([
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    &script,
-                ])
+                .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", &script])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log.try_clone().expect("clone log"))
@@ -217,10 +226,7 @@ impl Peer {
                 return;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "sshd in a mount namespace would not start:\n{}",
-                    self.server.log()
-                );
+                panic!("sshd in a mount namespace would not start:\n{}", self.server.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -328,9 +334,9 @@ async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 
 /// Whether borne has read AP `id` in state `wifi`, reachable and without error.
 fn borne_sees(d: &TestDaemon, id: &str, wifi: ObservedWifi) -> bool {
-    d.core.ap_state(&id.into()).is_some_and(|s| {
-        s.observed.wifi == wifi && s.observed.reachable && s.observed.last_error.is_none()
-    })
+    d.core
+        .ap_state(&id.into())
+        .is_some_and(|s| s.observed.wifi == wifi && s.observed.reachable && s.observed.last_error.is_none())
 }
 
 /// Every radio of the fake on (committed and running), as installed.
@@ -358,8 +364,7 @@ fn hang_ubus_too(peer: &Peer) {
                    while [ -e \"$FAKE_DIR/hang\" ] && [ \"$i\" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done\n\
                    exec \"$(dirname \"$0\")/ubus.real\" \"$@\"\n";
     std::fs::write(bin.join("ubus"), wrapper).expect("write ubus wrapper");
-    std::fs::set_permissions(bin.join("ubus"), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod ubus");
+    std::fs::set_permissions(bin.join("ubus"), std::fs::Permissions::from_mode(0o755)).expect("chmod ubus");
 }
 
 fn count(commands: &[String], needle: &str) -> usize {
@@ -378,9 +383,7 @@ fn count(commands: &[String], needle: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
     let Some(mut p) = peers(7) else { return };
-    let names = [
-        "refused", "hang", "garbage", "hostkey", "ok-1", "ok-2", "ok-3",
-    ];
+    let names = ["refused", "hang", "garbage", "hostkey", "ok-1", "ok-2", "ok-3"];
     let healthy = ["ok-1", "ok-2", "ok-3"];
     let idx = |name: &str| names.iter().position(|n| *n == name).expect("known AP");
 
@@ -395,8 +398,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
         .set_ubus_output(Some("<html><body>502 Bad Gateway</body></html>\n"));
     // hostkey: known_hosts holds another key for [127.0.0.1]:port.
     let hk = &p[idx("hostkey")];
-    let right_known_hosts =
-        std::fs::read_to_string(&hk.server.known_hosts).expect("read known_hosts");
+    let right_known_hosts = std::fs::read_to_string(&hk.server.known_hosts).expect("read known_hosts");
     let other = keygen(&hk.server.dir.path().join("other_host_key"), "");
     std::fs::write(
         &hk.server.known_hosts,
@@ -437,9 +439,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
          they waited for a faulty AP, or each command is slow here (hang AP: {hang_state:?})"
     );
     assert!(
-        hang_state
-            .as_ref()
-            .is_none_or(|s| s.consecutive_failures == 0),
+        hang_state.as_ref().is_none_or(|s| s.consecutive_failures == 0),
         "the hanging AP's first operation already failed ({hang_state:?}) before the healthy APs were done ({healthy_took:?})"
     );
 
@@ -452,9 +452,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
     ];
     for (id, words) in expect {
         eventually(&format!("{id} reported"), async || {
-            d.core
-                .ap_state(&id.into())
-                .is_some_and(|s| s.consecutive_failures >= 1)
+            d.core.ap_state(&id.into()).is_some_and(|s| s.consecutive_failures >= 1)
         })
         .await;
         let view = api_view(&d, id).await;
@@ -463,10 +461,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
             .as_str()
             .unwrap_or_else(|| panic!("{id} has no last_error: {view}"));
         for w in words {
-            assert!(
-                error.contains(w),
-                "{id}: last_error should say {w:?}: {error}"
-            );
+            assert!(error.contains(w), "{id}: last_error should say {w:?}: {error}");
         }
         // (The protocol error names the command, not the host: the API
         // entry and the log line carry the AP's id.)
@@ -515,8 +510,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
     p[idx("refused")].listen();
     p[idx("hang")].fake().set_hang(false);
     p[idx("garbage")].fake().set_ubus_output(None);
-    std::fs::write(&p[idx("hostkey")].server.known_hosts, &right_known_hosts)
-        .expect("restore known_hosts");
+    std::fs::write(&p[idx("hostkey")].server.known_hosts, &right_known_hosts).expect("restore known_hosts");
     let repaired = Instant::now();
     eventually("every AP off and healthy", async || {
         names
@@ -543,9 +537,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
             .all(|n| p[idx(n)].fake().all(true) && borne_sees(&d, n, ObservedWifi::On))
     })
     .await;
-    println!(
-        "healthy APs off in {healthy_took:?}; all seven converged {repaired_took:?} after the repairs"
-    );
+    println!("healthy APs off in {healthy_took:?}; all seven converged {repaired_took:?} after the repairs");
     d.stop().await;
 }
 
@@ -610,10 +602,7 @@ async fn ap_switched_behind_borne_back_is_corrected_at_next_resync() {
     }
     // One resync period, then one switch: well under 5 s, and nothing but
     // the resync (no schedule change, no poke, no request) was there to do it.
-    assert!(
-        took < Duration::from_secs(5),
-        "corrected only after {took:?}"
-    );
+    assert!(took < Duration::from_secs(5), "corrected only after {took:?}");
     println!("corrected {took:?} after the change behind borne's back");
     d.stop().await;
 }

@@ -240,28 +240,29 @@ impl Validator {
         let mut uses_mqtt = false;
         for (si, school) in raw.schools.iter().enumerate() {
             let sloc = format!("schools[{si}]");
-            if self.id(format!("{sloc}.id"), &school.id, "school") {
-                if let Some(prev) = seen_schools.insert(school.id.clone(), sloc.clone()) {
-                    self.error(
-                        format!("{sloc}.id"),
-                        format!("duplicate school id \"{}\" (also at {prev})", school.id),
-                    );
-                }
+            if self.id(format!("{sloc}.id"), &school.id, "school")
+                && let Some(prev) = seen_schools.insert(school.id.clone(), sloc.clone())
+            {
+                self.error(
+                    format!("{sloc}.id"),
+                    format!("duplicate school id \"{}\" (also at {prev})", school.id),
+                );
             }
             let school_tz = match &school.timezone {
                 Some(name) => self.timezone(format!("{sloc}.timezone"), name).unwrap_or(timezone),
                 None => timezone,
             };
-            if let Some(name) = &school.schedule {
-                if !schedules.contains_key(name.as_str()) && !raw.schedules.contains_key(name) {
-                    self.error(
-                        format!("{sloc}.schedule"),
-                        format!(
-                            "unknown schedule \"{name}\"; {}",
-                            known(raw.schedules.keys().map(String::as_str))
-                        ),
-                    );
-                }
+            if let Some(name) = &school.schedule
+                && !schedules.contains_key(name.as_str())
+                && !raw.schedules.contains_key(name)
+            {
+                self.error(
+                    format!("{sloc}.schedule"),
+                    format!(
+                        "unknown schedule \"{name}\"; {}",
+                        known(raw.schedules.keys().map(String::as_str))
+                    ),
+                );
             }
             let school_id = SchoolId::from(school.id.as_str());
             let mut school_classrooms = Vec::new();
@@ -270,13 +271,13 @@ impl Validator {
             }
             for (ci, classroom) in school.classrooms.iter().enumerate() {
                 let cloc = format!("{sloc}.classrooms[{ci}]");
-                if self.id(format!("{cloc}.id"), &classroom.id, "classroom") {
-                    if let Some(prev) = seen_classrooms.insert(classroom.id.clone(), cloc.clone()) {
-                        self.error(
-                            format!("{cloc}.id"),
-                            format!("duplicate classroom id \"{}\" (also at {prev})", classroom.id),
-                        );
-                    }
+                if self.id(format!("{cloc}.id"), &classroom.id, "classroom")
+                    && let Some(prev) = seen_classrooms.insert(classroom.id.clone(), cloc.clone())
+                {
+                    self.error(
+                        format!("{cloc}.id"),
+                        format!("duplicate classroom id \"{}\" (also at {prev})", classroom.id),
+                    );
                 }
                 let classroom_id = ClassroomId::from(classroom.id.as_str());
                 let schedule = match (&classroom.schedule, &school.schedule) {
@@ -308,13 +309,13 @@ impl Validator {
                 }
                 for (ai, ap) in classroom.access_points.iter().enumerate() {
                     let aloc = format!("{cloc}.access_points[{ai}]");
-                    if self.id(format!("{aloc}.id"), &ap.id, "access point") {
-                        if let Some(prev) = seen_aps.insert(ap.id.clone(), aloc.clone()) {
-                            self.error(
-                                format!("{aloc}.id"),
-                                format!("duplicate access point id \"{}\" (also at {prev})", ap.id),
-                            );
-                        }
+                    if self.id(format!("{aloc}.id"), &ap.id, "access point")
+                        && let Some(prev) = seen_aps.insert(ap.id.clone(), aloc.clone())
+                    {
+                        self.error(
+                            format!("{aloc}.id"),
+                            format!("duplicate access point id \"{}\" (also at {prev})", ap.id),
+                        );
                     }
                     if ap.mqtt.is_some() {
                         uses_mqtt = true;
@@ -756,10 +757,10 @@ impl Validator {
             cert_file: t.cert_file.as_ref().map(|p| self.file("mqtt.tls.cert_file".into(), p)),
             key_file: t.key_file.as_ref().map(|p| self.file("mqtt.tls.key_file".into(), p)),
         });
-        if let Some(t) = &tls {
-            if t.cert_file.is_some() != t.key_file.is_some() {
-                self.error("mqtt.tls", "cert_file and key_file go together");
-            }
+        if let Some(t) = &tls
+            && t.cert_file.is_some() != t.key_file.is_some()
+        {
+            self.error("mqtt.tls", "cert_file and key_file go together");
         }
         Some(MqttBroker {
             host: raw.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned()),
@@ -838,13 +839,13 @@ impl Validator {
             ("availability_topic", ap.availability_topic.as_ref()),
         ];
         for (field, topic) in topics {
-            if let Some(t) = topic {
-                if t.is_empty() || t.contains(['+', '#', '\0']) || t.len() > 1024 {
-                    self.error(
-                        format!("{loc}.{field}"),
-                        format!("\"{t}\" is not a topic one can publish to (no + or #, not empty)"),
-                    );
-                }
+            if let Some(t) = topic
+                && (t.is_empty() || t.contains(['+', '#', '\0']) || t.len() > 1024)
+            {
+                self.error(
+                    format!("{loc}.{field}"),
+                    format!("\"{t}\" is not a topic one can publish to (no + or #, not empty)"),
+                );
             }
         }
         if ap.qos > 2 {
@@ -956,13 +957,13 @@ impl Validator {
                     None
                 }
             };
-            if let Some(h) = hash {
-                if let Some(prev) = hashes.insert(h, i) {
-                    self.error(
-                        format!("{loc}.token_sha256"),
-                        format!("same token as users[{prev}]; give each user its own"),
-                    );
-                }
+            if let Some(h) = hash
+                && let Some(prev) = hashes.insert(h, i)
+            {
+                self.error(
+                    format!("{loc}.token_sha256"),
+                    format!("same token as users[{prev}]; give each user its own"),
+                );
             }
             let mut scope: BTreeSet<ClassroomId> = BTreeSet::new();
             for (j, c) in u.classrooms.iter().enumerate() {

@@ -76,9 +76,11 @@ const MAX_INCOMING_PACKET: usize = 4 << 20;
 const MAX_OUTGOING_PACKET: usize = 64 << 10;
 /// Topics per SUBSCRIBE packet.
 const SUBSCRIBE_BATCH: usize = 32;
-/// Requests (commands, subscriptions) rumqttc's channel holds. Commands are
-/// queued with `try_publish` under the driver's lock; with the reconciler's
-/// bounded parallelism (64 by default) this is never reached in practice.
+/// Requests (commands, subscriptions) rumqttc's channel holds at least.
+/// Commands are queued with `try_publish` under the driver's lock, at most
+/// one per operation in flight: the channel is sized from the reconciler's
+/// `max_parallel` (see `start_with`) so that a full queue never turns a
+/// command into a retry.
 const REQUEST_CAPACITY: usize = 1024;
 /// TCP connect + TLS + CONNECT/CONNACK limit, in seconds (rumqttc's unit).
 const CONNECT_TIMEOUT_SECONDS: u64 = 10;
@@ -113,7 +115,9 @@ impl Default for MqttDriverOptions {
         Self {
             ack_timeout: Duration::from_secs(5),
             reconnect_initial: Duration::from_millis(500),
-            reconnect_max: Duration::from_secs(30),
+            // A refused connection to a broker costs nothing: retry often
+            // enough that recovery after an outage follows it closely.
+            reconnect_max: Duration::from_secs(5),
             warn_interval: Duration::from_secs(60),
         }
     }
@@ -304,7 +308,8 @@ impl MqttDriver {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| DriverError::Setup("the MQTT driver must be started inside a tokio runtime".to_owned()))?;
         let label = format!("mqtt broker {}:{}", broker.host, broker.port);
-        let (client, mut eventloop) = AsyncClient::new(mqtt_options(broker)?, REQUEST_CAPACITY);
+        let capacity = REQUEST_CAPACITY.max(config.reconciler.max_parallel * 2 + SUBSCRIBE_BATCH);
+        let (client, mut eventloop) = AsyncClient::new(mqtt_options(broker)?, capacity);
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
         network.set_connection_timeout(CONNECT_TIMEOUT_SECONDS);
@@ -509,10 +514,10 @@ impl Driver for MqttDriver {
     async fn shutdown(&self) {
         self.stop.cancel();
         let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(task) = task {
-            if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
-                tracing::warn!(broker = %self.label, "mqtt event loop did not stop in time");
-            }
+        if let Some(task) = task
+            && tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err()
+        {
+            tracing::warn!(broker = %self.label, "mqtt event loop did not stop in time");
         }
     }
 }

@@ -259,10 +259,10 @@ impl Inner {
             let Ok(mut idle) = slot.idle.try_lock() else {
                 continue;
             };
-            if idle.as_ref().is_some_and(|i| all || i.since.elapsed() >= i.keep) {
-                if let Some(i) = idle.take() {
-                    closing.push(close(i.conn));
-                }
+            if idle.as_ref().is_some_and(|i| all || i.since.elapsed() >= i.keep)
+                && let Some(i) = idle.take()
+            {
+                closing.push(close(i.conn));
             }
         }
         for handle in closing {
@@ -491,10 +491,10 @@ impl Driver for SshDriver {
             let Ok(mut idle) = slot.idle.try_lock() else {
                 continue;
             };
-            if idle.as_ref().is_some_and(|i| still.as_ref() != Some(&i.key)) {
-                if let Some(i) = idle.take() {
-                    closing.push(close(i.conn));
-                }
+            if idle.as_ref().is_some_and(|i| still.as_ref() != Some(&i.key))
+                && let Some(i) = idle.take()
+            {
+                closing.push(close(i.conn));
             }
         }
         for handle in closing {

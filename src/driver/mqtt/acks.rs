@@ -59,13 +59,14 @@ impl<W> AckTracker<W> {
     /// Returns the waiter to release now (QoS 0, pkid 0); QoS 1 and 2
     /// waiters move on to wait for their ack.
     pub(crate) fn on_outgoing_publish(&mut self, pkid: u16) -> Option<W> {
-        if let Some((held, _)) = &self.collided {
-            if *held == pkid && pkid != 0 {
-                if let Some((_, w)) = self.collided.take() {
-                    self.inflight.entry(pkid).or_default().push_back(w);
-                }
-                return None;
+        if let Some((held, _)) = &self.collided
+            && *held == pkid
+            && pkid != 0
+        {
+            if let Some((_, w)) = self.collided.take() {
+                self.inflight.entry(pkid).or_default().push_back(w);
             }
+            return None;
         }
         // None: a publish nobody waits for (cannot happen with a clean
         // session; ignoring it is the safe reading).
@@ -80,12 +81,12 @@ impl<W> AckTracker<W> {
     /// `Outgoing::AwaitAck(pkid)`: the oldest queued publish collided and
     /// is held back until `pkid` is free.
     pub(crate) fn on_await_ack(&mut self, pkid: u16) {
-        if let Some(waiter) = self.queued.pop_front() {
-            if let Some((old_pkid, old)) = self.collided.replace((pkid, waiter)) {
-                // rumqttc holds at most one collision; should a second ever
-                // come, keep the first waiting on its id rather than lose it.
-                self.inflight.entry(old_pkid).or_default().push_back(old);
-            }
+        if let Some(waiter) = self.queued.pop_front()
+            && let Some((old_pkid, old)) = self.collided.replace((pkid, waiter))
+        {
+            // rumqttc holds at most one collision; should a second ever
+            // come, keep the first waiting on its id rather than lose it.
+            self.inflight.entry(old_pkid).or_default().push_back(old);
         }
     }
 

@@ -262,11 +262,11 @@ fn station_counts(text: &str) -> HashMap<&str, u32> {
             let ifname = ifname.trim_end_matches('\r');
             counts.entry(ifname).or_insert(0);
             current = Some(ifname);
-        } else if line.starts_with("Station ") {
-            if let Some(ifname) = current {
-                let n: &mut u32 = counts.entry(ifname).or_insert(0);
-                *n = n.saturating_add(1);
-            }
+        } else if line.starts_with("Station ")
+            && let Some(ifname) = current
+        {
+            let n: &mut u32 = counts.entry(ifname).or_insert(0);
+            *n = n.saturating_add(1);
         }
     }
     counts

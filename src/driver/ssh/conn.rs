@@ -455,11 +455,11 @@ impl Conn {
             )))
         })?;
         // libssh2 reports 0 when the command was killed: look for a signal.
-        if let Ok(signal) = channel.exit_signal() {
-            if let Some(name) = signal.exit_signal {
-                status = -1;
-                stderr = format!("killed by signal {name}; {stderr}");
-            }
+        if let Ok(signal) = channel.exit_signal()
+            && let Some(name) = signal.exit_signal
+        {
+            status = -1;
+            stderr = format!("killed by signal {name}; {stderr}");
         }
         Ok(Output {
             status,

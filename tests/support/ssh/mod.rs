@@ -104,10 +104,10 @@ pub fn free_port() -> u16 {
 
 /// The user running the tests, who logs in to the fakes.
 pub fn current_user() -> String {
-    if let Ok(user) = std::env::var("USER") {
-        if !user.is_empty() {
-            return user;
-        }
+    if let Ok(user) = std::env::var("USER")
+        && !user.is_empty()
+    {
+        return user;
     }
     let out = Command::new("id").arg("-un").output().expect("id -un");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
