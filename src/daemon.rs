@@ -266,7 +266,15 @@ pub fn main(path: PathBuf, loaded: Loaded) -> ExitCode {
         eprintln!("refusing to start: the configuration points to files that cannot be read");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // SSH operations run on the blocking pool, at most `max_parallel` at a
+    // time: size the pool so that none waits for a thread while its
+    // connect timeout runs.
+    let blocking = loaded.config.reconciler.max_parallel + 64;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking.max(512))
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
