@@ -193,7 +193,7 @@ async fn configured_radios_only_are_switched(server: &mut dyn SshFake) {
     };
     let err = d.apply(&access_point("ap2", ssh), Wifi::Off).await.unwrap_err();
     assert!(
-        matches!(&err, DriverError::CommandFailed { status: 1, stderr } if stderr.contains("Invalid argument")),
+        matches!(&err, DriverError::CommandFailed { status: 1, stderr, .. } if stderr.contains("Invalid argument")),
         "{err:?}"
     );
     d.shutdown().await;
@@ -317,13 +317,13 @@ async fn failing_switch_is_command_failed(server: &mut dyn SshFake) {
         .fake()
         .set_reload_failure(Some("radio0(mac80211): enable failed"));
     let err = d.apply(&ap, Wifi::Off).await.unwrap_err();
-    assert_eq!(
-        err,
-        DriverError::CommandFailed {
-            status: 1,
-            stderr: "radio0(mac80211): enable failed".to_owned()
+    match &err {
+        DriverError::CommandFailed { status, stderr, doing } => {
+            assert_eq!((*status, stderr.as_str()), (1, "radio0(mac80211): enable failed"));
+            assert!(doing.starts_with("switching off over ssh "), "{doing}");
         }
-    );
+        other => panic!("{other:?}"),
+    }
     d.shutdown().await;
 }
 

@@ -105,12 +105,14 @@ pub enum DriverError {
     #[error("authentication failed: {0}")]
     AuthFailed(String),
     /// A command failed on the AP.
-    #[error("command failed (exit {status}): {stderr}")]
+    #[error("command failed (exit {status}) while {doing}: {stderr}")]
     CommandFailed {
         /// Exit status.
         status: i32,
         /// What it printed on stderr, trimmed.
         stderr: String,
+        /// What was being done, e.g. "switching off over ssh root@10.20.1.41:22".
+        doing: String,
     },
     /// The device answered something that makes no sense.
     #[error("protocol error: {0}")]

@@ -402,6 +402,7 @@ impl Op<'_> {
             return Err(DriverError::CommandFailed {
                 status: out.status,
                 stderr: stderr_for_error(&out.stderr),
+                doing: self.doing.clone(),
             });
         }
         Ok(out)
@@ -447,6 +448,7 @@ impl Op<'_> {
                     return Err(DriverError::CommandFailed {
                         status: out.status,
                         stderr: stderr_for_error(&out.stderr),
+                        doing: self.doing.clone(),
                     });
                 }
                 parse_openwrt_observe(&out.stdout, radios)
@@ -458,6 +460,7 @@ impl Op<'_> {
                     return Err(DriverError::CommandFailed {
                         status: out.status,
                         stderr: stderr_for_error(&out.stderr),
+                        doing: self.doing.clone(),
                     });
                 }
                 let wifi = custom_state(cmds, out.status, &out.stdout, &out.stderr)?;
@@ -474,6 +477,7 @@ impl Op<'_> {
                                 DriverError::CommandFailed {
                                     status: out.status,
                                     stderr: stderr_for_error(&out.stderr),
+                                    doing: self.doing.clone(),
                                 }
                             }
                         });
