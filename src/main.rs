@@ -146,10 +146,20 @@ fn main() -> ExitCode {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Viewer => Role::Viewer,
             };
-            let base = url.unwrap_or_else(|| {
-                config::load(&cli.config)
-                    .map(|l| l.config.public_url)
-                    .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
+            if let Some(bad) = classroom.iter().chain(&school).find(|id| !config::is_valid_id(id)) {
+                eprintln!("error: \"{bad}\" is not an id (1 to 64 characters among a-z, 0-9 and -)");
+                return ExitCode::FAILURE;
+            }
+            if role == Role::Teacher && classroom.is_empty() && school.is_empty() {
+                eprintln!("error: a teacher needs --classroom (or --school) to switch");
+                return ExitCode::FAILURE;
+            }
+            let base = url.unwrap_or_else(|| match config::load(&cli.config) {
+                Ok(l) => l.config.public_url,
+                Err(e) => {
+                    eprintln!("note: no public_url from the configuration ({e}); the link uses http://127.0.0.1:8080 (pass --url)");
+                    "http://127.0.0.1:8080".to_owned()
+                }
             });
             match borne::cli::new_token() {
                 Ok(token) => {
