@@ -13,7 +13,7 @@ mod validate;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -561,9 +561,4 @@ pub enum LoadError {
         /// Every error found.
         errors: Vec<Problem>,
     },
-}
-
-/// The path to use: `--config`, else `BORNE_CONFIG` (clap reads both), else the default.
-pub fn default_path() -> &'static Path {
-    Path::new(DEFAULT_PATH)
 }

@@ -49,15 +49,6 @@ impl SimDriver {
         self.lock().get(ap).map_or(0, |d| d.applied)
     }
 
-    /// Forces an AP's radio state behind borne's back, as a person pressing
-    /// a button on it would (for tests of drift correction).
-    pub fn set_state(&self, ap: &ApId, wifi: Wifi) {
-        let mut devices = self.lock();
-        if let Some(d) = devices.get_mut(ap) {
-            d.wifi = wifi;
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ApId, Device>> {
         // A panic while holding this lock can only come from a bug in this
         // file; the map stays consistent, so keep using it.
