@@ -128,10 +128,6 @@ impl Writer {
         r
     }
 
-    /// The document as text.
-    pub fn finish(self) -> String {
-        self.out
-    }
 }
 
 #[cfg(test)]
@@ -145,7 +141,7 @@ mod tests {
         w.row(["say \"hi\"", "=1+1"]);
         w.row(["line\nbreak", "-3"]);
         assert_eq!(
-            w.finish(),
+            w.out,
             "a;b\r\n\"x;y\";plain\r\n\"say \"\"hi\"\"\";\"'=1+1\"\r\n\"line\nbreak\";\"'-3\"\r\n"
         );
     }
