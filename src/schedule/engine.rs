@@ -800,7 +800,13 @@ mod tests {
     #[test]
     fn issue_11_a_six_field_rule_in_the_spring_gap_ties_with_three_oclock() {
         let gap_end = utc("2026-03-29T01:00:00Z");
-        for expr in ["15 30 2 * * *", "0 0 2 * * *", "59 59 2 * * *", "* 30 2 * * *", "0 */7 2 * * *"] {
+        for expr in [
+            "15 30 2 * * *",
+            "0 0 2 * * *",
+            "59 59 2 * * *",
+            "* 30 2 * * *",
+            "0 */7 2 * * *",
+        ] {
             assert_eq!(
                 cron(expr).next_firing_after(Paris, utc("2026-03-28T12:00:00Z")),
                 Some(gap_end),
