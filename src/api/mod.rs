@@ -13,6 +13,7 @@ mod events;
 pub mod openapi;
 mod overrides;
 mod pages;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -7,6 +7,7 @@
 //! schedule engine, the policy, the reconciler and the drivers receive it and
 //! never re-check.
 
+mod limits;
 pub mod raw;
 mod validate;
 
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::schedule::Schedule;
 
+pub use limits::Limits;
 pub use validate::{from_str, load};
 
 /// Default location of the configuration file.
@@ -115,6 +117,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connection handling, rate limits and input bounds of the HTTP side.
+    pub limits: Limits,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }
