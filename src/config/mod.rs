@@ -7,8 +7,10 @@
 //! schedule engine, the policy, the reconciler and the drivers receive it and
 //! never re-check.
 
+mod include;
 pub mod raw;
 mod validate;
+mod yaml;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
