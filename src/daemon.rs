@@ -90,7 +90,8 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let core = Core::new(config.clone(), snapshot, writer.clone(), options.clock.clone());
 
     let (report_tx, report_rx) = mpsc::channel(65_536);
-    let (drivers, mqtt) = start_drivers(&config, report_tx, &shutdown)?;
+    let sim = SimDriver::new();
+    let (drivers, mqtt) = start_drivers(&config, &sim, report_tx, &shutdown)?;
     if let Some(mqtt) = &mqtt {
         // Give the broker connection a moment before the first operations,
         // so that a start does not begin with every MQTT AP failing "not
@@ -140,7 +141,6 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
         print_demo_banner(&config, addr);
     }
 
-    let sim = drivers.sim.clone();
     let grace = config.reconciler.shutdown_grace;
     let done = tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -162,6 +162,7 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
 
 fn start_drivers(
     config: &Arc<Config>,
+    sim: &SimDriver,
     reports: driver::ReportSink,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Drivers, Option<Arc<driver::mqtt::MqttDriver>>)> {
@@ -178,7 +179,7 @@ fn start_drivers(
         None => None,
     };
     let drivers = Drivers {
-        sim: SimDriver::new(),
+        sim: Arc::new(sim.clone()),
         ssh: Some(ssh),
         mqtt: mqtt.clone().map(|d| d as Arc<dyn Driver>),
     };

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{ApId, ClassroomId};
-use crate::driver::ObservedWifi;
+use crate::domain::ObservedWifi;
 use crate::policy::{Override, Session};
 
 /// Why the store failed. Callers refuse the request (HTTP 503): nothing is

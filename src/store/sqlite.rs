@@ -13,8 +13,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{AuditEntry, AuditQuery, AuditRecord, Batch, ObservedRecord, Snapshot, Store, StoreError};
 use crate::config::{ApId, ClassroomId};
-use crate::driver::ObservedWifi;
-use crate::policy::{Override, Session, Wifi};
+use crate::domain::{ObservedWifi, Wifi};
+use crate::policy::{Override, Session};
 
 /// Each entry moves the schema one version up; never edit a shipped one.
 const MIGRATIONS: &[&str] = &[
