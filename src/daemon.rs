@@ -203,7 +203,7 @@ pub fn release_parse_memory() {
 ///
 /// # Errors
 /// The new configuration is unreadable or invalid: the old one stays.
-pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
+pub async fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
     let loaded = config::load(path)?;
     let missing: Vec<_> = loaded.warnings.iter().filter(|w| w.missing_file).cloned().collect();
     if !missing.is_empty() {
@@ -219,7 +219,9 @@ pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
     }
-    core.replace_config(Arc::new(loaded.config.clone()));
+    if let Err(e) = core.replace_config(Arc::new(loaded.config.clone())).await {
+        tracing::error!(error = %e, "the sessions this reload ended could not be stored; the next start ends them again");
+    }
     release_parse_memory();
     Ok(loaded)
 }
@@ -314,7 +316,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-                match reload(&core, &path) {
+                match reload(&core, &path).await {
                     Ok(l) => tracing::info!(summary = %crate::cli::summary(&l.config), "configuration reloaded"),
                     Err(LoadError::Invalid { errors, .. }) => {
                         for e in &errors {

@@ -1,11 +1,13 @@
 //! The write path for IT: overrides on one classroom, a school or the city.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::actor::{audit, visible};
-use super::{Actor, Core, RequestError, Status};
+use super::{Actor, Core, OwnedActor, RequestError, SessionEnd, Status, session_end_record, to_completion};
 use crate::config::{ClassroomId, Config, SchoolId};
-use crate::policy::{Override, Wifi};
+use crate::policy::{self, Override, Wifi};
 use crate::store::Batch;
 
 /// Which classrooms a bulk override covers.
@@ -34,11 +36,23 @@ impl Core {
     /// # Errors
     /// Not visible, not allowed, invalid, or not stored.
     pub async fn set_override(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        classroom_id: &str,
+        request: OverrideRequest,
+    ) -> Result<Status, RequestError> {
+        let (core, actor, classroom_id, request) =
+            (self.clone(), OwnedActor::of(actor), classroom_id.to_owned(), request);
+        to_completion(async move { core.set_override_now(&actor.actor(), &classroom_id, request).await }).await
+    }
+
+    async fn set_override_now(
         &self,
         actor: &Actor<'_>,
         classroom_id: &str,
         request: OverrideRequest,
     ) -> Result<Status, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let classroom = visible(&config, actor.user, classroom_id)?;
         if !actor.user.can_override(&classroom.id) {
@@ -59,7 +73,17 @@ impl Core {
     ///
     /// # Errors
     /// Not visible, not allowed, or not stored.
-    pub async fn clear_override(&self, actor: &Actor<'_>, classroom_id: &str) -> Result<Status, RequestError> {
+    pub async fn clear_override(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        classroom_id: &str,
+    ) -> Result<Status, RequestError> {
+        let (core, actor, classroom_id) = (self.clone(), OwnedActor::of(actor), classroom_id.to_owned());
+        to_completion(async move { core.clear_override_now(&actor.actor(), &classroom_id).await }).await
+    }
+
+    async fn clear_override_now(&self, actor: &Actor<'_>, classroom_id: &str) -> Result<Status, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let classroom = visible(&config, actor.user, classroom_id)?;
         if !actor.user.can_override(&classroom.id) {
@@ -81,11 +105,22 @@ impl Core {
     /// # Errors
     /// Unknown school, not allowed on every classroom covered, or not stored.
     pub async fn bulk_override(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        scope: &Scope,
+        request: Option<OverrideRequest>,
+    ) -> Result<Vec<ClassroomId>, RequestError> {
+        let (core, actor, scope, request) = (self.clone(), OwnedActor::of(actor), scope.clone(), request);
+        to_completion(async move { core.bulk_override_now(&actor.actor(), &scope, request).await }).await
+    }
+
+    async fn bulk_override_now(
         &self,
         actor: &Actor<'_>,
         scope: &Scope,
         request: Option<OverrideRequest>,
     ) -> Result<Vec<ClassroomId>, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let ids: Vec<ClassroomId> = match scope {
             Scope::School(s) => {
@@ -157,6 +192,32 @@ impl Core {
             None => "cleared".to_owned(),
         };
         let mut batch = Batch::default();
+        let mut ended = Vec::new();
+        let mut end_rows = Vec::new();
+        if let Some(o) = &value {
+            // An override ends the teacher sessions it covers: when it is
+            // lifted, the schedule decides, not a session from before.
+            let state = self.lock_state();
+            for id in ids {
+                let Some(c) = config.classroom(id.as_str()) else {
+                    continue;
+                };
+                if let Some(s) = policy::active_session(c, state.sessions.get(id), now) {
+                    let why = format!("{} set the Wi-Fi {} by override ({})", o.by, o.wifi, o.reason);
+                    end_rows.push(session_end_record(
+                        now,
+                        id,
+                        c.timezone,
+                        s,
+                        SessionEnd::Override,
+                        &why,
+                        Some(actor),
+                    ));
+                    batch.sessions.push((id.clone(), None));
+                    ended.push(id.clone());
+                }
+            }
+        }
         for id in ids {
             batch.overrides.push((id.clone(), value.clone()));
             batch.audit.push(audit(
@@ -168,9 +229,13 @@ impl Core {
                 "accepted".to_owned(),
             ));
         }
+        batch.audit.extend(end_rows);
         self.writer.commit(batch).await?;
         {
             let mut state = self.lock_state();
+            for id in &ended {
+                state.sessions.remove(id);
+            }
             for id in ids {
                 match &value {
                     Some(o) => {
@@ -182,7 +247,6 @@ impl Core {
                 }
             }
         }
-        let _ = config;
         for id in ids {
             self.announce(id);
         }
@@ -253,7 +317,7 @@ mod tests {
         assert!(status.override_.is_none());
         assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
         let actions: Vec<String> = f.audit().await.into_iter().map(|e| e.record.action).collect();
-        assert_eq!(actions, ["teacher.on", "override.set", "override.clear"]);
+        assert_eq!(actions, ["teacher.on", "override.set", "session.end", "override.clear"]);
     }
 
     #[tokio::test]
@@ -314,5 +378,49 @@ mod tests {
         let cleared = f.core.bulk_override(&actor(&admin), &Scope::All, None).await.unwrap();
         assert_eq!(cleared.len(), 2);
         assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_override_ends_the_session_it_covers() {
+        let f = Fixture::new(MORNING);
+        let (admin, teacher) = (f.user("admin"), f.user("teacher1"));
+        f.core
+            .teacher_request(&actor(&teacher), "c1", Request::On { minutes: None })
+            .await
+            .unwrap();
+        f.core
+            .set_override(&actor(&admin), "c1", off("incident"))
+            .await
+            .unwrap();
+        f.core.clear_override(&actor(&admin), "c1").await.unwrap();
+        // Lifted: the schedule decides (available: off), not the old session.
+        let status = f.core.status(&admin, "c1").unwrap();
+        assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
+        assert_eq!(f.stored().await.0, Vec::<String>::new());
+        let ends = f.session_ends().await;
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert!(
+            ends[0].starts_with("c1 override: admin set the Wi-Fi off by override (incident)"),
+            "{ends:?}"
+        );
+    }
+
+    /// Issue 11 item 4, for IT: an override whose caller stops waiting
+    /// is applied as stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_override_dropped_mid_commit_is_still_applied() {
+        use futures_util::FutureExt as _;
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        let a = actor(&admin);
+        assert!(f.core.set_override(&a, "c2", off("incident")).now_or_never().is_none());
+        for _ in 0..500 {
+            let in_memory = f.core.status(&admin, "c2").unwrap().override_.is_some();
+            if f.stored().await.1 == ["c2"] && in_memory {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the override is not both stored and in memory");
     }
 }
