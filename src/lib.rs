@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod domain;
 pub mod driver;
 pub mod metrics;
 pub mod policy;

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Driver, DriverError, Observation, ObservedWifi};
+use super::{Driver, DriverError};
 use crate::config::{AccessPoint, ApId, Config, DriverConfig, SimAp};
-use crate::policy::Wifi;
+use crate::domain::{Observation, ObservedWifi, Wifi};
 
 /// One simulated AP.
 #[derive(Debug)]

@@ -63,7 +63,7 @@ use self::commands::{
 use self::conn::{Conn, ExecError, Output};
 use super::{Driver, DriverError, Observation};
 use crate::config::{AccessPoint, ApId, Config, DriverConfig, SshAp, SshPreset};
-use crate::policy::Wifi;
+use crate::domain::Wifi;
 
 /// Added to libssh2's own limits for the outer `tokio::time::timeout`:
 /// libssh2 normally gives up first, with a clearer error and a clean thread.
