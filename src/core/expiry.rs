@@ -25,7 +25,10 @@ impl Core {
         // A classroom no request holds; gone classrooms take no requests.
         let free = |c: &crate::config::ClassroomId| locks.get(c).is_none_or(|l| l.clone().try_lock_owned().is_ok());
         let mut state = self.lock_state();
-        state.sessions.retain(|c, s| {
+        let super::Runtime {
+            sessions, overrides, ..
+        } = &mut *state;
+        sessions.retain(|c, s| {
             let Some(classroom) = config.classroom(c.as_str()) else {
                 // Ended by the reload that removed the classroom.
                 return true;
@@ -33,7 +36,13 @@ impl Core {
             let (reason, why) = if s.until <= now {
                 // Cut short by a lock (sessions end at the next lock), or
                 // simply over.
-                if classroom.schedule.mode_at(classroom.timezone, s.until) == Mode::Locked {
+                let overridden = overrides.get(c).is_some_and(|o| o.is_active(s.until));
+                if overridden {
+                    (
+                        SessionEnd::Override,
+                        "its time ran out while an IT override held the classroom",
+                    )
+                } else if classroom.schedule.mode_at(classroom.timezone, s.until) == Mode::Locked {
                     (SessionEnd::Locked, "the schedule locked the classroom")
                 } else {
                     (SessionEnd::Expired, "its time ran out")
@@ -56,7 +65,7 @@ impl Core {
             touched.push(c.clone());
             false
         });
-        state.overrides.retain(|c, o| {
+        overrides.retain(|c, o| {
             if o.until.is_none_or(|u| u > now) || !free(c) {
                 return true;
             }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::actor::{audit, visible};
-use super::{Actor, Core, OwnedActor, RequestError, SessionEnd, Status, session_end_record, to_completion};
-use crate::config::{ClassroomId, Config, SchoolId};
-use crate::policy::{self, Override, Wifi};
+use super::{Actor, Core, OwnedActor, RequestError, Status, to_completion};
+use crate::config::{ClassroomId, SchoolId};
+use crate::policy::{Override, Wifi};
 use crate::store::Batch;
 
 /// Which classrooms a bulk override covers.
@@ -64,7 +64,7 @@ impl Core {
         let now = self.now();
         check_override(&request, now)?;
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &config, &ids, Some(request), now, "override.set")
+        self.apply_overrides(actor, &ids, Some(request), now, "override.set")
             .await?;
         Ok(self.status_of(&config, classroom, now))
     }
@@ -94,8 +94,7 @@ impl Core {
         }
         let now = self.now();
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &config, &ids, None, now, "override.clear")
-            .await?;
+        self.apply_overrides(actor, &ids, None, now, "override.clear").await?;
         Ok(self.status_of(&config, classroom, now))
     }
 
@@ -161,14 +160,13 @@ impl Core {
                 ids.into_iter().filter(|c| state.overrides.contains_key(c)).collect()
             }
         };
-        self.apply_overrides(actor, &config, &ids, request, now, action).await?;
+        self.apply_overrides(actor, &ids, request, now, action).await?;
         Ok(ids)
     }
 
     async fn apply_overrides(
         &self,
         actor: &Actor<'_>,
-        config: &Config,
         ids: &[ClassroomId],
         request: Option<OverrideRequest>,
         now: DateTime<Utc>,
@@ -192,32 +190,6 @@ impl Core {
             None => "cleared".to_owned(),
         };
         let mut batch = Batch::default();
-        let mut ended = Vec::new();
-        let mut end_rows = Vec::new();
-        if let Some(o) = &value {
-            // An override ends the teacher sessions it covers: when it is
-            // lifted, the schedule decides, not a session from before.
-            let state = self.lock_state();
-            for id in ids {
-                let Some(c) = config.classroom(id.as_str()) else {
-                    continue;
-                };
-                if let Some(s) = policy::active_session(c, state.sessions.get(id), now) {
-                    let why = format!("{} set the Wi-Fi {} by override ({})", o.by, o.wifi, o.reason);
-                    end_rows.push(session_end_record(
-                        now,
-                        id,
-                        c.timezone,
-                        s,
-                        SessionEnd::Override,
-                        &why,
-                        Some(actor),
-                    ));
-                    batch.sessions.push((id.clone(), None));
-                    ended.push(id.clone());
-                }
-            }
-        }
         for id in ids {
             batch.overrides.push((id.clone(), value.clone()));
             batch.audit.push(audit(
@@ -229,13 +201,9 @@ impl Core {
                 "accepted".to_owned(),
             ));
         }
-        batch.audit.extend(end_rows);
         self.writer.commit(batch).await?;
         {
             let mut state = self.lock_state();
-            for id in &ended {
-                state.sessions.remove(id);
-            }
             for id in ids {
                 match &value {
                     Some(o) => {
@@ -317,7 +285,7 @@ mod tests {
         assert!(status.override_.is_none());
         assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
         let actions: Vec<String> = f.audit().await.into_iter().map(|e| e.record.action).collect();
-        assert_eq!(actions, ["teacher.on", "override.set", "session.end", "override.clear"]);
+        assert_eq!(actions, ["teacher.on", "override.set", "override.clear"]);
     }
 
     #[tokio::test]
@@ -381,26 +349,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_override_ends_the_session_it_covers() {
+    async fn a_session_that_runs_out_under_an_override_ends_as_override() {
         let f = Fixture::new(MORNING);
         let (admin, teacher) = (f.user("admin"), f.user("teacher1"));
         f.core
-            .teacher_request(&actor(&teacher), "c1", Request::On { minutes: None })
+            .teacher_request(&actor(&teacher), "c1", Request::On { minutes: Some(30) })
             .await
             .unwrap();
         f.core
             .set_override(&actor(&admin), "c1", off("incident"))
             .await
             .unwrap();
-        f.core.clear_override(&actor(&admin), "c1").await.unwrap();
-        // Lifted: the schedule decides (available: off), not the old session.
-        let status = f.core.status(&admin, "c1").unwrap();
-        assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
+        f.set_now("2026-12-01T09:30:00Z");
+        f.core.expire_inputs(f.core.now());
         assert_eq!(f.stored().await.0, Vec::<String>::new());
         let ends = f.session_ends().await;
         assert_eq!(ends.len(), 1, "{ends:?}");
         assert!(
-            ends[0].starts_with("c1 override: admin set the Wi-Fi off by override (incident)"),
+            ends[0].starts_with("c1 override: its time ran out while an IT override held the classroom"),
             "{ends:?}"
         );
     }

@@ -20,7 +20,9 @@ pub enum SessionEnd {
     Idle,
     /// The schedule locked the classroom.
     Locked,
-    /// IT set an override on the classroom.
+    /// Its time ran out while an IT override held the classroom. (A
+    /// session outlives an override set over it: it holds again if the
+    /// override is lifted before the session's end.)
     Override,
     /// The clock moved so that the session no longer holds.
     Clock,
