@@ -589,6 +589,9 @@ async fn non_ssh_access_point_is_a_setup_error() {
         fail_rate: 0.0,
         clients: 0,
         seed: 0,
+        hang: false,
+        refuse: false,
+        timeout: Duration::from_secs(35),
     });
     assert!(matches!(driver().observe(&ap).await, Err(DriverError::Setup(_))));
 }

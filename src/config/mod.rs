@@ -433,6 +433,13 @@ pub struct SimAp {
     pub clients: u32,
     /// Seed of the failure draws.
     pub seed: u64,
+    /// Every operation waits `timeout` then fails (an AP that accepts TCP
+    /// and never answers).
+    pub hang: bool,
+    /// Every operation fails at once (a refused connection).
+    pub refuse: bool,
+    /// How long a hanging operation waits.
+    pub timeout: Duration,
 }
 
 /// `reconciler:`.
@@ -448,6 +455,12 @@ pub struct ReconcilerSettings {
     pub backoff_max: Duration,
     /// Shutdown grace for operations in flight.
     pub shutdown_grace: Duration,
+    /// Consecutive failures after which an AP is unreachable and only probed.
+    pub unreachable_after: u32,
+    /// Limit of one probe.
+    pub probe_timeout: Duration,
+    /// Probes in flight at once, apart from `max_parallel`.
+    pub probe_parallel: usize,
 }
 
 impl Default for ReconcilerSettings {
@@ -458,6 +471,9 @@ impl Default for ReconcilerSettings {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            unreachable_after: 3,
+            probe_timeout: Duration::from_secs(5),
+            probe_parallel: 4,
         }
     }
 }

@@ -264,6 +264,14 @@ pub struct RawSim {
     pub clients: Option<u32>,
     /// Seed of the failure draws (default derived from the AP id).
     pub seed: Option<u64>,
+    /// Every operation waits until `timeout_seconds` and fails, like an AP
+    /// that accepts TCP and never answers. Default false.
+    pub hang: Option<bool>,
+    /// Every operation fails at once, like a refused connection. Default false.
+    pub refuse: Option<bool>,
+    /// How long a hanging operation waits. Default 35 (the SSH defaults'
+    /// connect + command timeouts).
+    pub timeout_seconds: Option<u64>,
 }
 
 /// `reconciler:` block.
@@ -280,6 +288,14 @@ pub struct RawReconciler {
     pub backoff_max_seconds: Option<u64>,
     /// How long shutdown waits for operations in flight. Default 10.
     pub shutdown_grace_seconds: Option<u64>,
+    /// Consecutive failures after which an AP is unreachable: it is then
+    /// only probed, outside `max_parallel`. Default 3.
+    pub unreachable_after_failures: Option<u32>,
+    /// Limit of a probe of an unreachable AP. Default 5.
+    pub probe_timeout_seconds: Option<u64>,
+    /// Probes in flight at once, all unreachable APs together, apart from
+    /// `max_parallel`. Default 4.
+    pub probe_parallel: Option<usize>,
 }
 
 /// One API user.

@@ -585,7 +585,19 @@ impl Validator {
             backoff_initial: secs(raw.backoff_initial_seconds, d.backoff_initial),
             backoff_max: secs(raw.backoff_max_seconds, d.backoff_max),
             shutdown_grace: secs(raw.shutdown_grace_seconds, d.shutdown_grace),
+            unreachable_after: raw.unreachable_after_failures.unwrap_or(d.unreachable_after),
+            probe_timeout: secs(raw.probe_timeout_seconds, d.probe_timeout),
+            probe_parallel: raw.probe_parallel.unwrap_or(d.probe_parallel),
         };
+        if s.unreachable_after == 0 {
+            self.error("reconciler.unreachable_after_failures", "must be at least 1");
+        }
+        if s.probe_timeout.is_zero() {
+            self.error("reconciler.probe_timeout_seconds", "must be at least 1");
+        }
+        if s.probe_parallel == 0 || s.probe_parallel > 4096 {
+            self.error("reconciler.probe_parallel", "must be between 1 and 4096");
+        }
         if s.resync.is_zero() {
             self.error("reconciler.resync_seconds", "must be at least 1");
         }
@@ -949,11 +961,27 @@ impl Validator {
             let digest = Sha256::digest(id.as_bytes());
             u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
         });
+        let (hang, refuse) = (raw.hang.unwrap_or(false), raw.refuse.unwrap_or(false));
+        if hang && refuse {
+            self.error(
+                format!("{loc}.hang"),
+                "hang and refuse exclude each other (an AP either answers nothing or refuses at once)",
+            );
+            return None;
+        }
+        let timeout = Duration::from_secs(raw.timeout_seconds.unwrap_or(35));
+        if timeout.is_zero() {
+            self.error(format!("{loc}.timeout_seconds"), "must be at least 1");
+            return None;
+        }
         Some(SimAp {
             latency: Duration::from_millis(raw.latency_ms.unwrap_or(0)),
             fail_rate,
             clients: raw.clients.unwrap_or(0),
             seed,
+            hang,
+            refuse,
+            timeout,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod ssh;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -89,6 +90,26 @@ pub trait Driver: Send + Sync {
     /// # Errors
     /// A [`DriverError`] saying what failed.
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError>;
+
+    /// Checks within `limit` whether an AP that stopped answering is back,
+    /// and reads its state if so. The reconciler probes unreachable APs this
+    /// way, apart from the operations of healthy ones, so a probe must end
+    /// about `limit` and hold nothing long after it. By default an
+    /// [`observe`] abandoned at `limit`.
+    ///
+    /// [`observe`]: Driver::observe
+    ///
+    /// # Errors
+    /// A [`DriverError`]: still unreachable, or [`DriverError::Timeout`] at `limit`.
+    async fn probe(&self, ap: &AccessPoint, limit: Duration) -> Result<Observation, DriverError> {
+        match tokio::time::timeout(limit, self.observe(ap)).await {
+            Ok(result) => result,
+            Err(_) => Err(DriverError::Timeout {
+                seconds: limit.as_secs(),
+                doing: format!("probing {}, unreachable since its last failures", ap.id),
+            }),
+        }
+    }
 
     /// Takes a new configuration (after a reload): drop what belongs to APs
     /// that left, pick up new topics or hosts.

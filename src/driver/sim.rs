@@ -1,7 +1,10 @@
 //! Simulated access points: the driver behind `sim: {}` blocks, for the demo
 //! and for tests. Each AP keeps its state in memory, takes `latency_ms` per
 //! operation and fails with probability `fail_rate`, drawn from a generator
-//! seeded per AP so that a test run is repeatable.
+//! seeded per AP so that a test run is repeatable. Two faults of a school's
+//! network: `hang` (every operation waits `timeout_seconds`, then times
+//! out, like an AP that accepts TCP and never answers) and `refuse` (every
+//! operation fails at once, like a refused connection).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -89,16 +92,37 @@ fn sim_config(ap: &AccessPoint) -> Result<&SimAp, DriverError> {
     }
 }
 
+/// The configured fault, if any: a refusal at once, or a wait until the
+/// AP's timeout.
+async fn fault(ap: &AccessPoint, sim: &SimAp, doing: &str) -> Result<(), DriverError> {
+    if sim.refuse {
+        return Err(DriverError::Unreachable(format!(
+            "connection refused (simulated) while {doing} {}",
+            ap.id
+        )));
+    }
+    if sim.hang {
+        tokio::time::sleep(sim.timeout).await;
+        return Err(DriverError::Timeout {
+            seconds: sim.timeout.as_secs(),
+            doing: format!("{doing} {} (simulated hang)", ap.id),
+        });
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Driver for SimDriver {
     async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
         let sim = sim_config(ap)?;
+        fault(ap, sim, &format!("switching {wifi}")).await?;
         tokio::time::sleep(sim.latency).await;
         self.operate(ap, sim, Some(wifi))
     }
 
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
         let sim = sim_config(ap)?;
+        fault(ap, sim, "reading").await?;
         tokio::time::sleep(sim.latency).await;
         self.operate(ap, sim, None)
     }

@@ -503,6 +503,18 @@ impl Driver for SshDriver {
         self.run(ap, Task::Observe).await
     }
 
+    /// A read with libssh2's own limits cut to `limit`, so that the blocking
+    /// threads end with the probe (connect, then one command: twice `limit`
+    /// at most) instead of running on to the full timeouts.
+    async fn probe(&self, ap: &AccessPoint, limit: Duration) -> Result<Observation, DriverError> {
+        let mut ap = ap.clone();
+        if let DriverConfig::Ssh(ssh) = &mut ap.driver {
+            ssh.connect_timeout = ssh.connect_timeout.min(limit);
+            ssh.command_timeout = ssh.command_timeout.min(limit);
+        }
+        self.run(&ap, Task::Observe).await
+    }
+
     /// Forgets APs that left or stopped using SSH, and closes idle
     /// connections opened with settings that changed (an operation in
     /// progress notices the change at its next use).

@@ -13,13 +13,16 @@
 //!   driver until they agree, retrying failures forever with exponential
 //!   backoff and jitter. At most one operation per AP is in flight (a worker
 //!   does one thing at a time), and a global semaphore bounds operations in
-//!   flight across all APs (`max_parallel`). A slow or dead AP only ever
-//!   delays itself.
+//!   flight across all APs (`max_parallel`). After 3 failures in a row an
+//!   AP is unreachable: it is only probed, with a short timeout, within a
+//!   small budget of its own ([`breaker`]), so a dead school holds none of
+//!   the permits the healthy APs need.
 //!
 //! On shutdown workers stop at a safe point: an operation in flight
 //! finishes (the daemon bounds the wait), none is started. APs are left in
 //! their last applied state: a restart never toggles a classroom.
 
+mod breaker;
 mod drivers;
 mod planner;
 mod worker;

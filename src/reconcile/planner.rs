@@ -35,6 +35,7 @@ pub struct Reconciler {
     drivers: Drivers,
     reports: mpsc::Receiver<(ApId, Report)>,
     permits: Arc<Semaphore>,
+    probes: Arc<Semaphore>,
     workers: HashMap<ApId, Worker>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -52,12 +53,13 @@ impl Reconciler {
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
-        let max_parallel = core.config().reconciler.max_parallel;
+        let settings = core.config().reconciler;
         Self {
             core,
             drivers,
             reports,
-            permits: Arc::new(Semaphore::new(max_parallel)),
+            permits: Arc::new(Semaphore::new(settings.max_parallel)),
+            probes: Arc::new(Semaphore::new(settings.probe_parallel)),
             workers: HashMap::new(),
             tracker,
             shutdown,
@@ -274,6 +276,7 @@ impl Reconciler {
                 desired: rx,
                 signals: signals.clone(),
                 permits: self.permits.clone(),
+                probes: self.probes.clone(),
                 cancel: cancel.clone(),
             };
             self.tracker.spawn(worker.run());

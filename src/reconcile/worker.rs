@@ -1,5 +1,7 @@
 //! One access point's worker: compares desired with observed and calls the
-//! driver until they agree, retrying failures with backoff and jitter.
+//! driver until they agree, retrying failures with backoff and jitter; an
+//! AP that keeps failing is only probed, apart from the others (see
+//! [`super::breaker`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +11,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Drivers;
+use super::breaker::Breaker;
 use crate::config::{AccessPoint, ApId};
 use crate::core::Core;
 use crate::policy::Wifi;
@@ -32,6 +35,8 @@ pub(super) struct ApWorker {
     pub(super) desired: watch::Receiver<Option<Wifi>>,
     pub(super) signals: Arc<Signals>,
     pub(super) permits: Arc<Semaphore>,
+    /// The probes' own budget, apart from `permits`.
+    pub(super) probes: Arc<Semaphore>,
     pub(super) cancel: CancellationToken,
 }
 
@@ -52,6 +57,8 @@ impl ApWorker {
         // that are already right (switching drops every client).
         let mut verified = false;
         let mut resync_due = false;
+        let mut breaker = Breaker::new(settings.unreachable_after);
+        let mut probe_at = tokio::time::Instant::now();
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -63,6 +70,22 @@ impl ApWorker {
                     _ => continue,
                 }
             };
+            if breaker.is_open() {
+                // Unreachable: probed on the backoff, or at once when
+                // something changed; never with a permit of `max_parallel`.
+                if let Wake::Stop = self.wait(Some(probe_at)).await {
+                    return;
+                }
+                if self.probe(&mut verified).await {
+                    breaker.succeeded();
+                    backoff = settings.backoff_initial;
+                } else {
+                    breaker.failed();
+                    probe_at = tokio::time::Instant::now() + jitter(backoff);
+                    backoff = (backoff * 2).min(settings.backoff_max);
+                }
+                continue;
+            }
             let observed = self.core.ap_state(&self.id).map(|s| s.observed.wifi);
             let in_sync = observed.is_some_and(|o| o.is(target));
             // A device that said it is offline would not get a command: the
@@ -85,13 +108,17 @@ impl ApWorker {
             resync_due = false;
             let ok = self.step(target, &mut verified).await;
             if ok {
+                breaker.succeeded();
                 backoff = settings.backoff_initial;
                 continue;
             }
-            // Equal jitter: between half and all of the backoff, so APs that
-            // failed together do not retry together.
-            let delay = backoff.mul_f64(rand::rng().random_range(0.5..=1.0));
+            let delay = jitter(backoff);
             backoff = (backoff * 2).min(settings.backoff_max);
+            if breaker.failed() {
+                self.unreachable(breaker.failures());
+                probe_at = tokio::time::Instant::now() + delay;
+                continue;
+            }
             if let Wake::Stop = self.wait(Some(tokio::time::Instant::now() + delay)).await {
                 return;
             }
@@ -111,6 +138,53 @@ impl ApWorker {
             r = self.desired.changed() => if r.is_ok() { Wake::Changed } else { Wake::Stop },
             _ = self.signals.poke.notified() => Wake::Changed,
             _ = deadline => Wake::Resync,
+        }
+    }
+
+    /// Reads an unreachable AP within the probe limit, holding a probe
+    /// permit only. Returns whether it answered.
+    async fn probe(&mut self, verified: &mut bool) -> bool {
+        let permit = tokio::select! {
+            p = self.probes.clone().acquire_owned() => p,
+            _ = self.cancel.cancelled() => return false,
+        };
+        let config = self.core.config();
+        let Some(ap) = config.access_point(self.id.as_str()) else {
+            self.cancel.cancel();
+            return false;
+        };
+        let Some(driver) = self.drivers.for_ap(ap) else {
+            return false;
+        };
+        let t = std::time::Instant::now();
+        let result = driver.probe(ap, config.reconciler.probe_timeout).await;
+        drop(permit);
+        self.account(ap, "probe", t, &result);
+        match result {
+            Ok(o) => {
+                tracing::info!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, observed = o.wifi.as_str(), "unreachable access point answers again");
+                *verified = true;
+                self.core.record_observation(ap, Ok(o));
+                true
+            }
+            Err(e) => {
+                tracing::debug!(ap = %ap.id, error = %e, "probe failed");
+                self.core.record_observation(ap, Err(e.to_string()));
+                false
+            }
+        }
+    }
+
+    fn unreachable(&self, failures: u32) {
+        let config = self.core.config();
+        if let Some(ap) = config.access_point(self.id.as_str()) {
+            tracing::warn!(
+                school = %ap.school,
+                classroom = %ap.classroom,
+                ap = %ap.id,
+                failures,
+                "access point unreachable; probing it apart from the others until it answers"
+            );
         }
     }
 
@@ -224,4 +298,10 @@ impl ApWorker {
             source: None,
         }]));
     }
+}
+
+/// Equal jitter: between half and all of `backoff`, so that APs that failed
+/// together do not retry together.
+fn jitter(backoff: std::time::Duration) -> std::time::Duration {
+    backoff.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
