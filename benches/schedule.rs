@@ -1,12 +1,14 @@
-//! Schedule engine benchmark: what the daemon does on each tick, one
-//! `mode_at` + `next_change` per classroom, for 10,000 and 100,000
-//! classrooms on a typical French school schedule in Europe/Paris.
+//! Schedule engine benchmark: what the daemon does on each tick
+//! (`Core::desired_all`), one `mode_and_next_change` per distinct schedule
+//! and time zone, for 10,000 and 100,000 classrooms on a typical French
+//! school schedule in Europe/Paris: each with a schedule of its own (the
+//! worst case), and 100,000 sharing the three zones' schedules (a city).
 //!
 //! `cargo bench --bench schedule` runs short criterion groups, then prints one
 //! line for scripts:
 //!
 //! ```text
-//! schedule-eval classrooms=10000 total_ms=… per_eval_us=… classrooms_large=100000 total_ms_large=… instants=3 reps=5
+//! schedule-eval classrooms=10000 total_ms=… per_eval_us=… classrooms_large=100000 total_ms_large=… classrooms_shared=100000 schedules_shared=3 total_ms_shared=… instants=3 reps=5
 //! ```
 //!
 //! `total_ms` is the time to evaluate every classroom once at one instant
@@ -14,12 +16,15 @@
 //! the number of classrooms. Under `cargo test --benches` (no `--bench` flag)
 //! everything runs once on a few hundred classrooms, as a smoke test.
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use borne::schedule::{CronExpr, DateRange, Mode, Rule, Schedule};
+use borne::schedule::{Change, CronExpr, DateRange, Mode, Rule, Schedule};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
+use chrono_tz::Tz;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 
 const SMALL: usize = 10_000;
@@ -74,13 +79,29 @@ fn holidays(zone: usize) -> Vec<DateRange> {
         .collect()
 }
 
-/// One schedule per classroom, built separately (as many rooms as there are
-/// schedules is the worst case for the caches), cycling through the zones.
-fn classrooms(n: usize) -> Vec<Schedule> {
+/// One classroom as the daemon holds it: its schedule (an `Arc` shared by
+/// every classroom that names it) and its time zone.
+type Room = (Arc<Schedule>, Tz);
+
+/// `n` classrooms, cycling through the three holiday zones. `distinct`:
+/// one schedule per classroom, built separately (the worst case: nothing
+/// shared); otherwise the three zones' schedules shared, as in a city.
+fn classrooms(n: usize, distinct: bool) -> Vec<Room> {
     let rules = french_rules();
     let calendars: Vec<Vec<DateRange>> = (0..3).map(holidays).collect();
+    let shared: Vec<Arc<Schedule>> = calendars
+        .iter()
+        .map(|c| Arc::new(Schedule::new(Mode::Locked, rules.clone(), c.clone())))
+        .collect();
     (0..n)
-        .map(|i| Schedule::new(Mode::Locked, rules.clone(), calendars[i % 3].clone()))
+        .map(|i| {
+            let schedule = if distinct {
+                Arc::new(Schedule::new(Mode::Locked, rules.clone(), calendars[i % 3].clone()))
+            } else {
+                Arc::clone(&shared[i % 3])
+            };
+            (schedule, Paris)
+        })
         .collect()
 }
 
@@ -101,12 +122,16 @@ fn instants() -> [(&'static str, DateTime<Utc>); 3] {
     ]
 }
 
-/// What the daemon does per classroom and tick.
-fn evaluate(rooms: &[Schedule], t: DateTime<Utc>) -> usize {
+/// What the daemon does per tick (`Core::desired_all`): one
+/// `mode_and_next_change` per distinct (schedule, time zone), then a look-up
+/// per classroom.
+fn evaluate(rooms: &[Room], t: DateTime<Utc>) -> usize {
+    let mut memo: HashMap<(*const Schedule, Tz), (Mode, Option<Change>)> = HashMap::new();
     let mut changes = 0;
-    for s in rooms {
-        let mode = s.mode_at(Paris, black_box(t));
-        let next = s.next_change(Paris, black_box(t));
+    for (schedule, tz) in rooms {
+        let (mode, next) = *memo
+            .entry((Arc::as_ptr(schedule), *tz))
+            .or_insert_with(|| schedule.mode_and_next_change(*tz, black_box(t)));
         black_box(mode);
         changes += usize::from(next.is_some());
     }
@@ -114,7 +139,7 @@ fn evaluate(rooms: &[Schedule], t: DateTime<Utc>) -> usize {
 }
 
 fn criterion_groups(c: &mut Criterion, sizes: &[usize]) {
-    let single = classrooms(1);
+    let single = classrooms(1, true);
     let mut group = c.benchmark_group("schedule/one-classroom");
     for (name, t) in instants() {
         group.bench_with_input(BenchmarkId::from_parameter(name), &t, |b, &t| {
@@ -124,7 +149,7 @@ fn criterion_groups(c: &mut Criterion, sizes: &[usize]) {
     group.finish();
 
     for &n in sizes {
-        let rooms = classrooms(n);
+        let rooms = classrooms(n, true);
         let mut group = c.benchmark_group(format!("schedule/{n}-classrooms"));
         group
             .sampling_mode(SamplingMode::Flat)
@@ -144,7 +169,7 @@ fn criterion_groups(c: &mut Criterion, sizes: &[usize]) {
 }
 
 /// Median over `reps` of the time to evaluate every classroom at `t`.
-fn median_run(rooms: &[Schedule], t: DateTime<Utc>, reps: usize) -> Duration {
+fn median_run(rooms: &[Room], t: DateTime<Utc>, reps: usize) -> Duration {
     let mut runs: Vec<Duration> = (0..reps)
         .map(|_| {
             let start = Instant::now();
@@ -157,7 +182,7 @@ fn median_run(rooms: &[Schedule], t: DateTime<Utc>, reps: usize) -> Duration {
 }
 
 /// Mean over the instants of the median time for all of `rooms`, in ms.
-fn total_ms(rooms: &[Schedule], reps: usize) -> f64 {
+fn total_ms(rooms: &[Room], reps: usize) -> f64 {
     let instants = instants();
     let sum: f64 = instants
         .iter()
@@ -185,13 +210,15 @@ fn main() {
     criterion_groups(&mut c, &[small, large]);
     c.final_summary();
 
-    let small_rooms = classrooms(small);
+    let small_rooms = classrooms(small, true);
     let small_ms = total_ms(&small_rooms, reps);
     drop(small_rooms);
-    let large_ms = total_ms(&classrooms(large), reps);
+    let large_ms = total_ms(&classrooms(large, true), reps);
+    let shared_ms = total_ms(&classrooms(large, false), reps);
     println!(
         "schedule-eval classrooms={small} total_ms={small_ms:.2} per_eval_us={:.3} \
-         classrooms_large={large} total_ms_large={large_ms:.1} instants={} reps={reps}",
+         classrooms_large={large} total_ms_large={large_ms:.1} \
+         classrooms_shared={large} schedules_shared=3 total_ms_shared={shared_ms:.2} instants={} reps={reps}",
         small_ms * 1e3 / small as f64,
         instants().len(),
     );

@@ -61,6 +61,10 @@ against_both! {
     on_off_on_persists_and_reads_back,
     /// Radios that disagree are unknown; stations of up radios are counted.
     observe_reports_unknown_for_mixed_radios_and_counts_clients,
+    /// The read-back after a switch asks for the radios only, in either
+    /// direction: switching on used to count stations too (an `iw` per
+    /// interface), which made it slower than switching off.
+    read_back_after_a_switch_counts_no_stations,
     /// With `radios:` given, only those are switched and read.
     configured_radios_only_are_switched,
     /// A known_hosts with another key for the host: refused, nothing run.
@@ -128,6 +132,32 @@ async fn on_off_on_persists_and_reads_back(server: &mut dyn SshFake) {
         commands.iter().any(|c| c
             == "uci set wireless.radio0.disabled=1 && uci set wireless.radio1.disabled=1 && uci commit wireless && wifi reload"),
         "{commands:#?}"
+    );
+    d.shutdown().await;
+}
+
+async fn read_back_after_a_switch_counts_no_stations(server: &mut dyn SshFake) {
+    let d = driver();
+    let ap = access_point("ap1", ssh_ap(server));
+    let fake = server.fake();
+    fake.set_stations("wlan0", 3);
+    let seen = d.apply(&ap, Wifi::Off).await.expect("switch off");
+    assert_eq!(seen, Observation::read(ObservedWifi::Off, Some(0)));
+    let seen = d.apply(&ap, Wifi::On).await.expect("switch on");
+    assert_eq!(seen.wifi, ObservedWifi::On);
+    assert_eq!(seen.clients, None, "not counted right after switching on");
+    let commands = fake.commands();
+    let switches: Vec<usize> = (0..commands.len())
+        .filter(|&i| commands[i].contains("wifi reload"))
+        .collect();
+    assert_eq!(switches.len(), 2, "{commands:#?}");
+    for (i, c) in commands.iter().enumerate().skip(switches[0]) {
+        assert!(!c.contains("station dump"), "command {i} after the first switch: {c}\n{commands:#?}");
+    }
+    // A plain read still counts them.
+    assert_eq!(
+        d.observe(&ap).await.expect("observe"),
+        Observation::read(ObservedWifi::On, Some(3))
     );
     d.shutdown().await;
 }

@@ -245,6 +245,10 @@ pub struct SshAp {
     pub command_timeout: Duration,
     /// How long an idle connection is kept for reuse (zero: closed after use).
     pub reuse: Duration,
+    /// How long before a scheduled change that switches the AP its
+    /// connection is opened (zero: never); it is then kept until the change
+    /// is applied.
+    pub prewarm: Duration,
 }
 
 /// SSH authentication.

@@ -174,6 +174,9 @@ pub struct RawSsh {
     pub command_timeout_seconds: Option<u64>,
     /// Keep an idle connection open this long for reuse; 0 closes it after each operation.
     pub reuse_seconds: Option<u64>,
+    /// Open the connection this long before a scheduled change that switches
+    /// the AP, and keep it until the change is applied. Default 20; 0: never.
+    pub prewarm_seconds: Option<u64>,
     /// custom: command switching the Wi-Fi on.
     pub on_command: Option<String>,
     /// custom: command switching the Wi-Fi off.
@@ -357,6 +360,7 @@ impl RawSsh {
             connect_timeout_seconds,
             command_timeout_seconds,
             reuse_seconds,
+            prewarm_seconds,
             on_command,
             off_command,
             status_command,

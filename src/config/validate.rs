@@ -803,6 +803,10 @@ impl Validator {
             self.error(format!("{loc}.command_timeout_seconds"), "must be at least 1");
         }
         let reuse = Duration::from_secs(pick!(reuse_seconds).unwrap_or(60));
+        let prewarm = Duration::from_secs(pick!(prewarm_seconds).unwrap_or(20));
+        if prewarm > Duration::from_secs(3600) {
+            self.error(format!("{loc}.prewarm_seconds"), "must be at most 3600");
+        }
         if self.errors.len() > errors_before {
             return None;
         }
@@ -816,6 +820,7 @@ impl Validator {
             connect_timeout,
             command_timeout,
             reuse,
+            prewarm,
         })
     }
 

@@ -111,6 +111,18 @@ pub trait Driver: Send + Sync {
         }
     }
 
+    /// Gets ready to switch the AP soon (a scheduled change in a few
+    /// seconds): opens or refreshes what an operation needs and keeps it for
+    /// `keep`, or until the next operation, whichever comes first. Returns
+    /// what it read on the way, if anything. By default nothing: drivers
+    /// without a per-AP connection have nothing to warm.
+    ///
+    /// # Errors
+    /// A [`DriverError`] saying what failed; the change then runs cold.
+    async fn prewarm(&self, _ap: &AccessPoint, _keep: Duration) -> Result<Option<Observation>, DriverError> {
+        Ok(None)
+    }
+
     /// Takes a new configuration (after a reload): drop what belongs to APs
     /// that left, pick up new topics or hosts.
     async fn reconfigure(&self, _config: &Arc<Config>) {}

@@ -57,7 +57,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use self::commands::{
-    OPENWRT_DISCOVER, OPENWRT_OBSERVE, custom_state, openwrt_switch, parse_clients, parse_openwrt_observe,
+    OPENWRT_DISCOVER, OPENWRT_OBSERVE, OPENWRT_STATE, custom_state, openwrt_switch, parse_clients, parse_openwrt_observe,
     parse_uci_radios, stderr_for_error,
 };
 use self::conn::{Conn, ExecError, Output};
@@ -137,11 +137,22 @@ fn close(conn: Conn) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || conn.close())
 }
 
+/// What a read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Radios and associated clients.
+    Full,
+    /// Radios only (the read-back after a switch).
+    StateOnly,
+}
+
 /// What an operation does.
 #[derive(Debug, Clone, Copy)]
 enum Task {
     Apply(Wifi),
     Observe,
+    /// A full read, and the radios learnt if they are not configured.
+    Prewarm,
 }
 
 impl SshDriver {
@@ -160,7 +171,9 @@ impl SshDriver {
         }
     }
 
-    async fn run(&self, ap: &AccessPoint, task: Task) -> Result<Observation, DriverError> {
+    /// One operation; `pin`: keep the connection at least this long
+    /// afterwards (a prewarm), instead of `reuse_seconds`.
+    async fn run(&self, ap: &AccessPoint, task: Task, pin: Option<Duration>) -> Result<Observation, DriverError> {
         let DriverConfig::Ssh(ssh) = &ap.driver else {
             return Err(DriverError::Setup(format!(
                 "access point {} uses the {} driver, not ssh",
@@ -173,12 +186,13 @@ impl SshDriver {
         let doing = match task {
             Task::Apply(wifi) => format!("switching {} over ssh {who}", wifi.as_str()),
             Task::Observe => format!("reading the state over ssh {who}"),
+            Task::Prewarm => format!("preparing a scheduled switch over ssh {who}"),
         };
         let key = conn_key(ssh);
         let slot = self.inner.slot(&ap.id);
         let mut idle = slot.idle.lock().await;
         let pooled = match idle.take() {
-            Some(i) if i.key == key && i.since.elapsed() < ssh.reuse => {
+            Some(i) if i.key == key && i.since.elapsed() < i.keep => {
                 let mut conn = i.conn;
                 conn.reused = true;
                 Some(conn)
@@ -207,7 +221,8 @@ impl SshDriver {
         };
         let result = match task {
             Task::Apply(wifi) => op.apply(wifi).await,
-            Task::Observe => op.observe().await,
+            Task::Observe => op.observe(Reading::Full).await,
+            Task::Prewarm => op.prewarm().await,
         };
         {
             let mut cached = slot.radios.lock().unwrap_or_else(PoisonError::into_inner);
@@ -226,14 +241,17 @@ impl SshDriver {
             "ssh operation"
         );
         if let Some(conn) = op.conn.take() {
-            if ssh.reuse.is_zero() || self.inner.closing() || slot.retired.load(Ordering::SeqCst) {
+            // A prewarmed connection is kept until the operation it was
+            // opened for (which then keeps it `reuse_seconds`, as usual).
+            let keep = pin.map_or(ssh.reuse, |p| p.max(ssh.reuse));
+            if keep.is_zero() || self.inner.closing() || slot.retired.load(Ordering::SeqCst) {
                 close(conn);
             } else {
                 *idle = Some(Idle {
                     conn,
                     key,
                     since: Instant::now(),
-                    keep: ssh.reuse,
+                    keep,
                 });
             }
         }
@@ -432,7 +450,7 @@ impl Op<'_> {
         }
         let deadline = Instant::now() + SETTLE_LIMIT.min(self.ssh.command_timeout);
         loop {
-            let seen = self.observe().await?;
+            let seen = self.observe(Reading::StateOnly).await?;
             if seen.wifi.is(wifi) || Instant::now() + SETTLE_POLL >= deadline {
                 return Ok(seen);
             }
@@ -440,10 +458,40 @@ impl Op<'_> {
         }
     }
 
-    async fn observe(&mut self) -> Result<Observation, DriverError> {
+    /// What a switch will need: the connection (kept by the caller), the
+    /// radios when they are not configured, and the state now.
+    async fn prewarm(&mut self) -> Result<Observation, DriverError> {
+        if let SshPreset::OpenWrt { radios } = &self.ssh.preset
+            && radios.is_empty()
+            && self.radios.is_none()
+        {
+            let out = self.exec_switch(OPENWRT_DISCOVER).await?;
+            self.radios = Some(parse_uci_radios(&out.stdout)?);
+        }
+        self.observe(Reading::Full).await
+    }
+
+    async fn observe(&mut self, reading: Reading) -> Result<Observation, DriverError> {
+        let seen = self.read(reading).await?;
+        Ok(match reading {
+            Reading::Full => seen,
+            // Radios off have no client; after switching on, the count is
+            // not known until the next full read.
+            Reading::StateOnly => Observation {
+                clients: seen.wifi.is(Wifi::Off).then_some(0),
+                ..seen
+            },
+        })
+    }
+
+    async fn read(&mut self, reading: Reading) -> Result<Observation, DriverError> {
         match &self.ssh.preset {
             SshPreset::OpenWrt { radios } => {
-                let out = self.exec(OPENWRT_OBSERVE).await?;
+                let command = match reading {
+                    Reading::Full => OPENWRT_OBSERVE,
+                    Reading::StateOnly => OPENWRT_STATE,
+                };
+                let out = self.exec(command).await?;
                 if out.status != 0 {
                     return Err(DriverError::CommandFailed {
                         status: out.status,
@@ -466,6 +514,7 @@ impl Op<'_> {
                 let wifi = custom_state(cmds, out.status, &out.stdout, &out.stderr)?;
                 let clients = match &cmds.clients_command {
                     None => None,
+                    Some(_) if reading == Reading::StateOnly => None,
                     Some(command) => {
                         let out = self.exec(command).await?;
                         // A printed number wins over the exit status:
@@ -496,11 +545,17 @@ impl Op<'_> {
 #[async_trait]
 impl Driver for SshDriver {
     async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
-        self.run(ap, Task::Apply(wifi)).await
+        self.run(ap, Task::Apply(wifi), None).await
     }
 
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
-        self.run(ap, Task::Observe).await
+        self.run(ap, Task::Observe, None).await
+    }
+
+    /// Opens (or refreshes) the AP's connection with a full read, which also
+    /// learns its radios, and keeps it `keep` even past `reuse_seconds`.
+    async fn prewarm(&self, ap: &AccessPoint, keep: Duration) -> Result<Option<Observation>, DriverError> {
+        self.run(ap, Task::Prewarm, Some(keep)).await.map(Some)
     }
 
     /// A read with libssh2's own limits cut to `limit`, so that the blocking
@@ -512,7 +567,7 @@ impl Driver for SshDriver {
             ssh.connect_timeout = ssh.connect_timeout.min(limit);
             ssh.command_timeout = ssh.command_timeout.min(limit);
         }
-        self.run(&ap, Task::Observe).await
+        self.run(&ap, Task::Observe, None).await
     }
 
     /// Forgets APs that left or stopped using SSH, and closes idle

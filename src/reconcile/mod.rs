@@ -25,6 +25,7 @@
 mod breaker;
 mod drivers;
 mod planner;
+mod prewarm;
 mod worker;
 
 use std::time::Duration;

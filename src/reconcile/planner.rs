@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::prewarm::Prewarm;
 use super::worker::{ApWorker, Signals};
 use super::{Drivers, MAX_SLEEP};
 use crate::config::{ApId, ClassroomId, Config};
@@ -40,6 +41,7 @@ pub struct Reconciler {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     last: HashMap<ClassroomId, Desired>,
+    prewarm: Prewarm,
     watchdog: Option<Duration>,
 }
 
@@ -64,6 +66,7 @@ impl Reconciler {
             tracker,
             shutdown,
             last: HashMap::new(),
+            prewarm: Prewarm::default(),
             watchdog: None,
         }
     }
@@ -142,6 +145,17 @@ impl Reconciler {
         for (classroom, d) in selected.into_iter().zip(desired) {
             if let Some(n) = d.next_change {
                 wake_at = wake_at.min(n.at);
+            }
+            match self.prewarm.check(&self.core, config, classroom, &d, now) {
+                Ok(Some(request)) => {
+                    for ap in request.aps {
+                        if let Some(w) = self.workers.get(ap) {
+                            w.signals.prewarm(request.at);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(start) => wake_at = wake_at.min(start),
             }
             let previous = self.last.get(&classroom.id);
             if previous.is_some_and(|p| p.wifi == d.wifi) {
@@ -254,6 +268,7 @@ impl Reconciler {
 
     /// Spawns workers for new APs and stops those of removed ones.
     fn sync_workers(&mut self, config: &Config) {
+        self.prewarm.configure(config);
         self.workers.retain(|id, w| {
             let keep = config.access_point(id.as_str()).is_some();
             if !keep {

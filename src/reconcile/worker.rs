@@ -3,9 +3,11 @@
 //! AP that keeps failing is only probed, apart from the others (see
 //! [`super::breaker`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +19,10 @@ use crate::core::Core;
 use crate::policy::Wifi;
 use crate::store::{AuditRecord, Batch};
 
+/// How long past its change a prewarmed connection is kept when the
+/// change does not come (a reload, an override in between).
+const PREWARM_MARGIN: Duration = Duration::from_secs(60);
+
 /// What the planner passes on to a worker from its device's own reports.
 #[derive(Debug, Default)]
 pub(super) struct Signals {
@@ -25,6 +31,21 @@ pub(super) struct Signals {
     /// The device said it went offline (an MQTT last will) and has said
     /// nothing since.
     pub(super) offline: AtomicBool,
+    /// A scheduled change will switch the AP at this instant: get ready.
+    prewarm: std::sync::Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Signals {
+    /// Asks the worker to get ready for a change at `at` (see
+    /// [`super::prewarm`]).
+    pub(super) fn prewarm(&self, at: DateTime<Utc>) {
+        *self.prewarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
+        self.poke.notify_one();
+    }
+
+    fn take_prewarm(&self) -> Option<DateTime<Utc>> {
+        self.prewarm.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
 }
 
 /// One AP's worker; see the module docs.
@@ -62,6 +83,11 @@ impl ApWorker {
         loop {
             if self.cancel.is_cancelled() {
                 return;
+            }
+            if let Some(at) = self.signals.take_prewarm()
+                && !breaker.is_open()
+            {
+                self.prewarm(at, &mut verified).await;
             }
             let target = *self.desired.borrow_and_update();
             let Some(target) = target else {
@@ -138,6 +164,37 @@ impl ApWorker {
             r = self.desired.changed() => if r.is_ok() { Wake::Changed } else { Wake::Stop },
             _ = self.signals.poke.notified() => Wake::Changed,
             _ = deadline => Wake::Resync,
+        }
+    }
+
+    /// Gets the AP ready for the change at `at`, with a permit of
+    /// `max_parallel`: the driver keeps what it opens until the change has
+    /// been applied (or a minute past `at`, if it does not come).
+    async fn prewarm(&mut self, at: DateTime<Utc>, verified: &mut bool) {
+        let permit = tokio::select! {
+            p = self.permits.clone().acquire_owned() => p,
+            _ = self.cancel.cancelled() => return,
+        };
+        let config = self.core.config();
+        let Some(ap) = config.access_point(self.id.as_str()) else {
+            return;
+        };
+        let Some(driver) = self.drivers.for_ap(ap) else {
+            return;
+        };
+        let keep = (at - self.core.now()).to_std().unwrap_or_default() + PREWARM_MARGIN;
+        let t = std::time::Instant::now();
+        let result = driver.prewarm(ap, keep).await;
+        drop(permit);
+        self.account(ap, "prewarm", t, &result);
+        match result {
+            Ok(Some(o)) => {
+                *verified = true;
+                self.core.record_observation(ap, Ok(o));
+            }
+            Ok(None) => {}
+            // The change will run cold and handle the AP's failure as usual.
+            Err(e) => tracing::debug!(ap = %ap.id, error = %e, "prewarm failed"),
         }
     }
 

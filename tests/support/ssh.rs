@@ -352,6 +352,7 @@ pub fn ssh_ap(fake: &dyn SshFake) -> SshAp {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(10),
         reuse: Duration::from_secs(60),
+        prewarm: Duration::from_secs(20),
     }
 }
 

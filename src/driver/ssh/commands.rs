@@ -57,6 +57,13 @@ pub(super) const OPENWRT_OBSERVE: &str = concat!(
     "exit 0"
 );
 
+/// Reads the running state of every radio, without the stations: the
+/// read-back after a switch. Counting stations there costs an `iw` per
+/// interface that is up, so switching on paid for it and switching off did
+/// not (50 APs over sshd: 2.44 s on, 1.68 s off); right after a switch
+/// the count says nothing anyway, clients have not come back yet.
+pub(super) const OPENWRT_STATE: &str = "ubus call network.wireless status";
+
 /// Quotes one shell word.
 ///
 /// # Errors
