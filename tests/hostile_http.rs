@@ -215,3 +215,90 @@ async fn a_wrong_type_in_the_body_is_bad_body() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "bad_json", "{v}");
 }
+
+/// Reads an event stream until `done` holds for what was read, the stream
+/// ends (`true`), or `limit` passes (`false`).
+async fn read_events(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+    limit: std::time::Duration,
+    done: impl Fn(&str) -> bool,
+) -> bool {
+    use futures_util::StreamExt;
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(b)) => buf.push_str(&String::from_utf8_lossy(&b)),
+                _ => return true,
+            }
+            if done(buf) {
+                return false;
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Issue 12, item 6: after a reload that removes teacher1 and moves
+/// teacher2 from c2 to c1, teacher1's open event stream ends without
+/// delivering anything more, and teacher2's shows c1 and no longer c2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_ends_the_streams_of_removed_users_and_rescopes_the_others() {
+    let d = daemon().await;
+    let open = |token: &'static str| {
+        let r = d.http.get(d.url("/api/v1/events")).bearer_auth(token).send();
+        async move {
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes_stream()
+        }
+    };
+    let mut s1 = open(TEACHER).await;
+    let mut s2 = open(TEACHER2).await;
+    let (mut b1, mut b2) = (String::new(), String::new());
+    let snapshot = std::time::Duration::from_secs(5);
+    read_events(&mut s1, &mut b1, snapshot, |b| b.contains("\"id\":\"c1\"")).await;
+    read_events(&mut s2, &mut b2, snapshot, |b| b.contains("\"id\":\"c2\"")).await;
+    b2.clear();
+
+    let reloaded = CONFIG
+        .replace(
+            "  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }\n",
+            "",
+        )
+        .replace("classrooms: [c2], token: teacher2", "classrooms: [c1], token: teacher2");
+    assert_ne!(reloaded, CONFIG);
+    d.core
+        .replace_config(std::sync::Arc::new(load_config(&reloaded, d.dir.path())));
+    for (classroom, reason) in [("c2", "secret-c2-reason"), ("c1", "visible-c1-reason")] {
+        let (status, body) = d
+            .send(
+                Method::PUT,
+                ADMIN,
+                &format!("/api/v1/classrooms/{classroom}/override"),
+                json!({"wifi": "off", "reason": reason}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let ended = read_events(&mut s1, &mut b1, std::time::Duration::from_secs(10), |_| false).await;
+    assert!(ended, "the removed user's stream is still open");
+    assert!(
+        !b1.contains("visible-c1-reason"),
+        "the removed user still got events: {b1}"
+    );
+
+    read_events(&mut s2, &mut b2, std::time::Duration::from_secs(10), |b| {
+        b.contains("visible-c1-reason")
+    })
+    .await;
+    assert!(
+        b2.contains("visible-c1-reason"),
+        "the re-scoped user does not see c1: {b2}"
+    );
+    assert!(
+        !b2.contains("secret-c2-reason"),
+        "the re-scoped user still sees c2: {b2}"
+    );
+}
