@@ -23,7 +23,12 @@ schools:
     classrooms:
       - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }
       - { id: c2, access_points: [ { id: c2-ap1, sim: {} } ] }
+  - id: s2
+    schedule: open
+    classrooms:
+      - { id: c3, access_points: [ { id: c3-ap1, sim: {} } ] }
 users:
+  - { name: admin-s2, role: admin, schools: [s2], token: admin-s2-token-1 }
   - { name: admin, role: admin, token: admin-token-123 }
   - { name: viewer, role: viewer, token: viewer-token-123 }
   - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
@@ -37,6 +42,7 @@ const ADMIN: &str = "admin-token-123";
 const VIEWER: &str = "viewer-token-123";
 const TEACHER: &str = "teacher-token-123";
 const TEACHER2: &str = "teacher2-token-12";
+const ADMIN_S2: &str = "admin-s2-token-1";
 
 async fn daemon() -> TestDaemon {
     TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")).await
@@ -301,4 +307,99 @@ async fn a_reload_ends_the_streams_of_removed_users_and_rescopes_the_others() {
         !b2.contains("secret-c2-reason"),
         "the re-scoped user still sees c2: {b2}"
     );
+}
+
+/// Issue 12, item 8: an admin limited to school s2 asking for the whole
+/// city is refused without the refusal naming any classroom of s1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_never_names_a_classroom_outside_the_scope() {
+    let d = daemon().await;
+    let (status, v) = d
+        .send(
+            Method::POST,
+            ADMIN_S2,
+            "/api/v1/overrides",
+            json!({"scope": {"all": true}, "wifi": "off", "reason": "exam"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let text = v.to_string();
+    for hidden in ["c1", "c2", "s1"] {
+        assert!(!text.contains(hidden), "the refusal names {hidden}: {text}");
+    }
+    // Its own school is fine.
+    let (status, v) = d
+        .send(
+            Method::POST,
+            ADMIN_S2,
+            "/api/v1/overrides",
+            json!({"scope": {"school": "s2"}, "wifi": "off", "reason": "exam"}),
+        )
+        .await;
+    assert_eq!((status, v["count"].as_u64()), (200, Some(1)), "{v}");
+}
+
+/// Issue 12, item 9: `until` is at most `limits.override_max_days` (400)
+/// ahead, and a leap second is echoed as plain RFC 3339 (the next second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_until_is_bounded_and_echoed_as_rfc_3339() {
+    let d = daemon().await;
+    let put = |until: &str| {
+        d.send(
+            Method::PUT,
+            ADMIN,
+            "/api/v1/classrooms/c1/override",
+            json!({"wifi": "off", "until": until, "reason": "exam"}),
+        )
+    };
+    for far in ["9999-12-31T23:59:59Z", "2028-02-01T00:00:00Z"] {
+        let (status, v) = put(far).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (422, Some("unprocessable")),
+            "{far}: {v}"
+        );
+        assert!(v["message"].as_str().unwrap().contains("400 days"), "{v}");
+    }
+    let (status, v) = put("2026-12-01T10:00:60Z").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["override"]["until"], "2026-12-01T11:01:00+01:00", "{v}");
+    let (status, v) = put("2027-06-01T12:00:00+02:00").await;
+    assert_eq!(status, 200, "{v}");
+}
+
+/// Issue 12, item 10: a reason must have a visible character and no
+/// control character.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invisible_or_control_character_reasons_are_refused() {
+    let d = daemon().await;
+    for reason in [
+        "\u{200B}".repeat(500),
+        "\u{FEFF} \u{2060}".into(),
+        "two\nlines".into(),
+        "rtl\u{202E}txt".into(),
+    ] {
+        let (status, v) = d
+            .send(
+                Method::PUT,
+                ADMIN,
+                "/api/v1/classrooms/c1/override",
+                json!({"wifi": "off", "reason": reason}),
+            )
+            .await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (422, Some("unprocessable")),
+            "{reason:?}: {v}"
+        );
+    }
+    let (status, v) = d
+        .send(
+            Method::POST,
+            ADMIN,
+            "/api/v1/overrides",
+            json!({"scope": {"all": true}, "wifi": "off", "reason": "\u{200B}\u{200C}"}),
+        )
+        .await;
+    assert_eq!(status, 422, "bulk too: {v}");
 }
