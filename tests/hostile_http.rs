@@ -403,3 +403,33 @@ async fn invisible_or_control_character_reasons_are_refused() {
         .await;
     assert_eq!(status, 422, "bulk too: {v}");
 }
+
+/// Issue 12, item 4: a token alternating on and off 20 times as fast as it
+/// can does not flap the access point: with the default
+/// `reconciler.min_switch_interval_seconds` (2), the driver switches it at
+/// most once per 2 s, and ends in the state asked last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_requests_do_not_flap_the_access_point() {
+    let config = CONFIG.replace("writes_per_minute: 5", "writes_per_minute: 1000");
+    let d = TestDaemon::start(&config, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
+    d.wait_sim("c1-ap1", borne::policy::Wifi::Off).await;
+    let before = d.sim.applied("c1-ap1");
+    let start = std::time::Instant::now();
+    for i in 0..20 {
+        let wifi = if i % 2 == 0 { "on" } else { "off" };
+        let (status, v) = d.wifi(TEACHER, "c1", json!({"wifi": wifi})).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    // The last request asked for off: wait until the AP has settled there
+    // and the interval that followed the last switch has passed.
+    d.wait_sim("c1-ap1", borne::policy::Wifi::Off).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let switches = d.sim.applied("c1-ap1") - before;
+    let allowed = 1 + start.elapsed().as_secs() / 2;
+    assert!(
+        switches <= allowed,
+        "{switches} switches in {:?} (at most {allowed} allowed)",
+        start.elapsed()
+    );
+    assert_eq!(d.sim.state("c1-ap1"), Some(borne::policy::Wifi::Off));
+}
