@@ -126,6 +126,17 @@ impl SqliteStore {
             )));
         }
         Self::migrate(&write).map_err(open_err)?;
+        // A file system found read-only must stop the start here, naming
+        // the file, not at the first request. Taking the write lock is not
+        // enough (WAL locks live in the -shm file, which a read-only mount
+        // still maps): write a page for real, in a transaction that leaves
+        // nothing behind.
+        write
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE write_probe (x); DROP TABLE write_probe; COMMIT;")
+            .map_err(|e| {
+                let _ = write.execute_batch("ROLLBACK");
+                open_err(format!("{e} (is the state directory writable?)"))
+            })?;
         let read = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
