@@ -60,7 +60,7 @@ impl Core {
             }
             batch
                 .audit
-                .push(session_end_record(now, c, classroom.timezone, s, reason, why, None));
+                .push(session_end_record(now, c, classroom.timezone, s, reason, why));
             batch.sessions.push((c.clone(), None));
             touched.push(c.clone());
             false

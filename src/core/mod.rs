@@ -115,7 +115,6 @@ impl Core {
                         &s,
                         SessionEnd::Reload,
                         &why,
-                        None,
                     ));
                     ended.sessions.push((c, None));
                 }

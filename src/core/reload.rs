@@ -42,15 +42,9 @@ impl Core {
                     }
                     Some(_) => return true,
                 };
-                batch.audit.push(session_end_record(
-                    now,
-                    c,
-                    before.timezone,
-                    s,
-                    SessionEnd::Reload,
-                    &why,
-                    None,
-                ));
+                batch
+                    .audit
+                    .push(session_end_record(now, c, before.timezone, s, SessionEnd::Reload, &why));
                 batch.sessions.push((c.clone(), None));
                 touched.push(c.clone());
                 false

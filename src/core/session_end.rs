@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::Actor;
 use crate::config::ClassroomId;
 use crate::policy::Session;
 use crate::store::AuditRecord;
@@ -46,8 +45,9 @@ impl SessionEnd {
 }
 
 /// The `session.end` audit row of `session` in `classroom`, ended at `at`
-/// for `reason`; `why` is the sentence after the reason. `by` is the user
-/// whose request ended it, if one did (otherwise borne itself).
+/// for `reason`; `why` is the sentence after the reason. The actor is
+/// borne itself: the request that ended a session has its own row, and a
+/// user's rows stay the requests they made.
 pub fn session_end_record(
     at: DateTime<Utc>,
     classroom: &ClassroomId,
@@ -55,13 +55,12 @@ pub fn session_end_record(
     session: &Session,
     reason: SessionEnd,
     why: &str,
-    by: Option<&Actor<'_>>,
 ) -> AuditRecord {
     let until = session.until.with_timezone(&tz).format("%Y-%m-%d %H:%M");
     AuditRecord {
         at,
-        actor: by.map_or_else(|| "borne".to_owned(), |a| a.user.name.clone()),
-        role: by.map(|a| a.user.role.as_str().to_owned()),
+        actor: "borne".to_owned(),
+        role: None,
         classroom: Some(classroom.to_string()),
         access_point: None,
         action: "session.end".into(),
@@ -72,6 +71,6 @@ pub fn session_end_record(
             session.by
         ),
         result: "ok".into(),
-        source: by.and_then(|a| a.source.clone()),
+        source: None,
     }
 }

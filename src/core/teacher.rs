@@ -90,7 +90,6 @@ impl Core {
                 s,
                 SessionEnd::Teacher,
                 &why,
-                Some(actor),
             ));
         }
         if let Ok(change) = &decision {
@@ -277,9 +276,6 @@ mod tests {
             .into_iter()
             .find(|e| e.record.action == "session.end")
             .unwrap();
-        assert_eq!(
-            (row.record.actor.as_str(), row.record.result.as_str()),
-            ("teacher1", "ok")
-        );
+        assert_eq!((row.record.actor.as_str(), row.record.result.as_str()), ("borne", "ok"));
     }
 }
