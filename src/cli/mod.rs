@@ -8,6 +8,6 @@ mod report;
 mod token;
 
 pub use check::{summary, warnings};
-pub use plan::{plan_at, plan_interval};
+pub use plan::{PlanOptions, plan_at, plan_interval};
 pub use report::{render as render_report, report_rows};
 pub use token::{new_token, token_entry, token_sha256};
