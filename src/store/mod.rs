@@ -150,6 +150,8 @@ pub struct Batch {
     pub observed: Vec<(ApId, ObservedRecord)>,
     /// Audit lines.
     pub audit: Vec<AuditRecord>,
+    /// Token last uses: hex SHA-256 and when (a later time wins).
+    pub token_use: Vec<(String, DateTime<Utc>)>,
 }
 
 impl Batch {
@@ -162,7 +164,11 @@ impl Batch {
     }
 
     fn is_empty(&self) -> bool {
-        self.sessions.is_empty() && self.overrides.is_empty() && self.observed.is_empty() && self.audit.is_empty()
+        self.sessions.is_empty()
+            && self.overrides.is_empty()
+            && self.observed.is_empty()
+            && self.audit.is_empty()
+            && self.token_use.is_empty()
     }
 }
 
@@ -191,6 +197,12 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Nothing was written.
     fn commit(&self, batches: &[&Batch]) -> Result<(), StoreError>;
+
+    /// When each token (hex SHA-256) was last used.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 
     /// Audit lines, newest first.
     ///
@@ -283,6 +295,17 @@ impl Writer {
     pub async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.audit(&query))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// Reads token last uses on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.token_uses())
             .await
             .map_err(|e| StoreError::Io(e.to_string()))?
     }
