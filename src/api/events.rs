@@ -9,7 +9,8 @@
 //! A stream outlives the configuration it was opened under: at each
 //! announcement (a reload announces every classroom) and every few seconds,
 //! it looks its token up again in the configuration in force. A token no
-//! longer there (user removed, token replaced) ends the stream; otherwise
+//! longer there (user removed, token replaced) or past its `expires` day
+//! ends the stream; otherwise
 //! the user as now configured (its role and scope) decides what the stream
 //! shows from then on (issue 12).
 
@@ -49,18 +50,21 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    /// Follows a reload: `false` when the token is gone.
+    /// Follows a reload: `false` when the token is gone or has expired.
     fn refresh(&mut self, core: &Core) -> bool {
         let config = core.config();
-        if Arc::ptr_eq(&config, &self.config) {
-            return true;
+        if !Arc::ptr_eq(&config, &self.config) {
+            let Some(user) = config.users.iter().find(|u| u.token_sha256 == self.user.token_sha256) else {
+                tracing::info!(user = %self.user.name, "event stream closed: its token is no longer configured");
+                return false;
+            };
+            self.user = user.clone();
+            self.config = config;
         }
-        let Some(user) = config.users.iter().find(|u| u.token_sha256 == self.user.token_sha256) else {
-            tracing::info!(user = %self.user.name, "event stream closed: its token is no longer configured");
+        if self.user.expired(core.now(), self.config.timezone) {
+            tracing::info!(user = %self.user.name, "event stream closed: its token has expired");
             return false;
-        };
-        self.user = user.clone();
-        self.config = config;
+        }
         true
     }
 }
