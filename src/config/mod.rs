@@ -8,6 +8,7 @@
 //! never re-check.
 
 pub mod changes;
+mod limits;
 pub mod raw;
 mod validate;
 
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 use crate::schedule::Schedule;
 
+pub use limits::Limits;
 pub use validate::{from_str, load};
 
 /// Default location of the configuration file.
@@ -116,6 +118,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connection handling, rate limits and input bounds of the HTTP side.
+    pub limits: Limits,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }

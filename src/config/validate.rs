@@ -372,6 +372,11 @@ impl Validator {
             }
         }
 
+        let (limits, limit_errors) = super::limits::validate(&raw.limits);
+        for (key, message) in limit_errors {
+            self.error(key, message);
+        }
+
         let classroom_index = classrooms.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let ap_index = access_points
             .iter()
@@ -397,6 +402,7 @@ impl Validator {
             audit_retention_days,
             metrics_public: raw.metrics_public,
             trusted_proxies,
+            limits,
             classroom_index,
             ap_index,
         })
