@@ -78,7 +78,8 @@ impl Calendar {
     }
 
     /// Each closed day in `from..=to` with the origins that close it, in
-    /// date order (a day closed by two sources lists both).
+    /// date order (a day closed by several sources lists them all: ICS
+    /// events, then public holidays, then local dates).
     pub fn closed_between(&self, from: NaiveDate, to: NaiveDate) -> BTreeMap<NaiveDate, Vec<&Origin>> {
         let mut out: BTreeMap<NaiveDate, Vec<&Origin>> = BTreeMap::new();
         for d in &self.days {
@@ -91,6 +92,9 @@ impl Calendar {
                 }
             }
         }
+        for origins in out.values_mut() {
+            origins.sort();
+        }
         out
     }
 }
@@ -101,7 +105,10 @@ mod tests {
     use super::*;
 
     fn closed(s: &str, origin: Origin) -> ClosedDays {
-        ClosedDays { range: range(s), origin }
+        ClosedDays {
+            range: range(s),
+            origin,
+        }
     }
 
     #[test]
@@ -112,7 +119,10 @@ mod tests {
             closed("2030-12-25", Origin::PublicHoliday("Noël")),
         ]);
         assert_eq!(c.coverage_end(), Some(day("2027-05-07")));
-        assert_eq!(Calendar::new(vec![closed("2030-12-25", Origin::PublicHoliday("Noël"))]).coverage_end(), None);
+        assert_eq!(
+            Calendar::new(vec![closed("2030-12-25", Origin::PublicHoliday("Noël"))]).coverage_end(),
+            None
+        );
     }
 
     #[test]
@@ -126,6 +136,11 @@ mod tests {
         assert_eq!(
             days[&day("2026-12-25")],
             [&Origin::Ics("Vacances de Noël".into()), &Origin::PublicHoliday("Noël")]
+        );
+        let reversed = Calendar::new(c.days().iter().rev().cloned().collect());
+        assert_eq!(
+            reversed.closed_between(day("2026-12-25"), day("2026-12-25")),
+            c.closed_between(day("2026-12-25"), day("2026-12-25"))
         );
         assert_eq!(days[&day("2026-12-24")].len(), 1);
         assert!(c.closed_between(day("2027-01-04"), day("2027-01-10")).is_empty());

@@ -157,7 +157,10 @@ fn starts_classes(summary: &str) -> bool {
 }
 
 fn is_rentree_des_eleves(summary: &str) -> bool {
-    summary.trim_start().to_lowercase().starts_with("rentrée scolaire des élèves")
+    summary
+        .trim_start()
+        .to_lowercase()
+        .starts_with("rentrée scolaire des élèves")
 }
 
 fn event(c: &Component<'_>, tz: Tz) -> Result<Option<Event>, String> {
@@ -165,8 +168,7 @@ fn event(c: &Component<'_>, tz: Tz) -> Result<Option<Event>, String> {
         .find_prop("SUMMARY")
         .map(|p| p.val.clone().unescape_text().as_str().trim().to_owned())
         .unwrap_or_else(|| "(no summary)".to_owned());
-    if c
-        .find_prop("STATUS")
+    if c.find_prop("STATUS")
         .is_some_and(|p| p.val.as_str().eq_ignore_ascii_case("CANCELLED"))
     {
         return Ok(None);
@@ -322,15 +324,23 @@ mod tests {
 
     #[test]
     fn an_all_day_holiday_closes_the_days_between_after_class_and_the_morning_it_ends() {
-        let text = cal(&["DTSTART;VALUE=DATE:20261017\nDTEND;VALUE=DATE:20261102\nSUMMARY:Vacances de la Toussaint - Zone A"]);
+        let text =
+            cal(&["DTSTART;VALUE=DATE:20261017\nDTEND;VALUE=DATE:20261102\nSUMMARY:Vacances de la Toussaint - Zone A"]);
         // Saturday 17 October is still a school day, Monday 2 November too.
-        assert_eq!(closed(&text), one("2026-10-18..2026-11-01", "Vacances de la Toussaint - Zone A"));
+        assert_eq!(
+            closed(&text),
+            one("2026-10-18..2026-11-01", "Vacances de la Toussaint - Zone A")
+        );
     }
 
     #[test]
     fn the_ascension_bridge_is_read_the_same_way() {
-        let text = cal(&["DTSTART;VALUE=DATE:20270505\nDTEND;VALUE=DATE:20270510\nSUMMARY:Pont de l'Ascension - Zone A"]);
-        assert_eq!(closed(&text), one("2027-05-06..2027-05-09", "Pont de l'Ascension - Zone A"));
+        let text =
+            cal(&["DTSTART;VALUE=DATE:20270505\nDTEND;VALUE=DATE:20270510\nSUMMARY:Pont de l'Ascension - Zone A"]);
+        assert_eq!(
+            closed(&text),
+            one("2027-05-06..2027-05-09", "Pont de l'Ascension - Zone A")
+        );
     }
 
     #[test]
@@ -343,8 +353,14 @@ mod tests {
         assert_eq!(
             closed(&text),
             [
-                ("2026-07-05..2026-08-31".to_owned(), "ics: Vacances d'Été - Zone A".to_owned()),
-                ("2027-07-04..2027-08-31".to_owned(), "ics: Vacances d'Été - Zone A".to_owned()),
+                (
+                    "2026-07-05..2026-08-31".to_owned(),
+                    "ics: Vacances d'Été - Zone A".to_owned()
+                ),
+                (
+                    "2027-07-04..2027-08-31".to_owned(),
+                    "ics: Vacances d'Été - Zone A".to_owned()
+                ),
             ]
         );
         // A Rentrée on 2 September leaves 1 September closed.
@@ -368,10 +384,18 @@ mod tests {
 
     #[test]
     fn a_one_day_all_day_event_closes_nothing_and_says_so() {
-        let days = parse(&cal(&["DTSTART;VALUE=DATE:20270507\nDTEND;VALUE=DATE:20270508\nSUMMARY:Pont"]), Paris).unwrap();
+        let days = parse(
+            &cal(&["DTSTART;VALUE=DATE:20270507\nDTEND;VALUE=DATE:20270508\nSUMMARY:Pont"]),
+            Paris,
+        )
+        .unwrap();
         assert!(days.closed.is_empty());
         assert_eq!(days.warnings.len(), 1);
-        assert!(days.warnings[0].contains("\"Pont\" starting 2027-05-07 closes no day"), "{:?}", days.warnings);
+        assert!(
+            days.warnings[0].contains("\"Pont\" starting 2027-05-07 closes no day"),
+            "{:?}",
+            days.warnings
+        );
     }
 
     #[test]
@@ -421,7 +445,10 @@ mod tests {
         assert!(parse("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART", Paris).is_err());
         for (event, message) in [
             ("SUMMARY:X", "event \"X\" has no DTSTART"),
-            ("DTSTART;VALUE=DATE:20261341\nSUMMARY:X", "event \"X\": DTSTART \"20261341\" is not a date YYYYMMDD"),
+            (
+                "DTSTART;VALUE=DATE:20261341\nSUMMARY:X",
+                "event \"X\": DTSTART \"20261341\" is not a date YYYYMMDD",
+            ),
             (
                 "DTSTART;TZID=Mars/Olympus:20261017T120000\nSUMMARY:X",
                 "event \"X\": DTSTART has an unknown TZID \"Mars/Olympus\"; use an IANA name such as Europe/Paris",
@@ -430,7 +457,10 @@ mod tests {
                 "DTSTART;VALUE=DATE:20261017\nDTEND;VALUE=DATE:20261001\nSUMMARY:X",
                 "event \"X\" ends (2026-10-01) before it starts (2026-10-17)",
             ),
-            ("DTSTART;VALUE=DATE:20261017\nDURATION:soon\nSUMMARY:X", "event \"X\": DURATION \"soon\" is not understood"),
+            (
+                "DTSTART;VALUE=DATE:20261017\nDURATION:soon\nSUMMARY:X",
+                "event \"X\": DURATION \"soon\" is not understood",
+            ),
         ] {
             assert_eq!(parse(&cal(&[event]), Paris).unwrap_err(), message, "{event}");
         }

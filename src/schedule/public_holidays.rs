@@ -135,7 +135,11 @@ mod tests {
             assert_eq!(easter_sunday(year), Some(day(easter)), "{year}");
             let h = Region::Fr.holidays(year);
             assert_eq!(h.len(), 11, "{year}");
-            for (date, name) in [(monday, "Lundi de Pâques"), (ascension, "Ascension"), (whit, "Lundi de Pentecôte")] {
+            for (date, name) in [
+                (monday, "Lundi de Pâques"),
+                (ascension, "Ascension"),
+                (whit, "Lundi de Pentecôte"),
+            ] {
                 assert!(h.contains(&(day(date), name)), "{year} {name} {date}: {h:?}");
             }
             for fixed in ["01-01", "05-01", "05-08", "07-14", "08-15", "11-01", "11-11", "12-25"] {
@@ -158,7 +162,10 @@ mod tests {
     fn easter_is_always_between_22_march_and_25_april() {
         for year in YEARS {
             let e = easter_sunday(year).unwrap();
-            assert!(e >= day(&format!("{year}-03-22")) && e <= day(&format!("{year}-04-25")), "{e}");
+            assert!(
+                e >= day(&format!("{year}-03-22")) && e <= day(&format!("{year}-04-25")),
+                "{e}"
+            );
             assert_eq!(chrono::Datelike::weekday(&e), chrono::Weekday::Sun, "{e}");
         }
     }
