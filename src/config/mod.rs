@@ -9,9 +9,11 @@
 
 pub mod calendars;
 pub mod changes;
+mod include;
 mod limits;
 pub mod raw;
 mod validate;
+mod yaml;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
