@@ -384,6 +384,7 @@ pub fn access_point(id: &str, ssh: SshAp) -> AccessPoint {
         classroom: "room".into(),
         school: "school".into(),
         driver: DriverConfig::Ssh(ssh),
+        lease: None,
     }
 }
 
