@@ -1,0 +1,11 @@
+//! The offline commands, one file each: `check`, `plan` and `token`. Each one
+//! is a function from its arguments to the text it prints, so tests call them
+//! without spawning the binary.
+
+mod check;
+mod plan;
+mod token;
+
+pub use check::{summary, warnings};
+pub use plan::{plan_at, plan_interval};
+pub use token::{new_token, token_entry, token_sha256};

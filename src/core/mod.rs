@@ -1,0 +1,228 @@
+//! The core: the one place that holds the configuration in force, the
+//! runtime inputs (teacher sessions, IT overrides) and what the access points
+//! were last seen doing, and the only code that changes them.
+//!
+//! The API calls [`Core`]'s methods (it never touches a driver); each method
+//! decides with the [`policy`], writes the change to the store, and only then
+//! changes memory, wakes the reconciler and announces the change on the
+//! event channel (SSE). The reconciler reads desired states from here and
+//! writes back what drivers observe.
+//!
+//! Locking rule: `state` is a `std` mutex held for short, non-async
+//! sections only. A request's read-decide-write-apply sequence is serialized
+//! per classroom by an async lock in `classroom_locks`, so concurrent
+//! requests on different classrooms still share one group commit.
+//!
+//! Layout: this file holds [`Core`] itself, its runtime state and the
+//! wake-ups it gives the reconciler. The write path is one file per kind of
+//! change: [`teacher`] (requests), [`overrides`] (IT, one classroom or many),
+//! [`reload`] (a new configuration), [`expiry`] (time ending inputs), and
+//! [`observed`] (what drivers report). The read path is [`desired`] (the
+//! policy over the inputs) and [`views`] (statuses, summaries, metrics).
+//! [`actor`] and [`error`] are what requests share.
+
+mod actor;
+mod clock;
+mod desired;
+mod error;
+mod expiry;
+#[cfg(test)]
+mod fixture;
+mod observed;
+mod overrides;
+mod reload;
+mod teacher;
+mod views;
+
+pub use actor::Actor;
+pub use clock::{Clock, SystemClock};
+pub use error::{RequestError, refusal_code};
+pub use observed::ApState;
+pub use overrides::{OverrideRequest, Scope};
+pub use views::{ApView, ChangeView, OverrideView, SessionLimits, SessionView, Status, Summary};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, broadcast};
+
+use crate::config::{ApId, ClassroomId, Config};
+use crate::metrics::Metrics;
+use crate::policy::{Override, Session};
+use crate::store::{Snapshot, Writer};
+
+#[derive(Debug, Default)]
+struct Runtime {
+    sessions: HashMap<ClassroomId, Session>,
+    overrides: HashMap<ClassroomId, Override>,
+    aps: HashMap<ApId, ApState>,
+}
+
+/// A change the event stream announces: something about this classroom
+/// may look different now.
+pub type Event = ClassroomId;
+
+/// The shared core; see the module docs.
+pub struct Core {
+    config: RwLock<Arc<Config>>,
+    state: Mutex<Runtime>,
+    /// Serializes read-decide-write per classroom; rebuilt on reload.
+    classroom_locks: RwLock<HashMap<ClassroomId, Arc<tokio::sync::Mutex<()>>>>,
+    writer: Writer,
+    clock: Arc<dyn Clock>,
+    /// The latest "now" handed out: time used for decisions never goes
+    /// backwards, so a wall clock stepped back does not replay transitions.
+    high_water: Mutex<DateTime<Utc>>,
+    events: broadcast::Sender<Event>,
+    /// Wakes the reconciler's planner; held by the reconciler's loop.
+    pub(crate) wake: Notify,
+    /// Classrooms whose inputs changed since the planner last looked.
+    dirty: Mutex<std::collections::HashSet<ClassroomId>>,
+    /// The planner must look at every classroom.
+    full_pass: std::sync::atomic::AtomicBool,
+    /// Metrics registry and instruments.
+    pub metrics: Metrics,
+}
+
+impl Core {
+    /// Builds the core from a configuration and what the store held.
+    pub fn new(config: Arc<Config>, snapshot: Snapshot, writer: Writer, clock: Arc<dyn Clock>) -> Arc<Core> {
+        let now = clock.now();
+        let mut runtime = Runtime::default();
+        // Expired or orphaned entries are not resurrected.
+        for (c, s) in snapshot.sessions {
+            if config.classroom(c.as_str()).is_some() && s.until > now {
+                runtime.sessions.insert(c, s);
+            }
+        }
+        for (c, o) in snapshot.overrides {
+            if config.classroom(c.as_str()).is_some() && o.until.is_none_or(|u| u > now) {
+                runtime.overrides.insert(c, o);
+            }
+        }
+        for (ap, observed) in snapshot.observed {
+            if config.access_point(ap.as_str()).is_some() {
+                runtime.aps.insert(
+                    ap,
+                    ApState {
+                        observed,
+                        consecutive_failures: 0,
+                    },
+                );
+            }
+        }
+        for ap in &config.access_points {
+            runtime
+                .aps
+                .entry(ap.id.clone())
+                .or_insert_with(|| ApState::unknown(now));
+        }
+        let (events, _) = broadcast::channel(4096);
+        let metrics = Metrics::new();
+        let core = Arc::new(Core {
+            classroom_locks: RwLock::new(HashMap::new()),
+            config: RwLock::new(config.clone()),
+            state: Mutex::new(runtime),
+            writer,
+            clock,
+            high_water: Mutex::new(now),
+            events,
+            wake: Notify::new(),
+            dirty: Mutex::new(Default::default()),
+            full_pass: std::sync::atomic::AtomicBool::new(true),
+            metrics,
+        });
+        core.rebuild_locks(&config);
+        core
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, Runtime> {
+        // Critical sections below never panic midway through an update; a
+        // poisoned lock would only come from a bug elsewhere in the thread.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rebuild_locks(&self, config: &Config) {
+        let mut locks = self.classroom_locks.write().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::take(&mut *locks);
+        for c in &config.classrooms {
+            let lock = old.get(&c.id).cloned().unwrap_or_default();
+            locks.insert(c.id.clone(), lock);
+        }
+    }
+
+    async fn lock_classrooms(&self, ids: &[ClassroomId]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut sorted: Vec<&ClassroomId> = ids.iter().collect();
+        sorted.sort();
+        let locks: Vec<_> = {
+            let map = self.classroom_locks.read().unwrap_or_else(|e| e.into_inner());
+            sorted.into_iter().filter_map(|id| map.get(id).cloned()).collect()
+        };
+        // Always in id order, so two bulk requests cannot deadlock.
+        let mut guards = Vec::with_capacity(locks.len());
+        for l in locks {
+            guards.push(l.lock_owned().await);
+        }
+        guards
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Now, never earlier than a "now" already handed out.
+    pub fn now(&self) -> DateTime<Utc> {
+        let t = self.clock.now();
+        let mut hw = self.high_water.lock().unwrap_or_else(|e| e.into_inner());
+        if t > *hw {
+            *hw = t;
+        }
+        *hw
+    }
+
+    /// The store writer.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Subscribes to change announcements.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Announces that a classroom may look different.
+    pub fn announce(&self, classroom: &ClassroomId) {
+        let _ = self.events.send(classroom.clone());
+    }
+
+    /// Wakes the reconciler for a full pass over every classroom (a clock
+    /// moved, a reload).
+    pub fn poke(&self) {
+        self.full_pass.store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Wakes the reconciler for these classrooms only: a request changed
+    /// their inputs. At hundreds of requests a second, re-evaluating the
+    /// whole city for each would be wasted work.
+    pub fn touch(&self, classrooms: &[ClassroomId]) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(classrooms.iter().cloned());
+        self.wake.notify_one();
+    }
+
+    /// Takes what the reconciler must look at: `None` for everything, or
+    /// the classrooms touched since the last call.
+    pub(crate) fn take_dirty(&self) -> Option<Vec<ClassroomId>> {
+        let dirty: Vec<ClassroomId> = self.dirty.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        if self.full_pass.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            None
+        } else {
+            Some(dirty)
+        }
+    }
+}

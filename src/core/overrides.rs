@@ -1,0 +1,318 @@
+//! The write path for IT: overrides on one classroom, a school or the city.
+
+use chrono::{DateTime, Utc};
+
+use super::actor::{audit, visible};
+use super::{Actor, Core, RequestError, Status};
+use crate::config::{ClassroomId, Config, SchoolId};
+use crate::policy::{Override, Wifi};
+use crate::store::Batch;
+
+/// Which classrooms a bulk override covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every classroom of a school.
+    School(SchoolId),
+    /// Every classroom.
+    All,
+}
+
+/// An IT override as asked.
+#[derive(Debug, Clone)]
+pub struct OverrideRequest {
+    /// The forced state.
+    pub wifi: Wifi,
+    /// When it ends (`None`: until cleared).
+    pub until: Option<DateTime<Utc>>,
+    /// Why, shown to teachers.
+    pub reason: String,
+}
+
+impl Core {
+    /// Sets an override on one classroom.
+    ///
+    /// # Errors
+    /// Not visible, not allowed, invalid, or not stored.
+    pub async fn set_override(
+        &self,
+        actor: &Actor<'_>,
+        classroom_id: &str,
+        request: OverrideRequest,
+    ) -> Result<Status, RequestError> {
+        let config = self.config();
+        let classroom = visible(&config, actor.user, classroom_id)?;
+        if !actor.user.can_override(&classroom.id) {
+            return Err(RequestError::Forbidden(format!(
+                "{} ({}) may not override classroom {}",
+                actor.user.name, actor.user.role, classroom.id
+            )));
+        }
+        let now = self.now();
+        check_override(&request, now)?;
+        let ids = vec![classroom.id.clone()];
+        self.apply_overrides(actor, &config, &ids, Some(request), now, "override.set")
+            .await?;
+        Ok(self.status_of(&config, classroom, now))
+    }
+
+    /// Clears one classroom's override.
+    ///
+    /// # Errors
+    /// Not visible, not allowed, or not stored.
+    pub async fn clear_override(&self, actor: &Actor<'_>, classroom_id: &str) -> Result<Status, RequestError> {
+        let config = self.config();
+        let classroom = visible(&config, actor.user, classroom_id)?;
+        if !actor.user.can_override(&classroom.id) {
+            return Err(RequestError::Forbidden(format!(
+                "{} ({}) may not clear overrides of classroom {}",
+                actor.user.name, actor.user.role, classroom.id
+            )));
+        }
+        let now = self.now();
+        let ids = vec![classroom.id.clone()];
+        self.apply_overrides(actor, &config, &ids, None, now, "override.clear")
+            .await?;
+        Ok(self.status_of(&config, classroom, now))
+    }
+
+    /// Sets (or with `None` clears) overrides on a whole school or the whole
+    /// city, atomically: all recorded or none. Returns the classrooms covered.
+    ///
+    /// # Errors
+    /// Unknown school, not allowed on every classroom covered, or not stored.
+    pub async fn bulk_override(
+        &self,
+        actor: &Actor<'_>,
+        scope: &Scope,
+        request: Option<OverrideRequest>,
+    ) -> Result<Vec<ClassroomId>, RequestError> {
+        let config = self.config();
+        let ids: Vec<ClassroomId> = match scope {
+            Scope::School(s) => {
+                let school = config
+                    .school(s.as_str())
+                    .filter(|school| school.classrooms.iter().any(|c| actor.user.can_see(c)))
+                    .ok_or_else(|| RequestError::NotFound(format!("no school \"{s}\" visible to you")))?;
+                school.classrooms.clone()
+            }
+            Scope::All => config.classrooms.iter().map(|c| c.id.clone()).collect(),
+        };
+        if actor.user.role != crate::config::Role::Admin {
+            return Err(RequestError::Forbidden(format!(
+                "{} ({}) may not set overrides",
+                actor.user.name, actor.user.role
+            )));
+        }
+        if let Some(denied) = ids.iter().find(|c| !actor.user.can_override(c)) {
+            return Err(RequestError::Forbidden(format!(
+                "{} may not override classroom {denied}, which this scope covers",
+                actor.user.name
+            )));
+        }
+        let now = self.now();
+        if let Some(r) = &request {
+            check_override(r, now)?;
+        }
+        let action = if request.is_some() {
+            "override.set"
+        } else {
+            "override.clear"
+        };
+        let ids = match request {
+            Some(_) => ids,
+            // Clearing touches only classrooms that have an override.
+            None => {
+                let state = self.lock_state();
+                ids.into_iter().filter(|c| state.overrides.contains_key(c)).collect()
+            }
+        };
+        self.apply_overrides(actor, &config, &ids, request, now, action).await?;
+        Ok(ids)
+    }
+
+    async fn apply_overrides(
+        &self,
+        actor: &Actor<'_>,
+        config: &Config,
+        ids: &[ClassroomId],
+        request: Option<OverrideRequest>,
+        now: DateTime<Utc>,
+        action: &str,
+    ) -> Result<(), RequestError> {
+        let _guards = self.lock_classrooms(ids).await;
+        let value = request.map(|r| Override {
+            wifi: r.wifi,
+            until: r.until,
+            reason: r.reason,
+            by: actor.user.name.clone(),
+            set_at: now,
+        });
+        let detail = match &value {
+            Some(o) => format!(
+                "{} until {}: {}",
+                o.wifi,
+                o.until.map_or_else(|| "cleared".to_owned(), |u| u.to_rfc3339()),
+                o.reason
+            ),
+            None => "cleared".to_owned(),
+        };
+        let mut batch = Batch::default();
+        for id in ids {
+            batch.overrides.push((id.clone(), value.clone()));
+            batch.audit.push(audit(
+                actor,
+                now,
+                Some(id),
+                action,
+                detail.clone(),
+                "accepted".to_owned(),
+            ));
+        }
+        self.writer.commit(batch).await?;
+        {
+            let mut state = self.lock_state();
+            for id in ids {
+                match &value {
+                    Some(o) => {
+                        state.overrides.insert(id.clone(), o.clone());
+                    }
+                    None => {
+                        state.overrides.remove(id);
+                    }
+                }
+            }
+        }
+        let _ = config;
+        for id in ids {
+            self.announce(id);
+        }
+        self.touch(ids);
+        Ok(())
+    }
+}
+
+fn check_override(r: &OverrideRequest, now: DateTime<Utc>) -> Result<(), RequestError> {
+    if r.reason.trim().is_empty() {
+        return Err(RequestError::Invalid(
+            "an override needs a reason (teachers see it)".into(),
+        ));
+    }
+    if r.reason.chars().count() > 500 {
+        return Err(RequestError::Invalid("the reason is longer than 500 characters".into()));
+    }
+    if let Some(u) = r.until
+        && u <= now
+    {
+        return Err(RequestError::Invalid(format!(
+            "until {} is in the past",
+            u.to_rfc3339()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RequestError;
+    use super::super::fixture::{Fixture, actor};
+    use super::{OverrideRequest, Scope};
+    use crate::config::SchoolId;
+    use crate::policy::{Reason, Request, Wifi};
+
+    const MORNING: &str = "2026-12-01T09:00:00Z";
+
+    fn off(reason: &str) -> OverrideRequest {
+        OverrideRequest {
+            wifi: Wifi::Off,
+            until: None,
+            reason: reason.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_override_beats_a_session_and_outlives_a_restart() {
+        let f = Fixture::new(MORNING);
+        let (admin, teacher) = (f.user("admin"), f.user("teacher1"));
+        f.core
+            .teacher_request(&actor(&teacher), "c1", Request::On { minutes: None })
+            .await
+            .unwrap();
+        let status = f
+            .core
+            .set_override(&actor(&admin), "c1", off("incident"))
+            .await
+            .unwrap();
+        assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Override));
+        let again = f.restarted();
+        let o = again.status(&admin, "c1").unwrap().override_.unwrap();
+        assert_eq!(
+            (o.wifi, o.reason.as_str(), o.by.as_str()),
+            (Wifi::Off, "incident", "admin")
+        );
+        let status = f.core.clear_override(&actor(&admin), "c1").await.unwrap();
+        assert!(status.override_.is_none());
+        assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
+        let actions: Vec<String> = f.audit().await.into_iter().map(|e| e.record.action).collect();
+        assert_eq!(actions, ["teacher.on", "override.set", "override.clear"]);
+    }
+
+    #[tokio::test]
+    async fn a_teacher_may_not_override() {
+        let f = Fixture::new(MORNING);
+        let teacher = f.user("teacher1");
+        let err = f
+            .core
+            .set_override(&actor(&teacher), "c1", off("no"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RequestError::Forbidden(_)), "{err:?}");
+        let err = f
+            .core
+            .bulk_override(&actor(&teacher), &Scope::All, Some(off("no")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RequestError::Forbidden(_)), "{err:?}");
+        assert!(f.audit().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_bad_override_is_refused_with_a_reason() {
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        for (request, says) in [
+            (off("  "), "needs a reason"),
+            (off(&"x".repeat(501)), "longer than 500"),
+            (
+                OverrideRequest {
+                    until: Some("2026-12-01T08:59:59Z".parse().unwrap()),
+                    ..off("late")
+                },
+                "in the past",
+            ),
+        ] {
+            let err = f.core.set_override(&actor(&admin), "c1", request).await.unwrap_err();
+            assert!(matches!(&err, RequestError::Invalid(m) if m.contains(says)), "{err:?}");
+        }
+        assert!(f.core.status(&admin, "c1").unwrap().override_.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_school_override_covers_its_classrooms_only() {
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        let ids = f
+            .core
+            .bulk_override(&actor(&admin), &Scope::School(SchoolId::from("s1")), Some(off("exam")))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = ids.iter().map(|c| c.as_str()).collect();
+        assert_eq!(ids, ["c1", "c2"]);
+        let again = f.restarted();
+        assert!(again.status(&admin, "c2").unwrap().override_.is_some());
+        assert!(again.status(&admin, "c3").unwrap().override_.is_none());
+        // Clearing the city touches only classrooms that had one.
+        let cleared = f.core.bulk_override(&actor(&admin), &Scope::All, None).await.unwrap();
+        assert_eq!(cleared.len(), 2);
+        assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
+    }
+}
