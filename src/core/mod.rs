@@ -26,6 +26,7 @@ mod clock;
 mod desired;
 mod error;
 mod expiry;
+mod lease;
 #[cfg(test)]
 mod fixture;
 mod observed;
@@ -108,6 +109,9 @@ impl Core {
                     ApState {
                         observed,
                         consecutive_failures: 0,
+                        // Not stored: after a restart a lease is unknown
+                        // until the next "on" or renewal arms one.
+                        lease_until: None,
                     },
                 );
             }

@@ -184,3 +184,57 @@ impl Driver for SimDriver {
         self.lock().retain(|id, _| config.access_point(id.as_str()).is_some());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ap(lease: Option<Duration>) -> AccessPoint {
+        AccessPoint {
+            id: ApId::from("a"),
+            classroom: "room".into(),
+            school: "school".into(),
+            driver: DriverConfig::Sim(SimAp {
+                latency: Duration::ZERO,
+                fail_rate: 0.0,
+                clients: 3,
+                seed: 1,
+            }),
+            lease,
+        }
+    }
+
+    /// A device switched on with a lease goes off by itself when nobody renews it.
+    #[tokio::test(start_paused = true)]
+    async fn an_on_with_a_lease_ends_by_itself_unless_renewed() {
+        let sim = SimDriver::new();
+        let ap = ap(Some(Duration::from_secs(60)));
+        sim.apply(&ap, Wifi::On).await.unwrap();
+        assert_eq!(sim.lease_remaining("a"), Some(Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(40)).await;
+        sim.renew(&ap).await.unwrap();
+        tokio::time::advance(Duration::from_secs(40)).await;
+        assert_eq!(sim.state("a"), Some(Wifi::On), "renewed at 40 s: still on at 80 s");
+        assert_eq!(sim.leases("a"), 2);
+        tokio::time::advance(Duration::from_secs(21)).await;
+        assert_eq!(sim.state("a"), Some(Wifi::Off));
+        assert_eq!(sim.lease_remaining("a"), None);
+        let seen = sim.observe(&ap).await.unwrap();
+        assert_eq!(seen.wifi, ObservedWifi::Off);
+    }
+
+    /// Renewing an AP that is off does not switch it on; without a lease nothing expires.
+    #[tokio::test(start_paused = true)]
+    async fn renewing_never_switches_on_and_no_lease_never_expires() {
+        let sim = SimDriver::new();
+        let leased = ap(Some(Duration::from_secs(60)));
+        sim.apply(&leased, Wifi::Off).await.unwrap();
+        sim.renew(&leased).await.unwrap();
+        assert_eq!(sim.state("a"), Some(Wifi::Off));
+        assert_eq!(sim.lease_remaining("a"), None);
+        let plain = ap(None);
+        sim.apply(&plain, Wifi::On).await.unwrap();
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        assert_eq!(sim.state("a"), Some(Wifi::On));
+    }
+}
