@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod domain;
 pub mod driver;
 pub mod metrics;
 pub mod policy;

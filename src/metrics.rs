@@ -16,8 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::driver::ObservedWifi;
-use crate::policy::Wifi;
+use crate::domain::{ObservedWifi, Wifi};
 
 /// One access point's state at scrape time. Per-AP series are computed
 /// from the core's state when `/metrics` is read rather than kept in

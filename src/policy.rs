@@ -23,40 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Classroom, TeacherSession};
 use crate::schedule::{Change, Mode};
 
-/// The state of a classroom's Wi-Fi.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Wifi {
-    /// Radios on.
-    On,
-    /// Radios off.
-    Off,
-}
-
-impl Wifi {
-    /// `on` or `off`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Wifi::On => "on",
-            Wifi::Off => "off",
-        }
-    }
-
-    /// Parses `on` or `off`.
-    pub fn parse(s: &str) -> Option<Wifi> {
-        match s {
-            "on" => Some(Wifi::On),
-            "off" => Some(Wifi::Off),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Wifi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::Wifi;
 
 /// Why the desired state is what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

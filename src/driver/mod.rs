@@ -15,73 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Serialize;
 
 use crate::config::{AccessPoint, ApId, Config};
-use crate::policy::Wifi;
-
-/// What a driver sees of an AP's Wi-Fi.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObservedWifi {
-    /// Radios on.
-    On,
-    /// Radios off.
-    Off,
-    /// Not known: never read, radios that disagree, or output that made no sense.
-    Unknown,
-}
-
-impl ObservedWifi {
-    /// As the API spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObservedWifi::On => "on",
-            ObservedWifi::Off => "off",
-            ObservedWifi::Unknown => "unknown",
-        }
-    }
-
-    /// Whether this matches the desired state.
-    pub fn is(self, wifi: Wifi) -> bool {
-        matches!(
-            (self, wifi),
-            (ObservedWifi::On, Wifi::On) | (ObservedWifi::Off, Wifi::Off)
-        )
-    }
-}
-
-impl From<Wifi> for ObservedWifi {
-    fn from(w: Wifi) -> Self {
-        match w {
-            Wifi::On => ObservedWifi::On,
-            Wifi::Off => ObservedWifi::Off,
-        }
-    }
-}
-
-/// The result of an apply or observe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Observation {
-    /// The state read back (or assumed).
-    pub wifi: ObservedWifi,
-    /// Associated clients, when the driver can count them.
-    pub clients: Option<u32>,
-    /// The state was not read from the device but assumed from the command
-    /// having been accepted (MQTT without a state topic).
-    pub assumed: bool,
-}
-
-impl Observation {
-    /// A state read from the device.
-    pub fn read(wifi: ObservedWifi, clients: Option<u32>) -> Self {
-        Self {
-            wifi,
-            clients,
-            assumed: false,
-        }
-    }
-}
+use crate::domain::Wifi;
+pub use crate::domain::{Observation, ObservedWifi};
 
 /// Why a driver operation failed. The message reaches the AP's `last_error`,
 /// so it says what was being done and never contains a secret.

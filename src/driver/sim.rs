@@ -17,9 +17,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::{Driver, DriverError, Observation, ObservedWifi};
+use super::{Driver, DriverError};
 use crate::config::{AccessPoint, ApId, Config, DriverConfig, SimAp};
-use crate::policy::Wifi;
+use crate::domain::{Observation, ObservedWifi, Wifi};
 
 /// One simulated AP.
 #[derive(Debug)]

@@ -65,7 +65,7 @@ use self::conn::{Conn, ExecError, Output};
 use self::lease::{custom_lease, openwrt_arm, openwrt_on_with_lease};
 use super::{Driver, DriverError, Observation};
 use crate::config::{AccessPoint, ApId, Config, DriverConfig, SshAp, SshPreset};
-use crate::policy::Wifi;
+use crate::domain::Wifi;
 
 /// Added to libssh2's own limits for the outer `tokio::time::timeout`:
 /// libssh2 normally gives up first, with a clearer error and a clean thread.

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::config::{ApId, Config, DriverConfig, MqttAp, StateFormat};
-use crate::driver::ObservedWifi;
+use crate::domain::ObservedWifi;
 
 /// Longest state or availability payload that is looked at. Devices send a
 /// few bytes (`ON`, `true`, `Online`); anything longer is not a state, and

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::config::CustomCommands;
-use crate::driver::{DriverError, Observation, ObservedWifi};
-use crate::policy::Wifi;
+use crate::domain::{Observation, ObservedWifi, Wifi};
+use crate::driver::DriverError;
 
 /// Most bytes read from a command's stdout. An OpenWrt status with four
 /// radios and a hundred stations is about 30 KiB; anything near this limit

@@ -1,81 +1,23 @@
-//! The reconciler: keeps every access point in the state its classroom's
-//! policy wants, level-triggered like a Kubernetes controller.
-//!
-//! Two kinds of task:
-//! - one **planner** ([`Reconciler::run`]) evaluates the policy for every
-//!   classroom whenever something can have changed: at the next instant a
-//!   schedule changes or a session or override ends (a timer, not polling),
-//!   when the core is poked (a request), when a device reports, and at least
-//!   every [`MAX_SLEEP`] so a wall-clock step is noticed. It hands each AP its
-//!   desired state through a `watch` channel, so only the newest value is
-//!   ever seen: no queue of stale commands.
-//! - one **worker** per AP compares desired with observed and calls the
-//!   driver until they agree, retrying failures forever with exponential
-//!   backoff and jitter. At most one operation per AP is in flight (a worker
-//!   does one thing at a time), and a global semaphore bounds operations in
-//!   flight across all APs (`max_parallel`). A slow or dead AP only ever
-//!   delays itself.
-//!
-//! On shutdown workers stop at a safe point: an operation in flight
-//! finishes (the daemon bounds the wait), none is started. APs are left in
-//! their last applied state: a restart never toggles a classroom.
+//! The planner: evaluates every classroom's policy when something can have
+//! changed and hands each access point's worker its desired state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AccessPoint, ApId, ClassroomId, Config};
+use super::worker::ApWorker;
+use super::{Drivers, MAX_SLEEP};
+use crate::config::{ApId, ClassroomId, Config};
 use crate::core::Core;
-use crate::driver::{Driver, Observation, Report, sim::SimDriver};
+use crate::domain::Observation;
+use crate::driver::Report;
 use crate::policy::{Desired, Wifi};
 use crate::store::{AuditRecord, Batch};
-
-/// The planner sleeps at most this long, so that a wall clock stepped
-/// forward (NTP, suspend) is acted on within this delay even though tokio's
-/// timers run on the monotonic clock.
-pub const MAX_SLEEP: Duration = Duration::from_secs(30);
-
-/// The drivers, by kind.
-#[derive(Clone)]
-pub struct Drivers {
-    /// Simulated APs (always present: it costs nothing).
-    pub sim: SimDriver,
-    /// SSH APs.
-    pub ssh: Option<Arc<dyn Driver>>,
-    /// MQTT APs.
-    pub mqtt: Option<Arc<dyn Driver>>,
-}
-
-impl Drivers {
-    fn for_ap(&self, ap: &AccessPoint) -> Option<Arc<dyn Driver>> {
-        match ap.driver.kind() {
-            "sim" => Some(Arc::new(self.sim.clone())),
-            "ssh" => self.ssh.clone(),
-            "mqtt" => self.mqtt.clone(),
-            _ => None,
-        }
-    }
-
-    async fn reconfigure(&self, config: &Arc<Config>) {
-        self.sim.reconfigure(config).await;
-        for d in [&self.ssh, &self.mqtt].into_iter().flatten() {
-            d.reconfigure(config).await;
-        }
-    }
-
-    /// Closes driver connections.
-    pub async fn shutdown(&self) {
-        for d in [&self.ssh, &self.mqtt].into_iter().flatten() {
-            d.shutdown().await;
-        }
-    }
-}
 
 /// The planner's handle on one worker.
 struct Worker {
@@ -338,199 +280,5 @@ impl Reconciler {
                 },
             );
         }
-    }
-}
-
-/// One AP's worker; see the module docs.
-struct ApWorker {
-    core: Arc<Core>,
-    drivers: Drivers,
-    id: ApId,
-    desired: watch::Receiver<Option<Wifi>>,
-    poke: Arc<Notify>,
-    permits: Arc<Semaphore>,
-    cancel: CancellationToken,
-}
-
-enum Wake {
-    Changed,
-    Resync,
-    Stop,
-}
-
-impl ApWorker {
-    async fn run(mut self) {
-        let settings = self.core.config().reconciler;
-        let mut backoff = settings.backoff_initial;
-        // Spread resyncs of thousands of APs over the interval.
-        let first = settings.resync.mul_f64(rand::rng().random_range(0.5..1.0));
-        let mut next_resync = tokio::time::Instant::now() + first;
-        // Read before acting: a restart of borne must not bounce radios
-        // that are already right (switching drops every client).
-        let mut verified = false;
-        loop {
-            if self.cancel.is_cancelled() {
-                return;
-            }
-            let target = *self.desired.borrow_and_update();
-            let Some(target) = target else {
-                match self.wait(None).await {
-                    Wake::Stop => return,
-                    _ => continue,
-                }
-            };
-            let observed = self.core.ap_state(&self.id).map(|s| s.observed.wifi);
-            let in_sync = observed.is_some_and(|o| o.is(target));
-            if verified && in_sync {
-                match self.wait(Some(next_resync)).await {
-                    Wake::Stop => return,
-                    Wake::Resync => {
-                        verified = false;
-                        next_resync = tokio::time::Instant::now() + settings.resync;
-                    }
-                    Wake::Changed => {}
-                }
-                continue;
-            }
-            let ok = self.step(target, &mut verified).await;
-            if ok {
-                backoff = settings.backoff_initial;
-                continue;
-            }
-            // Equal jitter: between half and all of the backoff, so APs that
-            // failed together do not retry together.
-            let delay = backoff.mul_f64(rand::rng().random_range(0.5..=1.0));
-            backoff = (backoff * 2).min(settings.backoff_max);
-            if let Wake::Stop = self.wait(Some(tokio::time::Instant::now() + delay)).await {
-                return;
-            }
-        }
-    }
-
-    /// Waits for a new desired state, a poke, the deadline or cancellation.
-    async fn wait(&mut self, until: Option<tokio::time::Instant>) -> Wake {
-        let deadline = async {
-            match until {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = self.cancel.cancelled() => Wake::Stop,
-            r = self.desired.changed() => if r.is_ok() { Wake::Changed } else { Wake::Stop },
-            _ = self.poke.notified() => Wake::Changed,
-            _ = deadline => Wake::Resync,
-        }
-    }
-
-    /// Observes if needed, then applies if needed. Returns false on failure.
-    async fn step(&mut self, target: Wifi, verified: &mut bool) -> bool {
-        let core = self.core.clone();
-        let metrics = &core.metrics;
-        metrics.queue_depth.inc();
-        let permit = tokio::select! {
-            p = self.permits.clone().acquire_owned() => p,
-            _ = self.cancel.cancelled() => { metrics.queue_depth.dec(); return true }
-        };
-        let result = self.operate(target, verified).await;
-        drop(permit);
-        metrics.queue_depth.dec();
-        result
-    }
-
-    async fn operate(&mut self, target: Wifi, verified: &mut bool) -> bool {
-        let config = self.core.config();
-        let Some(ap) = config.access_point(self.id.as_str()) else {
-            self.cancel.cancel();
-            return true;
-        };
-        let Some(driver) = self.drivers.for_ap(ap) else {
-            let msg = format!(
-                "no {} driver is running (is the top-level {} block set?)",
-                ap.driver.kind(),
-                ap.driver.kind()
-            );
-            self.core.record_observation(ap, Err(msg));
-            return false;
-        };
-        if !*verified {
-            let t = std::time::Instant::now();
-            let result = driver.observe(ap).await;
-            self.account(ap, "observe", t, &result);
-            match result {
-                Ok(o) => {
-                    *verified = true;
-                    self.core.record_observation(ap, Ok(o));
-                    if o.wifi.is(target) {
-                        return true;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, desired = %target, error = %e, "cannot read access point");
-                    self.record_failure(ap, "ap.observe", target, e.to_string());
-                    return false;
-                }
-            }
-        }
-        // The desired state may have moved while observing: take the newest.
-        let target = (*self.desired.borrow()).unwrap_or(target);
-        let t = std::time::Instant::now();
-        let result = driver.apply(ap, target).await;
-        self.account(ap, "apply", t, &result);
-        match result {
-            Ok(o) if o.wifi.is(target) => {
-                tracing::info!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, desired = %target, observed = o.wifi.as_str(), assumed = o.assumed, "access point switched");
-                self.core.record_observation(ap, Ok(o));
-                self.audit(ap, target, "ok".into());
-                true
-            }
-            Ok(o) => {
-                let msg = format!("still {} after switching {}", o.wifi.as_str(), target);
-                tracing::warn!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, desired = %target, observed = o.wifi.as_str(), error = %msg, "access point did not switch");
-                self.core.record_observation(ap, Ok(o));
-                self.audit(ap, target, format!("error: {msg}"));
-                false
-            }
-            Err(e) => {
-                tracing::warn!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, desired = %target, error = %e, "switching access point failed");
-                *verified = false;
-                self.record_failure(ap, "ap.apply", target, e.to_string());
-                false
-            }
-        }
-    }
-
-    fn account<T, E>(&self, ap: &AccessPoint, op: &str, started: std::time::Instant, result: &Result<T, E>) {
-        self.core
-            .metrics
-            .operation(ap.driver.kind(), op, result.is_ok(), started.elapsed());
-    }
-
-    fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
-        let first = self.core.ap_state(&ap.id).is_none_or(|s| s.consecutive_failures == 0);
-        self.core.record_observation(ap, Err(error.clone()));
-        // Every failed switch is audited; a failing read only when the AP
-        // stops answering, not at every retry.
-        if action == "ap.apply" || first {
-            self.audit_action(ap, action, target, format!("error: {error}"));
-        }
-    }
-
-    fn audit(&self, ap: &AccessPoint, target: Wifi, result: String) {
-        self.audit_action(ap, "ap.apply", target, result);
-    }
-
-    fn audit_action(&self, ap: &AccessPoint, action: &str, target: Wifi, result: String) {
-        self.core.writer().enqueue(Batch::audit(vec![AuditRecord {
-            at: self.core.now(),
-            actor: "borne".into(),
-            role: None,
-            classroom: Some(ap.classroom.to_string()),
-            access_point: Some(ap.id.to_string()),
-            action: action.to_owned(),
-            detail: format!("{} over {}", target, ap.driver.kind()),
-            result,
-            source: None,
-        }]));
     }
 }

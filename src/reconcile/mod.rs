@@ -1,0 +1,35 @@
+//! The reconciler: keeps every access point in the state its classroom's
+//! policy wants, level-triggered like a Kubernetes controller.
+//!
+//! Two kinds of task:
+//! - one **planner** ([`Reconciler::run`]) evaluates the policy for every
+//!   classroom whenever something can have changed: at the next instant a
+//!   schedule changes or a session or override ends (a timer, not polling),
+//!   when the core is poked (a request), when a device reports, and at least
+//!   every [`MAX_SLEEP`] so a wall-clock step is noticed. It hands each AP its
+//!   desired state through a `watch` channel, so only the newest value is
+//!   ever seen: no queue of stale commands.
+//! - one **worker** per AP compares desired with observed and calls the
+//!   driver until they agree, retrying failures forever with exponential
+//!   backoff and jitter. At most one operation per AP is in flight (a worker
+//!   does one thing at a time), and a global semaphore bounds operations in
+//!   flight across all APs (`max_parallel`). A slow or dead AP only ever
+//!   delays itself.
+//!
+//! On shutdown workers stop at a safe point: an operation in flight
+//! finishes (the daemon bounds the wait), none is started. APs are left in
+//! their last applied state: a restart never toggles a classroom.
+
+mod drivers;
+mod planner;
+mod worker;
+
+use std::time::Duration;
+
+pub use drivers::Drivers;
+pub use planner::Reconciler;
+
+/// The planner sleeps at most this long, so that a wall clock stepped
+/// forward (NTP, suspend) is acted on within this delay even though tokio's
+/// timers run on the monotonic clock.
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
