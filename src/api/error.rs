@@ -47,6 +47,12 @@ pub enum ApiError {
     /// 429 with Retry-After seconds.
     #[error("too many failed authentications from this address; retry in {0} s")]
     TooManyAttempts(u64),
+    /// 503: `clock.require_sync` and the clock is not synchronised.
+    #[error(
+        "Horloge du serveur non synchronisée : le Wi-Fi ne peut pas être allumé pour l'instant. / \
+         The server clock is not synchronised: Wi-Fi cannot be switched on until it is."
+    )]
+    ClockUnsynchronized,
     /// 503: the store cannot take writes; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
@@ -66,6 +72,7 @@ impl From<RequestError> for ApiError {
             ),
             RequestError::Refused(r, tz) => ApiError::Refused(r, tz),
             RequestError::Invalid(m) => ApiError::Unprocessable(m),
+            RequestError::ClockUnsynchronized => ApiError::ClockUnsynchronized,
             RequestError::Store(e) => {
                 tracing::error!(error = %e, "request refused: the state database cannot be written");
                 ApiError::Unavailable(
@@ -91,7 +98,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ClockUnsynchronized => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +117,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooManyAttempts(_) => "too_many_attempts",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::ClockUnsynchronized => "clock_unsynchronized",
             ApiError::Internal => "internal",
         }
     }

@@ -121,6 +121,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(serde_json::json!({
             "status": "ready",
             "classrooms": state.core.config().classrooms.len(),
+            // Informative: the API serves whatever the clock says.
+            "clock": state.core.clock_status(),
         }))
         .into_response(),
         Err(e) => ApiError::Unavailable(e.to_string()).into_response(),

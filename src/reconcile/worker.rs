@@ -40,6 +40,8 @@ impl ApWorker {
         // Read before acting: a restart of borne must not bounce radios
         // that are already right (switching drops every client).
         let mut verified = false;
+        // When the device's lease is next renewed, while it is on with one.
+        let mut next_renew: Option<tokio::time::Instant> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -53,18 +55,25 @@ impl ApWorker {
             };
             let observed = self.core.ap_state(&self.id).map(|s| s.observed.wifi);
             let in_sync = observed.is_some_and(|o| o.is(target));
-            if verified && in_sync {
-                match self.wait(Some(next_resync)).await {
+            let ok = if verified && in_sync {
+                // Renewals run on their own timer, independent of resyncs.
+                let renew_at = next_renew.filter(|_| target == Wifi::On);
+                let until = renew_at.map_or(next_resync, |r| r.min(next_resync));
+                match self.wait(Some(until)).await {
                     Wake::Stop => return,
+                    Wake::Resync if renew_at.is_some_and(|r| tokio::time::Instant::now() >= r) => {
+                        self.renew_step(&mut next_renew).await
+                    }
                     Wake::Resync => {
                         verified = false;
                         next_resync = tokio::time::Instant::now() + settings.resync;
+                        continue;
                     }
-                    Wake::Changed => {}
+                    Wake::Changed => continue,
                 }
-                continue;
-            }
-            let ok = self.step(target, &mut verified).await;
+            } else {
+                self.step(target, &mut verified, &mut next_renew).await
+            };
             if ok {
                 backoff = settings.backoff_initial;
                 continue;
@@ -96,7 +105,7 @@ impl ApWorker {
     }
 
     /// Observes if needed, then applies if needed. Returns false on failure.
-    async fn step(&mut self, target: Wifi, verified: &mut bool) -> bool {
+    async fn step(&mut self, target: Wifi, verified: &mut bool, next_renew: &mut Option<tokio::time::Instant>) -> bool {
         let core = self.core.clone();
         let metrics = &core.metrics;
         metrics.queue_depth.inc();
@@ -104,13 +113,18 @@ impl ApWorker {
             p = self.permits.clone().acquire_owned() => p,
             _ = self.cancel.cancelled() => { metrics.queue_depth.dec(); return true }
         };
-        let result = self.operate(target, verified).await;
+        let result = self.operate(target, verified, next_renew).await;
         drop(permit);
         metrics.queue_depth.dec();
         result
     }
 
-    async fn operate(&mut self, target: Wifi, verified: &mut bool) -> bool {
+    async fn operate(
+        &mut self,
+        target: Wifi,
+        verified: &mut bool,
+        next_renew: &mut Option<tokio::time::Instant>,
+    ) -> bool {
         let config = self.core.config();
         let Some(ap) = config.access_point(self.id.as_str()) else {
             self.cancel.cancel();
@@ -134,6 +148,11 @@ impl ApWorker {
                     *verified = true;
                     self.core.record_observation(ap, Ok(o));
                     if o.wifi.is(target) {
+                        // Confirmed on (a resync, a restart of borne): the
+                        // device may hold no lease, so arm one now.
+                        if target == Wifi::On && ap.lease.is_some() {
+                            return self.renew(ap, driver.as_ref(), next_renew).await;
+                        }
                         return true;
                     }
                 }
@@ -153,6 +172,7 @@ impl ApWorker {
             Ok(o) if o.wifi.is(target) => {
                 tracing::info!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, desired = %target, observed = o.wifi.as_str(), assumed = o.assumed, "access point switched");
                 self.core.record_observation(ap, Ok(o));
+                self.leased(ap, target, next_renew);
                 self.audit(ap, target, "ok".into());
                 true
             }
@@ -178,7 +198,7 @@ impl ApWorker {
             .operation(ap.driver.kind(), op, result.is_ok(), started.elapsed());
     }
 
-    fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
+    pub(super) fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
         let first = self.core.ap_state(&ap.id).is_none_or(|s| s.consecutive_failures == 0);
         self.core.record_observation(ap, Err(error.clone()));
         // Every failed switch is audited; a failing read only when the AP
