@@ -117,7 +117,10 @@ mod tests {
     #[test]
     fn lease_payload_replaces_every_seconds_placeholder() {
         assert_eq!(
-            lease_payload(r#"{"state":"ON","expires_in":{seconds},"again":{seconds}}"#, Duration::from_secs(90)),
+            lease_payload(
+                r#"{"state":"ON","expires_in":{seconds},"again":{seconds}}"#,
+                Duration::from_secs(90)
+            ),
             r#"{"state":"ON","expires_in":90,"again":90}"#
         );
         assert_eq!(lease_payload("ON", Duration::from_secs(90)), "ON");

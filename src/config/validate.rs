@@ -445,7 +445,10 @@ impl Validator {
     fn failsafe(&mut self, raw: &super::raw::RawFailsafe) -> Failsafe {
         let lease = match (raw.lease_seconds, raw.lease_minutes) {
             (Some(_), Some(_)) => {
-                self.error("failsafe.lease_seconds", "give lease_minutes or lease_seconds, not both");
+                self.error(
+                    "failsafe.lease_seconds",
+                    "give lease_minutes or lease_seconds, not both",
+                );
                 None
             }
             (Some(0), None) | (None, Some(0)) => None,

@@ -26,9 +26,9 @@ mod clock;
 mod desired;
 mod error;
 mod expiry;
-mod lease;
 #[cfg(test)]
 mod fixture;
+mod lease;
 mod observed;
 mod overrides;
 mod reload;

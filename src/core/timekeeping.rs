@@ -266,14 +266,22 @@ mod tests {
         let now = core.now();
         let d = core.desired(core.config().classroom("c1").unwrap(), now);
         assert_eq!(d.wifi, Wifi::On);
-        assert_eq!(d.until.unwrap(), now + chrono::Duration::seconds(40), "40 real seconds left");
+        assert_eq!(
+            d.until.unwrap(),
+            now + chrono::Duration::seconds(40),
+            "40 real seconds left"
+        );
         clock.pass(41);
         core.check_clock();
         let d = core.desired(core.config().classroom("c1").unwrap(), core.now());
         assert_eq!(d.wifi, Wifi::Off, "one real minute after it started");
         core.writer().flush().await.unwrap();
         let rows = f.audit().await;
-        assert!(rows.iter().any(|r| r.record.action == "clock.step" && r.record.detail.starts_with("-93600.0 s")), "{rows:?}");
+        assert!(
+            rows.iter()
+                .any(|r| r.record.action == "clock.step" && r.record.detail.starts_with("-93600.0 s")),
+            "{rows:?}"
+        );
         assert_eq!(core.metrics.clock_steps.get(), 1);
     }
 

@@ -161,7 +161,10 @@ impl Routes {
                 },
                 StateFormat::ShellyNotify => Role::ShellyNotify,
             };
-            self.by_topic.entry(topic.clone()).or_default().push(Route { ap: ap.clone(), role });
+            self.by_topic
+                .entry(topic.clone())
+                .or_default()
+                .push(Route { ap: ap.clone(), role });
         }
         if let Some(topic) = &mqtt.availability_topic {
             self.by_topic.entry(topic.clone()).or_default().push(Route {

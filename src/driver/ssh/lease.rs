@@ -173,12 +173,28 @@ mod tests {
         let (status, log, tmp) = run(&openwrt_arm(&radios(&["radio0"]), Duration::from_secs(1200)).unwrap());
         assert_eq!(status, 0, "{log}");
         let d = tmp.path().join("borne-lease");
-        let deadline: u64 = std::fs::read_to_string(d.join("deadline")).unwrap().trim().parse().unwrap();
-        let uptime: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
-        assert!((deadline as f64 - uptime - 1200.0).abs() < 5.0, "deadline {deadline}, uptime {uptime}");
+        let deadline: u64 = std::fs::read_to_string(d.join("deadline"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (deadline as f64 - uptime - 1200.0).abs() < 5.0,
+            "deadline {deadline}, uptime {uptime}"
+        );
         let sleeper = std::fs::read_to_string(d.join("sleeper")).unwrap();
         assert!(sleeper.contains("/proc/uptime"), "{sleeper}");
-        assert!(sleeper.ends_with("uci set wireless.radio0.disabled=1; uci commit wireless; wifi reload\n"), "{sleeper}");
+        assert!(
+            sleeper.ends_with("uci set wireless.radio0.disabled=1; uci commit wireless; wifi reload\n"),
+            "{sleeper}"
+        );
         assert!(log.contains("start-stop-daemon -S -b -m -p"), "{log}");
         assert!(!log.contains("uci"), "arming switches nothing: {log}");
     }
@@ -186,7 +202,9 @@ mod tests {
     #[test]
     fn the_sleeper_switches_off_at_once_when_the_deadline_is_past_or_garbled() {
         let arm = openwrt_arm(&radios(&["radio0", "radio1"]), Duration::from_secs(60)).unwrap();
-        let script = format!("{arm}; d=$TMPDIR/borne-lease; echo 5 > \"$d/deadline\"; sh \"$d/sleeper\"; echo x > \"$d/deadline\"; sh \"$d/sleeper\"");
+        let script = format!(
+            "{arm}; d=$TMPDIR/borne-lease; echo 5 > \"$d/deadline\"; sh \"$d/sleeper\"; echo x > \"$d/deadline\"; sh \"$d/sleeper\""
+        );
         let (status, log, _tmp) = run(&script);
         assert_eq!(status, 0, "{log}");
         assert_eq!(log.matches("wifi reload").count(), 2, "{log}");
@@ -209,7 +227,10 @@ mod tests {
             ],
             "{log}"
         );
-        assert!(lines[0].starts_with("start-stop-daemon"), "the lease is armed first: {log}");
+        assert!(
+            lines[0].starts_with("start-stop-daemon"),
+            "the lease is armed first: {log}"
+        );
     }
 
     #[test]
