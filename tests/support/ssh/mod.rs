@@ -54,6 +54,7 @@
 #![allow(dead_code)] // each test crate uses a different part
 
 pub mod inprocess;
+pub mod process;
 
 use std::fmt::Write as _;
 use std::net::{TcpListener as StdListener, TcpStream};
@@ -178,6 +179,7 @@ impl FakeOpenWrt {
             &state.join("committed"),
             &state.join("running"),
             &state.join("stations"),
+            &root.join("tmp"),
         ] {
             std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         }
@@ -316,6 +318,7 @@ impl FakeOpenWrt {
         cmd.arg("-c")
             .arg(command)
             .env("FAKE_DIR", self.state_dir())
+            .env("TMPDIR", self.tmp_dir())
             .env(
                 "PATH",
                 format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin_dir().display()),
