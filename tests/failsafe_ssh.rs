@@ -80,16 +80,26 @@ fn openwrt_ap_goes_off_by_itself_after_borne_is_killed() {
     let config = write_config(dir.path(), port, &sshd, LEASE.as_secs());
     let mut borne = DaemonProcess::start(&config, port);
 
-    wait_until("the AP on", Duration::from_secs(30), || fake.state("radio0") == ON_SAVED_OFF);
+    wait_until("the AP on", Duration::from_secs(30), || {
+        fake.state("radio0") == ON_SAVED_OFF
+    });
     assert!(fake.lease_sleeper().is_some(), "the lease sleeper runs on the AP");
+    // borne records the lease once its switch returns (after reading back).
+    wait_until("the lease in the API", Duration::from_secs(20), || {
+        access_point(port)["lease_held"] == true
+    });
     let ap = access_point(port);
-    assert_eq!(ap["lease_held"], true, "{ap}");
+    assert_eq!(ap["observed"], "on", "{ap}");
     assert!(ap["lease_until"].is_string(), "{ap}");
 
     // Three leases long: only renewals can keep it on.
     let hold = Instant::now();
     while hold.elapsed() < 3 * LEASE {
-        assert_eq!(fake.state("radio0"), ON_SAVED_OFF, "on while borne renews, saved config off");
+        assert_eq!(
+            fake.state("radio0"),
+            ON_SAVED_OFF,
+            "on while borne renews, saved config off"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let renewals = fake
@@ -97,14 +107,20 @@ fn openwrt_ap_goes_off_by_itself_after_borne_is_killed() {
         .iter()
         .filter(|c| c.contains("borne-lease") && !c.contains("disabled=0"))
         .count();
-    assert!(renewals >= 5, "renewed every third of the lease: {renewals} arming commands");
+    assert!(
+        renewals >= 5,
+        "renewed every third of the lease: {renewals} arming commands"
+    );
 
     borne.signal("KILL");
     borne.wait_exit(Duration::from_secs(5)).expect("borne killed");
     let took = wait_until("the AP off by itself", LEASE + Duration::from_secs(60), || {
         !fake.state("radio0").running_on
     });
-    assert!(took <= LEASE + Duration::from_secs(7), "off {took:?} after the kill, lease {LEASE:?}");
+    assert!(
+        took <= LEASE + Duration::from_secs(7),
+        "off {took:?} after the kill, lease {LEASE:?}"
+    );
     assert_eq!(
         fake.state("radio0"),
         RadioState {
@@ -112,7 +128,9 @@ fn openwrt_ap_goes_off_by_itself_after_borne_is_killed() {
             running_on: false
         }
     );
-    wait_until("the sleeper gone", Duration::from_secs(5), || fake.lease_sleeper().is_none());
+    wait_until("the sleeper gone", Duration::from_secs(5), || {
+        fake.lease_sleeper().is_none()
+    });
 }
 
 /// An AP rebooted while borne cannot reach it comes up off: the saved

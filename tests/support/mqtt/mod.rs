@@ -38,6 +38,7 @@
 #![allow(dead_code)] // each test crate uses a different part
 
 pub mod broker;
+pub mod firmware;
 
 use std::io::Write as _;
 use std::net::TcpListener as StdListener;

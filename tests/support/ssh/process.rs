@@ -37,11 +37,22 @@ impl FakeOpenWrt {
         text.trim().parse().ok()
     }
 
+    /// Every radio running, and "off" in the saved configuration: an AP
+    /// that borne switched on with a lease (issue 14).
+    pub fn on_with_saved_off(&self) -> bool {
+        self.radios().iter().all(|r| {
+            let s = self.state(r);
+            s.running_on && !s.committed_on
+        })
+    }
+
     /// Kills every background process of the fake (by process group).
     pub fn kill_background(&self) {
         if let Some(pid) = self.lease_sleeper() {
             let group = process_group(pid).unwrap_or(pid);
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
