@@ -127,15 +127,7 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     };
     let addr = listener.local_addr()?;
     let app = crate::api::router(core.clone(), options.config_path.clone(), shutdown.clone());
-    let http_shutdown = shutdown.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    tracker.spawn(crate::api::server::serve(listener, app, core.clone(), shutdown.clone()));
     tracing::info!(%addr, classrooms = config.classrooms.len(), access_points = config.access_points.len(), "borne is ready");
     if config.demo {
         print_demo_banner(&config, addr);
@@ -259,6 +251,11 @@ fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Ch
     }
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
+    }
+    if old.limits.max_connections != loaded.config.limits.max_connections
+        || old.limits.failed_auth_addresses != loaded.config.limits.failed_auth_addresses
+    {
+        tracing::warn!("limits.max_connections and limits.failed_auth_addresses changes take effect at restart");
     }
     let changes = config::changes::Changes::between(&old, &loaded.config);
     core.replace_config(Arc::new(loaded.config.clone()));

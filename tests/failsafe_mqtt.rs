@@ -10,7 +10,7 @@
 //! `BORNE_REQUIRE_PEERS=1`, where that is a failure.
 
 mod common;
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "support/mqtt/mod.rs"]
 mod mqtt_support;
 

@@ -12,7 +12,7 @@
 //! `BORNE_REQUIRE_PEERS=1`, where that is a failure.
 
 mod common;
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "support/ssh/mod.rs"]
 mod ssh_support;
 

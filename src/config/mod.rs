@@ -9,6 +9,7 @@
 
 pub mod changes;
 mod failsafe;
+mod limits;
 pub mod raw;
 mod validate;
 
@@ -28,6 +29,7 @@ pub use failsafe::{
     ClockSettings, DEFAULT_LEASE_MINUTES, Failsafe, MAX_LEASE, MIN_LEASE, lease_payload, lease_seconds, lease_support,
     pulse_time,
 };
+pub use limits::Limits;
 pub use validate::{from_str, load};
 
 /// Default location of the configuration file.
@@ -125,6 +127,8 @@ pub struct Config {
     pub failsafe: Failsafe,
     /// Clock synchronisation policy.
     pub clock: ClockSettings,
+    /// Connection handling, rate limits and input bounds of the HTTP side.
+    pub limits: Limits,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }

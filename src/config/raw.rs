@@ -49,6 +49,8 @@ pub struct RawConfig {
     /// Reverse proxies whose `X-Forwarded-For` names the real client (for
     /// the audit log and the failed-login limit).
     pub trusted_proxies: Vec<String>,
+    /// Connection handling, rate limits and input bounds of the HTTP side.
+    pub limits: RawLimits,
     /// Device-side leases: how an "on" ends by itself when borne cannot end it.
     pub failsafe: RawFailsafe,
     /// What borne does while the server's clock is not synchronised.
@@ -329,4 +331,34 @@ pub struct RawUser {
     pub classrooms: Vec<String>,
     /// Schools whose classrooms the user may see (and switch, as teacher or admin).
     pub schools: Vec<String>,
+}
+
+/// `limits:` block: what one client, one user or one access point may cost
+/// the daemon. Every key has a default sized for a city; see
+/// docs/deployment.md for how to size them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawLimits {
+    /// Open HTTP connections at once; past it, new ones wait in the kernel's
+    /// queue until one closes. Default 8192 (the unit allows 16384 files).
+    pub max_connections: Option<usize>,
+    /// A client has this long to send a request's headers, counted from the
+    /// connection (or from the first byte of a later request). Default 10.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// A keep-alive connection with no request in progress is closed after
+    /// this long (event streams are requests in progress). Default 60.
+    pub idle_timeout_seconds: Option<u64>,
+    /// Accepted writes (POST, PUT, DELETE) per user per minute. Default 30.
+    pub writes_per_minute: Option<u32>,
+    /// Failed authentications per client address per minute before it gets
+    /// 429 for a minute. Default 10.
+    pub failed_auth_per_address: Option<u32>,
+    /// Failed authentications per minute, all addresses together, before
+    /// every failing request gets 429. Default 600.
+    pub failed_auth_total: Option<u32>,
+    /// Client addresses whose failures are remembered (least recently
+    /// failing forgotten first). Default 65536.
+    pub failed_auth_addresses: Option<usize>,
+    /// How far ahead an override's `until` may be, in days. Default 400.
+    pub override_max_days: Option<u32>,
 }

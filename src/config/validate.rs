@@ -378,6 +378,11 @@ impl Validator {
         }
 
         self.leases(&failsafe, &mut access_points);
+        let (limits, limit_errors) = super::limits::validate(&raw.limits);
+        for (key, message) in limit_errors {
+            self.error(key, message);
+        }
+
         let classroom_index = classrooms.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let ap_index = access_points
             .iter()
@@ -405,6 +410,7 @@ impl Validator {
             trusted_proxies,
             failsafe,
             clock,
+            limits,
             classroom_index,
             ap_index,
         })
