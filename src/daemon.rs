@@ -196,8 +196,8 @@ pub fn release_parse_memory() {
 ///
 /// # Errors
 /// The new configuration is unreadable or invalid: the old one stays.
-pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
-    let result = reload_inner(core, path);
+pub async fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
+    let result = reload_inner(core, path).await;
     core.writer()
         .enqueue(crate::store::Batch::audit(vec![reload_audit(core, path, &result)]));
     result.map(|(loaded, _)| loaded)
@@ -236,7 +236,7 @@ fn reload_audit(
     }
 }
 
-fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Changes), LoadError> {
+async fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Changes), LoadError> {
     let loaded = config::load(path)?;
     let missing: Vec<_> = loaded.warnings.iter().filter(|w| w.missing_file).cloned().collect();
     if !missing.is_empty() {
@@ -258,7 +258,9 @@ fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Ch
         tracing::warn!("limits.max_connections and limits.failed_auth_addresses changes take effect at restart");
     }
     let changes = config::changes::Changes::between(&old, &loaded.config);
-    core.replace_config(Arc::new(loaded.config.clone()));
+    if let Err(e) = core.replace_config(Arc::new(loaded.config.clone())).await {
+        tracing::error!(error = %e, "the sessions this reload ended could not be stored; the next start ends them again");
+    }
     release_parse_memory();
     Ok((loaded, changes))
 }
@@ -353,7 +355,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-                match reload(&core, &path) {
+                match reload(&core, &path).await {
                     Ok(l) => tracing::info!(summary = %crate::cli::summary(&l.config), "configuration reloaded"),
                     Err(LoadError::Invalid { errors, .. }) => {
                         for e in &errors {

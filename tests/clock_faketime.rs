@@ -173,7 +173,10 @@ fn a_one_minute_session_lasts_one_real_minute_across_a_26_hour_step_back() {
     );
     let metrics = borne.get("/metrics").unwrap_or(Value::Null);
     assert!(
-        metrics.as_str().unwrap_or_default().contains("borne_clock_steps_total 1"),
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("borne_clock_steps_total 1"),
         "one step counted: {metrics}"
     );
 }
@@ -200,6 +203,9 @@ fn an_on_period_stepped_back_into_a_locked_one_is_off_within_one_planner_pass() 
     });
     borne.set_offset("+0");
     let took = wait_until("the AP off", Duration::from_secs(90), || borne.ap_observed() == "off");
-    assert!(took <= Duration::from_secs(35), "off {took:?} after the step, a planner pass is 30 s");
+    assert!(
+        took <= Duration::from_secs(35),
+        "off {took:?} after the step, a planner pass is 30 s"
+    );
     assert_eq!(borne.classroom()["mode"], "locked");
 }

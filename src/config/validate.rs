@@ -242,6 +242,17 @@ impl Validator {
         let mut seen_classrooms: HashMap<String, String> = HashMap::new();
         let mut seen_aps: HashMap<String, String> = HashMap::new();
         let mut uses_mqtt = false;
+        if raw.schools.is_empty() {
+            // An empty or truncated file must not pass for a city without
+            // schools: adopting it would end every session at a reload.
+            self.error(
+                "schools",
+                "no school is defined (is the file empty or truncated?); borne needs at least one",
+            );
+        }
+        if raw.users.is_empty() {
+            self.warn("users", "no user is defined: nobody can use the API or the pages");
+        }
         for (si, school) in raw.schools.iter().enumerate() {
             let sloc = format!("schools[{si}]");
             if self.id(format!("{sloc}.id"), &school.id, "school")

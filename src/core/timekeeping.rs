@@ -18,7 +18,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::Core;
+use super::{Core, SessionEnd, session_end_record};
 use crate::clock::{StepDetector, SyncState, read_sync};
 use crate::policy::{Desired, Reason, Wifi};
 use crate::store::{AuditRecord, Batch};
@@ -163,6 +163,7 @@ impl Core {
 
     /// `clock.require_sync` and the clock is lost: teacher "on" sessions end.
     fn end_sessions_on_untrusted_clock(&self, now: DateTime<Utc>) {
+        let config = self.config();
         let mut batch = Batch::default();
         let mut ended = Vec::new();
         {
@@ -171,21 +172,16 @@ impl Core {
                 if s.wifi != Wifi::On || s.until <= now {
                     return true;
                 }
+                let tz = config.classroom(c.as_str()).map_or(config.timezone, |cl| cl.timezone);
                 batch.sessions.push((c.clone(), None));
-                batch.audit.push(AuditRecord {
-                    at: now,
-                    actor: "borne".into(),
-                    role: None,
-                    classroom: Some(c.to_string()),
-                    access_point: None,
-                    action: "session.end".into(),
-                    detail: format!(
-                        "clock: the system clock is not synchronised and clock.require_sync is set (session of {})",
-                        s.by
-                    ),
-                    result: "ok".into(),
-                    source: None,
-                });
+                batch.audit.push(session_end_record(
+                    now,
+                    c,
+                    tz,
+                    s,
+                    SessionEnd::Clock,
+                    "the system clock is not synchronised and clock.require_sync is set",
+                ));
                 ended.push(c.clone());
                 false
             });
