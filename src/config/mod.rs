@@ -9,9 +9,11 @@
 
 pub mod changes;
 mod failsafe;
+mod include;
 mod limits;
 pub mod raw;
 mod validate;
+mod yaml;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
