@@ -14,14 +14,14 @@
 //! Skipped (with a message) when libfaketime is missing (Debian package
 //! `faketime`), unless `BORNE_REQUIRE_PEERS=1`, where that is a failure.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use borne_test_support::daemon::borne_bin;
+use borne_test_support::peers::require_peer;
+use borne_test_support::wait::free_port;
 use chrono::{Datelike as _, Timelike as _, Utc};
-use common::{borne_bin, free_port};
 use serde_json::Value;
 
 const TEACHER: &str = "teacher-token-123";
@@ -34,14 +34,9 @@ fn libfaketime() -> Option<PathBuf> {
         "/usr/lib/faketime/libfaketimeMT.so.1",
         "/usr/local/lib/faketime/libfaketimeMT.so.1",
     ];
-    if let Some(found) = candidates.iter().map(PathBuf::from).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    if std::env::var("BORNE_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("BORNE_REQUIRE_PEERS=1 but libfaketime is not installed (Debian: apt-get install -y faketime)");
-    }
-    eprintln!("skipped: libfaketime not installed (Debian package faketime)");
-    None
+    let found = candidates.iter().map(PathBuf::from).find(|p| p.is_file());
+    require_peer("libfaketime (Debian: apt-get install -y faketime)", found.is_some());
+    found
 }
 
 /// `borne run` under libfaketime, killed by PID when dropped.

@@ -9,16 +9,12 @@
 //! Skipped (with a message) when `mosquitto` is missing, unless
 //! `BORNE_REQUIRE_PEERS=1`, where that is a failure.
 
-mod common;
-#[allow(unused_imports)]
-#[path = "support/mqtt/mod.rs"]
-mod mqtt_support;
-
 use std::time::Duration;
 
-use common::{DaemonProcess, free_port};
-use mqtt_support::TestMosquitto;
-use mqtt_support::firmware::FakeFirmware;
+use borne_test_support::daemon::DaemonProcess;
+use borne_test_support::mqtt::TestMosquitto;
+use borne_test_support::mqtt::firmware::FakeFirmware;
+use borne_test_support::wait::free_port;
 
 const LEASE: Duration = Duration::from_secs(12);
 

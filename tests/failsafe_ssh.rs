@@ -11,16 +11,12 @@
 //! Skipped (with a message) when `/usr/sbin/sshd` is missing, unless
 //! `BORNE_REQUIRE_PEERS=1`, where that is a failure.
 
-mod common;
-#[allow(unused_imports)]
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
-
 use std::time::{Duration, Instant};
 
-use common::{DaemonProcess, free_port};
+use borne_test_support::daemon::DaemonProcess;
+use borne_test_support::ssh::{RadioState, SshFake as _, TestSshd, ap_yaml};
+use borne_test_support::wait::free_port;
 use serde_json::Value;
-use ssh_support::{RadioState, SshFake as _, TestSshd, ap_yaml};
 
 /// The lease of these tests.
 const LEASE: Duration = Duration::from_secs(12);
