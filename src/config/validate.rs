@@ -271,6 +271,10 @@ impl Validator {
         if audit_retention_days == 0 {
             self.error("audit_retention_days", "must be at least 1");
         }
+        let report_retention_days = raw.report_retention_days.unwrap_or(1830);
+        if !(1..=36_500).contains(&report_retention_days) {
+            self.error("report_retention_days", "must be between 1 and 36500");
+        }
 
         let mut schools = Vec::new();
         let mut classrooms = Vec::new();
@@ -458,6 +462,7 @@ impl Validator {
             reconciler,
             demo: raw.demo,
             audit_retention_days,
+            report_retention_days,
             metrics_public: raw.metrics_public,
             trusted_proxies,
             failsafe,
@@ -1183,6 +1188,19 @@ impl Validator {
                     "an admin is limited by schools, not classrooms",
                 );
             }
+            let expires = match &u.expires {
+                None => None,
+                Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        self.error(
+                            format!("{loc}.expires"),
+                            format!("\"{text}\" is not a date YYYY-MM-DD (the last day the token is accepted)"),
+                        );
+                        None
+                    }
+                },
+            };
             if let (Some(role), Some(token_sha256)) = (role, hash) {
                 out.push(User {
                     name: u.name.clone(),
@@ -1190,6 +1208,9 @@ impl Validator {
                     token_sha256,
                     demo_token: if demo { u.token.clone() } else { None },
                     scope: limited.then_some(scope),
+                    schools: u.schools.iter().map(|s| SchoolId::from(s.as_str())).collect(),
+                    classrooms: u.classrooms.iter().map(|c| ClassroomId::from(c.as_str())).collect(),
+                    expires,
                 });
             }
         }

@@ -19,7 +19,8 @@
 //! `reload` (a new configuration), `expiry` (time ending inputs), and
 //! `observed` (what drivers report). The read path is `desired` (the
 //! policy over the inputs) and `views` (statuses, summaries, metrics).
-//! `actor` and `error` are what requests share.
+//! `actor` and `error` are what requests share. [`usage`] keeps the
+//! usage report's run heartbeat and daily aggregates.
 
 mod actor;
 mod clock;
@@ -35,6 +36,7 @@ mod reload;
 mod session_end;
 mod teacher;
 mod timekeeping;
+pub mod usage;
 mod views;
 
 pub use actor::Actor;
