@@ -137,6 +137,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "classrooms": state.core.config().classrooms.len(),
             // Informative: the API serves whatever the clock says.
             "clock": state.core.clock_status(),
+            "calendars": state.core.config().calendar_statuses(),
         }))
         .into_response(),
         Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
