@@ -51,6 +51,12 @@ impl ApWorker {
         // Read before acting: a restart of borne must not bounce radios
         // that are already right (switching drops every client).
         let mut verified = false;
+        // When the driver was last asked to switch: a flapping desired state
+        // (a script toggling on and off) must not flap the radios, which
+        // drops every client at each switch (issue 12). Changes that arrive
+        // within `min_switch_interval` wait, and only the newest is applied:
+        // the watch channel keeps the latest value alone.
+        let mut last_switch: Option<tokio::time::Instant> = None;
         let mut resync_due = false;
         // When the device's lease is next renewed, while it is on with one.
         let mut next_renew: Option<tokio::time::Instant> = None;
@@ -91,8 +97,18 @@ impl ApWorker {
                     Wake::Changed => continue,
                 }
             } else {
+                if let Some(last) = last_switch {
+                    let ready = last + self.core.config().reconciler.min_switch_interval;
+                    if tokio::time::Instant::now() < ready {
+                        if let Wake::Stop = self.wait(Some(ready)).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
                 resync_due = false;
-                self.step(target, &mut verified, &mut next_renew).await
+                self.step(target, &mut verified, &mut last_switch, &mut next_renew)
+                    .await
             };
             if ok {
                 backoff = settings.backoff_initial;
@@ -125,7 +141,13 @@ impl ApWorker {
     }
 
     /// Observes if needed, then applies if needed. Returns false on failure.
-    async fn step(&mut self, target: Wifi, verified: &mut bool, next_renew: &mut Option<tokio::time::Instant>) -> bool {
+    async fn step(
+        &mut self,
+        target: Wifi,
+        verified: &mut bool,
+        last_switch: &mut Option<tokio::time::Instant>,
+        next_renew: &mut Option<tokio::time::Instant>,
+    ) -> bool {
         let core = self.core.clone();
         let metrics = &core.metrics;
         metrics.queue_depth.inc();
@@ -133,7 +155,7 @@ impl ApWorker {
             p = self.permits.clone().acquire_owned() => p,
             _ = self.cancel.cancelled() => { metrics.queue_depth.dec(); return true }
         };
-        let result = self.operate(target, verified, next_renew).await;
+        let result = self.operate(target, verified, last_switch, next_renew).await;
         drop(permit);
         metrics.queue_depth.dec();
         result
@@ -143,6 +165,7 @@ impl ApWorker {
         &mut self,
         target: Wifi,
         verified: &mut bool,
+        last_switch: &mut Option<tokio::time::Instant>,
         next_renew: &mut Option<tokio::time::Instant>,
     ) -> bool {
         let config = self.core.config();
@@ -186,6 +209,7 @@ impl ApWorker {
         // The desired state may have moved while observing: take the newest.
         let target = (*self.desired.borrow()).unwrap_or(target);
         let t = std::time::Instant::now();
+        *last_switch = Some(tokio::time::Instant::now());
         let result = driver.apply(ap, target).await;
         self.account(ap, "apply", t, &result);
         match result {
