@@ -18,10 +18,14 @@
 //! - [`api`]: the HTTP API v1 and the pages, a thin layer over [`core`].
 //! - [`daemon`]: `borne run`, which wires all of the above and takes it down.
 //! - [`cli`]: the offline commands `check`, `plan` and `token new`.
+//! - [`clock`]: wall-clock steps and synchronisation state, read by the
+//!   planner for the [`core`].
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod calendars;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
@@ -30,5 +34,6 @@ pub mod driver;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;
+pub mod report;
 pub mod schedule;
 pub mod store;

@@ -58,6 +58,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The usage report (on-time by cause, sessions, overrides, refusals),
+    /// read from the state database; works while the daemon runs.
+    Report {
+        /// First day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// One row per classroom, school or for the whole city.
+        #[arg(long, value_enum, default_value_t = GroupArg::Classroom)]
+        group: GroupArg,
+        /// One row per day, week or month.
+        #[arg(long, value_enum, default_value_t = PeriodArg::Day)]
+        period: PeriodArg,
+        /// CSV output (the API's columns).
+        #[arg(long)]
+        csv: bool,
+        /// CSV separator.
+        #[arg(long, value_enum, default_value_t = SepArg::Comma, requires = "csv")]
+        sep: SepArg,
+    },
+    /// Inspect calendars.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -67,6 +94,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// List the users with their scope, expiry and last use (reads the
+    /// configuration and the state database; the daemon may be running).
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a fresh token and the `users:` entry holding its SHA-256.
     New {
         /// The user's name (shown in the audit log).
@@ -87,10 +121,45 @@ enum TokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Print a calendar's closed days with their source (ICS event, public holiday, local).
+    Show {
+        /// The calendar's name under `calendars:`.
+        name: String,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GroupArg {
+    Classroom,
+    School,
+    City,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PeriodArg {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SepArg {
+    Comma,
+    Semicolon,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -134,6 +203,80 @@ fn main() -> ExitCode {
             };
             match text {
                 Ok(t) => print_out(&t),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Report {
+            from,
+            to,
+            group,
+            period,
+            csv,
+            sep,
+        } => {
+            use borne::report::{Group, Period};
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            let group = match group {
+                GroupArg::Classroom => Group::Classroom,
+                GroupArg::School => Group::School,
+                GroupArg::City => Group::City,
+            };
+            let period = match period {
+                PeriodArg::Day => Period::Day,
+                PeriodArg::Week => Period::Week,
+                PeriodArg::Month => Period::Month,
+            };
+            let sep = csv.then_some(match sep {
+                SepArg::Comma => borne::api::csv::Sep::Comma,
+                SepArg::Semicolon => borne::api::csv::Sep::Semicolon,
+            });
+            match borne::cli::report_rows(&loaded.config, from, to, group, period, Utc::now()) {
+                Ok(rows) => {
+                    print!("{}", borne::cli::render_report(&rows, group, sep));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Calendar {
+            command: CalendarCommand::Show { name, from, to },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            match borne::cli::calendar_show(&loaded.config, &name, from, to) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::List { json },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            let c = &loaded.config;
+            match borne::store::sqlite::token_uses_offline(&c.state_dir) {
+                Ok(uses) => print_out(&borne::cli::token_list(
+                    c,
+                    &uses.into_iter().collect(),
+                    Utc::now(),
+                    json,
+                )),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -221,9 +364,11 @@ fn load(path: &std::path::Path) -> Option<Loaded> {
 }
 
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
-    let Some(loaded) = load(path) else {
+    let Some(mut loaded) = load(path) else {
         return ExitCode::FAILURE;
     };
+    let coverage = loaded.config.coverage_warnings(chrono::Local::now().date_naive());
+    loaded.warnings.extend(coverage);
     eprint!("{}", borne::cli::warnings(&loaded));
     if strict && !loaded.warnings.is_empty() {
         eprintln!(

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 401.
     #[error("{0}")]
     Unauthorized(String),
+    /// 401: a known token past its `expires` day.
+    #[error("this token expired: it was accepted through {0}; ask IT for a new link")]
+    TokenExpired(chrono::NaiveDate),
     /// 403.
     #[error("{0}")]
     Forbidden(String),
@@ -47,6 +50,12 @@ pub enum ApiError {
     /// 429 with Retry-After seconds.
     #[error("too many failed authentications from this address; retry in {0} s")]
     TooManyAttempts(u64),
+    /// 503: `clock.require_sync` and the clock is not synchronised.
+    #[error(
+        "Horloge du serveur non synchronisée : le Wi-Fi ne peut pas être allumé pour l'instant. / \
+         The server clock is not synchronised: Wi-Fi cannot be switched on until it is."
+    )]
+    ClockUnsynchronized,
     /// 429 with Retry-After seconds: the user's writes per minute are used up.
     #[error("too many changes from this user (at most {per_minute} a minute); retry in {retry} s")]
     TooManyWrites {
@@ -74,6 +83,7 @@ impl From<RequestError> for ApiError {
             ),
             RequestError::Refused(r, tz) => ApiError::Refused(r, tz),
             RequestError::Invalid(m) => ApiError::Unprocessable(m),
+            RequestError::ClockUnsynchronized => ApiError::ClockUnsynchronized,
             RequestError::Store(e) => {
                 tracing::error!(error = %e, "request refused: the state database cannot be written");
                 ApiError::Unavailable(
@@ -89,7 +99,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::TokenExpired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -99,7 +109,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyAttempts(_) | ApiError::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ClockUnsynchronized => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +118,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(code, _) => code,
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::TokenExpired(_) => "token_expired",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -119,6 +130,7 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => "too_many_attempts",
             ApiError::TooManyWrites { .. } => "too_many_writes",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::ClockUnsynchronized => "clock_unsynchronized",
             ApiError::Internal => "internal",
         }
     }
@@ -152,6 +164,12 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"borne\""),
+                );
+            }
+            ApiError::TokenExpired(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"borne\", error=\"invalid_token\""),
                 );
             }
             _ => {}

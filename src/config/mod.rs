@@ -7,7 +7,9 @@
 //! schedule engine, the policy, the reconciler and the drivers receive it and
 //! never re-check.
 
+pub mod calendars;
 pub mod changes;
+mod failsafe;
 mod include;
 mod limits;
 pub mod raw;
@@ -26,6 +28,10 @@ use serde::Serialize;
 
 use crate::schedule::Schedule;
 
+pub use failsafe::{
+    ClockSettings, DEFAULT_LEASE_MINUTES, Failsafe, MAX_LEASE, MIN_LEASE, lease_payload, lease_seconds, lease_support,
+    pulse_time,
+};
 pub use limits::Limits;
 pub use validate::{from_str, load};
 
@@ -116,10 +122,18 @@ pub struct Config {
     pub demo: bool,
     /// Audit log retention.
     pub audit_retention_days: u32,
+    /// Usage report aggregates retention, in days.
+    pub report_retention_days: u32,
     /// `/metrics` without a token.
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Device-side leases.
+    pub failsafe: Failsafe,
+    /// Clock synchronisation policy.
+    pub clock: ClockSettings,
+    /// Calendars by name, with their closed days and sources.
+    pub calendars: std::collections::BTreeMap<String, Arc<calendars::NamedCalendar>>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: Limits,
     classroom_index: HashMap<ClassroomId, usize>,
@@ -155,6 +169,9 @@ pub struct TeacherSession {
     pub default_minutes: u32,
     /// Longest "on".
     pub max_minutes: u32,
+    /// A session ends after this many minutes without any associated
+    /// client on every AP that counts them; 0: never.
+    pub idle_off_minutes: u32,
 }
 
 /// A school.
@@ -181,8 +198,10 @@ pub struct Classroom {
     pub school: SchoolId,
     /// The name of its schedule.
     pub schedule_name: String,
-    /// Its schedule (shared by every classroom naming it).
+    /// Its schedule (shared by every classroom naming it with the same calendars).
     pub schedule: Arc<Schedule>,
+    /// The calendars closing it: its schedule's, then its school's and its own.
+    pub calendars: Vec<String>,
     /// The time zone its schedule is read in.
     pub timezone: Tz,
     /// Its access points.
@@ -200,6 +219,10 @@ pub struct AccessPoint {
     pub school: SchoolId,
     /// How it is switched.
     pub driver: DriverConfig,
+    /// The off-timer armed on the device at every "on" and renewed while
+    /// it must stay on: `failsafe`'s lease when the driver can hold one,
+    /// `None` when it cannot or leases are disabled.
+    pub lease: Option<Duration>,
 }
 
 /// The driver block of an access point.
@@ -306,6 +329,8 @@ pub struct CustomCommands {
     pub status_off: Option<regex::Regex>,
     /// Prints the number of associated clients.
     pub clients_command: Option<String>,
+    /// Arms the AP's own off-timer (`{seconds}` replaced by the lease).
+    pub lease_command: Option<String>,
 }
 
 /// The broker connection.
@@ -341,7 +366,7 @@ pub struct MqttTls {
 /// An MQTT access point with its preset expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttAp {
-    /// Preset it came from (`tasmota`, `shelly`, `generic`), for display.
+    /// Preset it came from (`tasmota`, `shelly`, `shelly-gen2`, `generic`), for display.
     pub preset: String,
     /// Where commands go.
     pub command_topic: String,
@@ -365,6 +390,41 @@ pub struct MqttAp {
     pub qos: u8,
     /// Whether commands are retained.
     pub retain: bool,
+    /// How state messages are read.
+    pub state_format: StateFormat,
+    /// How the device is told to switch itself off after a while, if it can.
+    pub lease: Option<MqttLease>,
+    /// Sent once at first contact so that the device comes back off after a
+    /// power cut: `(topic, payload)`. `None` with `failsafe.configure_devices: false`.
+    pub configure: Option<(String, String)>,
+}
+
+/// How an MQTT device's state messages are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateFormat {
+    /// The payload is one of two words (`state_on`, `state_off`).
+    #[default]
+    Words,
+    /// Shelly Gen2 JSON-RPC notifications: `NotifyStatus` (or
+    /// `NotifyFullStatus`) whose `params["switch:0"].output` is the relay.
+    ShellyNotify,
+}
+
+/// How an MQTT device holds a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttLease {
+    /// Tasmota: `PulseTime` (lease + 100) published on `topic` before `ON`
+    /// and alone to renew: setting it while the relay is on re-arms the
+    /// running timer, and the value never changes, so renewals do not
+    /// write the device's flash.
+    PulseTime {
+        /// `cmnd/<topic>/PulseTime`.
+        topic: String,
+    },
+    /// The "on" command carries the lease (`{seconds}` replaced), sent
+    /// instead of `payload_on` and again to renew (Shelly Gen2
+    /// `toggle_after`, generic `lease_payload`).
+    Payload(String),
 }
 
 impl MqttAp {
@@ -384,6 +444,11 @@ impl MqttAp {
             payload_not_available: "Offline".into(),
             qos: 1,
             retain: false,
+            state_format: StateFormat::Words,
+            lease: Some(MqttLease::PulseTime {
+                topic: format!("cmnd/{topic}/PulseTime"),
+            }),
+            configure: Some((format!("cmnd/{topic}/PowerOnState"), "0".into())),
         }
     }
 
@@ -403,6 +468,41 @@ impl MqttAp {
             payload_not_available: "false".into(),
             qos: 1,
             retain: false,
+            state_format: StateFormat::Words,
+            lease: None,
+            configure: None,
+        }
+    }
+
+    /// A Shelly Gen2 (Plus/Pro) switch, JSON-RPC over MQTT: `Switch.Set`
+    /// requests on `<topic>/rpc` (with `toggle_after` for the lease),
+    /// `NotifyStatus` on `<topic>/events/rpc`, `<topic>/online` true|false.
+    /// Replies would go to `borne/rpc` (`src`); borne does not need them:
+    /// the broker's acknowledgement and the notification say enough.
+    pub fn shelly_gen2(topic: &str) -> Self {
+        let set = |on: bool, extra: &str| {
+            format!(r#"{{"id":1,"src":"borne","method":"Switch.Set","params":{{"id":0,"on":{on}{extra}}}}}"#)
+        };
+        Self {
+            preset: "shelly-gen2".into(),
+            command_topic: format!("{topic}/rpc"),
+            payload_on: set(true, ""),
+            payload_off: set(false, ""),
+            state_topic: Some(format!("{topic}/events/rpc")),
+            state_on: "true".into(),
+            state_off: "false".into(),
+            availability_topic: Some(format!("{topic}/online")),
+            payload_available: "true".into(),
+            payload_not_available: "false".into(),
+            qos: 1,
+            retain: false,
+            state_format: StateFormat::ShellyNotify,
+            lease: Some(MqttLease::Payload(set(true, r#","toggle_after":{seconds}"#))),
+            configure: Some((
+                format!("{topic}/rpc"),
+                r#"{"id":2,"src":"borne","method":"Switch.SetConfig","params":{"id":0,"config":{"initial_state":"off"}}}"#
+                    .into(),
+            )),
         }
     }
 
@@ -422,6 +522,9 @@ impl MqttAp {
             payload_not_available: "offline".into(),
             qos: 1,
             retain: false,
+            state_format: StateFormat::Words,
+            lease: None,
+            configure: None,
         }
     }
 }
@@ -465,6 +568,8 @@ pub struct ReconcilerSettings {
     pub probe_timeout: Duration,
     /// Probes in flight at once, apart from `max_parallel`.
     pub probe_parallel: usize,
+    /// Shortest time between two switches of one AP.
+    pub min_switch_interval: Duration,
 }
 
 impl Default for ReconcilerSettings {
@@ -478,6 +583,7 @@ impl Default for ReconcilerSettings {
             unreachable_after: 3,
             probe_timeout: Duration::from_secs(5),
             probe_parallel: 4,
+            min_switch_interval: Duration::from_secs(2),
         }
     }
 }
@@ -524,9 +630,24 @@ pub struct User {
     pub demo_token: Option<String>,
     /// Classrooms this user may see; `None` means every classroom.
     pub scope: Option<BTreeSet<ClassroomId>>,
+    /// Schools as configured (`users[].schools`), for display.
+    pub schools: Vec<SchoolId>,
+    /// Classrooms as configured (`users[].classrooms`), for display.
+    pub classrooms: Vec<ClassroomId>,
+    /// Last day the token is accepted (in the configuration's time zone);
+    /// `None`: no end.
+    pub expires: Option<chrono::NaiveDate>,
 }
 
 impl User {
+    /// Whether the token has expired at `now`: it is accepted through its
+    /// `expires` day, in the configuration's time zone `tz`, and refused
+    /// from the next midnight.
+    pub fn expired(&self, now: chrono::DateTime<chrono::Utc>, tz: Tz) -> bool {
+        self.expires
+            .is_some_and(|last| now.with_timezone(&tz).date_naive() > last)
+    }
+
     /// Whether this user may see the classroom.
     pub fn can_see(&self, classroom: &ClassroomId) -> bool {
         self.scope.as_ref().is_none_or(|s| s.contains(classroom))

@@ -45,6 +45,9 @@ pub struct RawConfig {
     pub demo: bool,
     /// How many days the audit log is kept. Default 365.
     pub audit_retention_days: Option<u32>,
+    /// How many days the usage report's daily aggregates are kept. Default
+    /// 1,830 (five school years).
+    pub report_retention_days: Option<u32>,
     /// Serve `/metrics` without a token.
     pub metrics_public: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the real client (for
@@ -52,6 +55,34 @@ pub struct RawConfig {
     pub trusted_proxies: Vec<String>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: RawLimits,
+    /// Device-side leases: how an "on" ends by itself when borne cannot end it.
+    pub failsafe: RawFailsafe,
+    /// What borne does while the server's clock is not synchronised.
+    pub clock: RawClock,
+}
+
+/// `failsafe:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawFailsafe {
+    /// Off-timer armed on the device at every "on" and renewed while the AP
+    /// must stay on. Default 20; 0 disables leases.
+    pub lease_minutes: Option<u32>,
+    /// The lease in seconds, instead of `lease_minutes` (tests and labs:
+    /// a short lease shows the fail-safe at work in seconds). At least 12.
+    pub lease_seconds: Option<u64>,
+    /// Set the device's power-on state to off at first contact (Tasmota
+    /// `PowerOnState 0`, Shelly Gen2 `initial_state: off`). Default true.
+    pub configure_devices: Option<bool>,
+}
+
+/// `clock:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClock {
+    /// No new "on" while the kernel says the clock is not synchronised.
+    /// Default false.
+    pub require_sync: Option<bool>,
 }
 
 /// `teacher_session:` block.
@@ -62,6 +93,9 @@ pub struct RawTeacherSession {
     pub default_minutes: Option<u32>,
     /// Longest "on" a teacher may ask for. Default 240.
     pub max_minutes: Option<u32>,
+    /// End a session once every AP that counts clients has had none for
+    /// this long. Default 0 (never).
+    pub idle_off_minutes: Option<u32>,
 }
 
 /// One entry of `calendars:`.
@@ -70,6 +104,14 @@ pub struct RawTeacherSession {
 pub struct RawCalendar {
     /// Closed days: `YYYY-MM-DD` or an inclusive range `YYYY-MM-DD..YYYY-MM-DD`.
     pub closed: Vec<String>,
+    /// An iCalendar file (relative to the configuration file), read with the
+    /// Ministry of Education's semantics (see docs/configuration.md).
+    pub ics: Option<PathBuf>,
+    /// An iCalendar URL, fetched by the daemon (start, reload, daily) and
+    /// cached in `state_dir/calendars/`.
+    pub url: Option<String>,
+    /// Computed public holidays: `fr` or `fr-alsace-moselle`.
+    pub public_holidays: Option<String>,
 }
 
 /// One entry of `schedules:`.
@@ -104,6 +146,8 @@ pub struct RawSchool {
     pub name: Option<String>,
     /// Default schedule of its classrooms.
     pub schedule: Option<String>,
+    /// Calendars closing this school, added to its classrooms' schedules' ones.
+    pub calendars: Vec<String>,
     /// IANA time zone, default the top-level one.
     pub timezone: Option<String>,
     /// Defaults for its SSH access points, over the top-level `ssh:`.
@@ -124,6 +168,8 @@ pub struct RawClassroom {
     pub name: Option<String>,
     /// Overrides the school's schedule.
     pub schedule: Option<String>,
+    /// Calendars closing this classroom, added to its schedule's and school's ones.
+    pub calendars: Vec<String>,
     /// Its access points.
     pub access_points: Vec<RawAccessPoint>,
 }
@@ -189,6 +235,9 @@ pub struct RawSsh {
     pub status_off: Option<String>,
     /// custom: command printing the number of associated clients.
     pub clients_command: Option<String>,
+    /// custom: command arming the AP's own off-timer; `{seconds}` is
+    /// replaced by the lease. Run after `on_command` and at every renewal.
+    pub lease_command: Option<String>,
 }
 
 /// The top-level `mqtt:` block.
@@ -227,7 +276,7 @@ pub struct RawMqttTls {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawMqttAp {
-    /// `tasmota`, `shelly` or `generic`.
+    /// `tasmota`, `shelly`, `shelly-gen2` or `generic`.
     pub preset: Option<String>,
     /// Device topic for the presets.
     pub topic: Option<String>,
@@ -253,6 +302,10 @@ pub struct RawMqttAp {
     pub qos: Option<u8>,
     /// Retain commands (only for devices without availability topic). Default false.
     pub retain: Option<bool>,
+    /// generic: the "on" command carrying a lease, `{seconds}` replaced,
+    /// e.g. `{"state":"ON","expires_in":{seconds}}`. Sent instead of
+    /// `payload_on` and at every renewal.
+    pub lease_payload: Option<String>,
 }
 
 /// An access point's `sim:` block.
@@ -299,6 +352,9 @@ pub struct RawReconciler {
     /// Probes in flight at once, all unreachable APs together, apart from
     /// `max_parallel`. Default 4.
     pub probe_parallel: Option<usize>,
+    /// Never switch one AP more often than this; changes in between are
+    /// coalesced to the latest. 0 to 3600, default 2.
+    pub min_switch_interval_seconds: Option<u64>,
 }
 
 /// One API user.
@@ -317,6 +373,8 @@ pub struct RawUser {
     pub classrooms: Vec<String>,
     /// Schools whose classrooms the user may see (and switch, as teacher or admin).
     pub schools: Vec<String>,
+    /// Last day the token is accepted, `YYYY-MM-DD` (refused from the next midnight).
+    pub expires: Option<String>,
 }
 
 /// `self`'s keys over `defaults`'.
@@ -366,7 +424,8 @@ impl RawSsh {
             status_command,
             status_on,
             status_off,
-            clients_command
+            clients_command,
+            lease_command
         )
     }
 }
@@ -389,7 +448,8 @@ impl RawMqttAp {
             payload_available,
             payload_not_available,
             qos,
-            retain
+            retain,
+            lease_payload
         )
     }
 }

@@ -19,7 +19,7 @@ use super::raw::{
 };
 use super::yaml;
 use super::*;
-use crate::schedule::{CronExpr, DateRange, Mode, Rule, Schedule};
+use crate::schedule::{CronExpr, Mode, Rule, Schedule};
 
 /// Reads and validates the file at `path` and the files it includes.
 ///
@@ -260,12 +260,20 @@ impl Validator {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{listen}"));
         let teacher_session = self.teacher_session(&raw.teacher_session);
-        let calendars = self.calendars(&raw.calendars);
+        let mut calendars = self.calendars(&raw.calendars, &state_dir, timezone);
         let schedules = self.schedules(&raw.schedules, &calendars);
         let reconciler = self.reconciler(&raw.reconciler);
+        let failsafe = self.failsafe(&raw.failsafe);
+        let clock = ClockSettings {
+            require_sync: raw.clock.require_sync.unwrap_or(false),
+        };
         let audit_retention_days = raw.audit_retention_days.unwrap_or(365);
         if audit_retention_days == 0 {
             self.error("audit_retention_days", "must be at least 1");
+        }
+        let report_retention_days = raw.report_retention_days.unwrap_or(1830);
+        if !(1..=36_500).contains(&report_retention_days) {
+            self.error("report_retention_days", "must be between 1 and 36500");
         }
 
         let mut schools = Vec::new();
@@ -275,6 +283,7 @@ impl Validator {
         let mut seen_classrooms: HashMap<String, String> = HashMap::new();
         let mut seen_aps: HashMap<String, String> = HashMap::new();
         let mut uses_mqtt = false;
+        let mut extra_schedules = HashMap::new();
         if raw.schools.is_empty() {
             // An empty or truncated file must not pass for a city without
             // schools: adopting it would end every session at a reload.
@@ -313,6 +322,7 @@ impl Validator {
                 );
             }
             let school_id = SchoolId::from(school.id.as_str());
+            let school_calendars = self.known_calendars(&sloc, &school.calendars, &calendars);
             let school_ssh = match &school.ssh {
                 Some(s) => s.under(&raw.ssh),
                 None => raw.ssh.clone(),
@@ -379,17 +389,29 @@ impl Validator {
                             id,
                             classroom: classroom_id.clone(),
                             school: school_id.clone(),
+                            lease: None,
                             driver,
                         });
                     }
                 }
                 if let Some((schedule_name, schedule)) = schedule {
+                    let mut extra = school_calendars.clone();
+                    extra.extend(self.known_calendars(&cloc, &classroom.calendars, &calendars));
+                    let (schedule, classroom_calendars) = Self::classroom_schedule(
+                        &raw.schedules,
+                        &calendars,
+                        &mut extra_schedules,
+                        &extra,
+                        &schedule_name,
+                        schedule,
+                    );
                     classrooms.push(Classroom {
                         id: classroom_id.clone(),
                         name: classroom.name.clone().unwrap_or_else(|| classroom.id.clone()),
                         school: school_id.clone(),
                         schedule_name,
                         schedule,
+                        calendars: classroom_calendars,
                         timezone: school_tz,
                         access_points: ap_ids,
                     });
@@ -424,11 +446,20 @@ impl Validator {
             }
         }
 
+        self.leases(&failsafe, &mut access_points);
         let (limits, limit_errors) = super::limits::validate(&raw.limits);
         for (key, message) in limit_errors {
             self.error(key, message);
         }
 
+        let used: BTreeSet<&str> = classrooms.iter().map(|c| c.schedule_name.as_str()).collect();
+        for (_, schedule) in raw.schedules.iter().filter(|(n, _)| used.contains(n.as_str())) {
+            for cal in &schedule.calendars {
+                if let Some(c) = calendars.get_mut(cal) {
+                    Arc::make_mut(c).in_schedule = true;
+                }
+            }
+        }
         let classroom_index = classrooms.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let ap_index = access_points
             .iter()
@@ -452,8 +483,12 @@ impl Validator {
             reconciler,
             demo: raw.demo,
             audit_retention_days,
+            report_retention_days,
             metrics_public: raw.metrics_public,
             trusted_proxies,
+            failsafe,
+            clock,
+            calendars,
             limits,
             classroom_index,
             ap_index,
@@ -478,50 +513,170 @@ impl Validator {
                 format!("{max_minutes} minutes is more than a day; a teacher's session must end the same day"),
             );
         }
+        let idle_off_minutes = raw.idle_off_minutes.unwrap_or(0);
+        if idle_off_minutes > 24 * 60 {
+            self.error(
+                "teacher_session.idle_off_minutes",
+                format!("{idle_off_minutes} minutes is more than a day; use 0 to never end an idle session"),
+            );
+        }
         TeacherSession {
             default_minutes,
             max_minutes,
+            idle_off_minutes,
         }
     }
 
-    fn calendars(&mut self, raw: &BTreeMap<String, RawCalendar>) -> BTreeMap<String, Vec<DateRange>> {
-        let mut out = BTreeMap::new();
-        for (name, calendar) in raw {
-            let loc = format!("calendars.{name}");
-            let mut ranges: Vec<(usize, DateRange)> = Vec::new();
-            for (i, entry) in calendar.closed.iter().enumerate() {
-                match DateRange::parse(entry) {
-                    Ok(r) => ranges.push((i, r)),
-                    Err(e) => self.error(format!("{loc}.closed[{i}]"), e),
+    fn failsafe(&mut self, raw: &super::raw::RawFailsafe) -> Failsafe {
+        let lease = match (raw.lease_seconds, raw.lease_minutes) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    "failsafe.lease_seconds",
+                    "give lease_minutes or lease_seconds, not both",
+                );
+                None
+            }
+            (Some(0), None) | (None, Some(0)) => None,
+            (Some(s), None) => Some(Duration::from_secs(s)),
+            (None, Some(m)) => Some(Duration::from_secs(u64::from(m) * 60)),
+            (None, None) => Failsafe::default().lease,
+        };
+        if let Some(l) = lease
+            && !(MIN_LEASE..=MAX_LEASE).contains(&l)
+        {
+            let key = if raw.lease_seconds.is_some() {
+                "failsafe.lease_seconds"
+            } else {
+                "failsafe.lease_minutes"
+            };
+            self.error(
+                key,
+                format!(
+                    "a lease of {} s is outside {}..={} s (Tasmota's PulseTime range); 0 disables leases",
+                    l.as_secs(),
+                    MIN_LEASE.as_secs(),
+                    MAX_LEASE.as_secs()
+                ),
+            );
+        }
+        Failsafe {
+            lease,
+            configure_devices: raw.configure_devices.unwrap_or(true),
+        }
+    }
+
+    /// Gives each AP its lease, or a warning saying why it holds none; drops
+    /// the first-contact configuration when IT asked borne not to touch it.
+    fn leases(&mut self, failsafe: &Failsafe, aps: &mut [AccessPoint]) {
+        let location = |ap: &AccessPoint| {
+            format!(
+                "access point \"{}\" (school {}, classroom {})",
+                ap.id, ap.school, ap.classroom
+            )
+        };
+        for ap in aps.iter_mut() {
+            if !failsafe.configure_devices
+                && let DriverConfig::Mqtt(m) = &mut ap.driver
+            {
+                m.configure = None;
+            }
+            let Some(lease) = failsafe.lease else {
+                let at = location(ap);
+                self.warn(
+                    at,
+                    "failsafe.lease_minutes is 0: no off-timer on the device, so if borne stops, this AP stays \
+                     on until someone switches it off",
+                );
+                continue;
+            };
+            match lease_support(&ap.driver) {
+                Ok(()) => ap.lease = Some(lease),
+                Err(why) => {
+                    let at = location(ap);
+                    self.warn(at, why);
                 }
             }
-            let mut sorted = ranges.clone();
-            sorted.sort_by_key(|(_, r)| r.first);
-            for pair in sorted.windows(2) {
-                let ((ia, a), (ib, b)) = (pair[0], pair[1]);
-                if b.first <= a.last {
-                    self.error(
-                        format!("{loc}.closed[{}]", ia.max(ib)),
-                        format!(
-                            "{}..{} overlaps {}..{} (closed[{}]); merge them into one range",
-                            b.first,
-                            b.last,
-                            a.first,
-                            a.last,
-                            ia.min(ib)
-                        ),
-                    );
-                }
+        }
+    }
+
+    fn calendars(
+        &mut self,
+        raw: &BTreeMap<String, RawCalendar>,
+        state_dir: &Path,
+        tz: Tz,
+    ) -> BTreeMap<String, Arc<super::calendars::NamedCalendar>> {
+        let built = super::calendars::build(raw, self.base_dir.as_deref(), state_dir, tz);
+        self.errors.extend(built.errors);
+        self.warnings.extend(built.warnings);
+        built.calendars
+    }
+
+    /// The calendars of `raw_names` (a school's or a classroom's list at
+    /// `loc`) that exist; an error for each unknown one.
+    fn known_calendars(
+        &mut self,
+        loc: &str,
+        raw_names: &[String],
+        calendars: &BTreeMap<String, Arc<super::calendars::NamedCalendar>>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, name) in raw_names.iter().enumerate() {
+            if calendars.contains_key(name) {
+                out.push(name.clone());
+            } else {
+                self.error(
+                    format!("{loc}.calendars[{i}]"),
+                    format!(
+                        "unknown calendar \"{name}\"; {}",
+                        known(calendars.keys().map(String::as_str))
+                    ),
+                );
             }
-            out.insert(name.clone(), ranges.into_iter().map(|(_, r)| r).collect());
         }
         out
+    }
+
+    /// A classroom's calendars (its schedule's, then `extra`: its school's
+    /// and its own) and its schedule with all their closed days. Classrooms
+    /// with the same schedule and calendars share one schedule (`memo`).
+    fn classroom_schedule(
+        raw_schedules: &BTreeMap<String, RawSchedule>,
+        calendars: &BTreeMap<String, Arc<super::calendars::NamedCalendar>>,
+        memo: &mut HashMap<(String, Vec<String>), Arc<Schedule>>,
+        extra: &[String],
+        schedule_name: &str,
+        schedule: Arc<Schedule>,
+    ) -> (Arc<Schedule>, Vec<String>) {
+        let mut names: Vec<String> = raw_schedules
+            .get(schedule_name)
+            .map(|s| s.calendars.clone())
+            .unwrap_or_default();
+        let before = names.len();
+        for name in extra {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        if names.len() == before {
+            return (schedule, names);
+        }
+        let schedule = memo
+            .entry((schedule_name.to_owned(), names.clone()))
+            .or_insert_with(|| {
+                Arc::new(Schedule::new(
+                    schedule.default_mode(),
+                    schedule.rules().to_vec(),
+                    super::calendars::closed_ranges(calendars, &names),
+                ))
+            })
+            .clone();
+        (schedule, names)
     }
 
     fn schedules(
         &mut self,
         raw: &BTreeMap<String, RawSchedule>,
-        calendars: &BTreeMap<String, Vec<DateRange>>,
+        calendars: &BTreeMap<String, Arc<super::calendars::NamedCalendar>>,
     ) -> BTreeMap<String, Arc<Schedule>> {
         let mut out = BTreeMap::new();
         for (name, schedule) in raw {
@@ -530,7 +685,7 @@ impl Validator {
             let mut closed = Vec::new();
             for (i, cal) in schedule.calendars.iter().enumerate() {
                 match calendars.get(cal) {
-                    Some(ranges) => closed.extend(ranges.iter().copied()),
+                    Some(c) => closed.extend(c.calendar.ranges()),
                     None => {
                         ok = false;
                         self.error(
@@ -588,6 +743,7 @@ impl Validator {
             unreachable_after: raw.unreachable_after_failures.unwrap_or(d.unreachable_after),
             probe_timeout: secs(raw.probe_timeout_seconds, d.probe_timeout),
             probe_parallel: raw.probe_parallel.unwrap_or(d.probe_parallel),
+            min_switch_interval: secs(raw.min_switch_interval_seconds, d.min_switch_interval),
         };
         if s.unreachable_after == 0 {
             self.error("reconciler.unreachable_after_failures", "must be at least 1");
@@ -597,6 +753,9 @@ impl Validator {
         }
         if s.probe_parallel == 0 || s.probe_parallel > 4096 {
             self.error("reconciler.probe_parallel", "must be between 1 and 4096");
+        }
+        if s.min_switch_interval > Duration::from_secs(3600) {
+            self.error("reconciler.min_switch_interval_seconds", "must be between 0 and 3600");
         }
         if s.resync.is_zero() {
             self.error("reconciler.resync_seconds", "must be at least 1");
@@ -784,6 +943,7 @@ impl Validator {
                     status_on,
                     status_off,
                     clients_command: pick!(clients_command),
+                    lease_command: pick!(lease_command).filter(|c| !c.trim().is_empty()),
                 }))
             }
             other => {
@@ -887,6 +1047,10 @@ impl Validator {
                 needs_topic(self);
                 MqttAp::shelly(&topic)
             }
+            "shelly-gen2" => {
+                needs_topic(self);
+                MqttAp::shelly_gen2(&topic)
+            }
             "generic" => {
                 if raw.command_topic.is_none() {
                     self.error(format!("{loc}.command_topic"), "preset generic needs command_topic");
@@ -903,7 +1067,7 @@ impl Validator {
             other => {
                 self.error(
                     format!("{loc}.preset"),
-                    format!("unknown preset \"{other}\"; use tasmota, shelly or generic"),
+                    format!("unknown preset \"{other}\"; use tasmota, shelly, shelly-gen2 or generic"),
                 );
                 return None;
             }
@@ -920,8 +1084,22 @@ impl Validator {
             payload_not_available: raw.payload_not_available.clone().unwrap_or(base.payload_not_available),
             qos: raw.qos.unwrap_or(base.qos),
             retain: raw.retain.unwrap_or(base.retain),
+            state_format: base.state_format,
+            lease: match &raw.lease_payload {
+                Some(template) => Some(MqttLease::Payload(template.clone())),
+                None => base.lease,
+            },
+            configure: base.configure,
             preset: base.preset,
         };
+        if let Some(template) = &raw.lease_payload
+            && !template.contains("{seconds}")
+        {
+            self.warn(
+                format!("{loc}.lease_payload"),
+                "has no {seconds}: the device is never told how long the lease is",
+            );
+        }
         let topics = [
             ("command_topic", Some(&ap.command_topic)),
             ("state_topic", ap.state_topic.as_ref()),
@@ -1109,6 +1287,19 @@ impl Validator {
                     "an admin is limited by schools, not classrooms",
                 );
             }
+            let expires = match &u.expires {
+                None => None,
+                Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        self.error(
+                            format!("{loc}.expires"),
+                            format!("\"{text}\" is not a date YYYY-MM-DD (the last day the token is accepted)"),
+                        );
+                        None
+                    }
+                },
+            };
             if let (Some(role), Some(token_sha256)) = (role, hash) {
                 out.push(User {
                     name: u.name.clone(),
@@ -1116,6 +1307,9 @@ impl Validator {
                     token_sha256,
                     demo_token: if demo { u.token.clone() } else { None },
                     scope: limited.then_some(scope),
+                    schools: u.schools.iter().map(|s| SchoolId::from(s.as_str())).collect(),
+                    classrooms: u.classrooms.iter().map(|c| ClassroomId::from(c.as_str())).collect(),
+                    expires,
                 });
             }
         }

@@ -24,6 +24,7 @@
 
 mod breaker;
 mod drivers;
+mod lease;
 mod planner;
 mod prewarm;
 mod worker;
