@@ -55,7 +55,10 @@ async fn day(prewarm_seconds: u64) -> Option<(usize, usize)> {
     wait_for("the AP on", || sshd.fake().all(true)).await;
     borne_sees_on(&d).await;
     // After the change: closed after reuse_seconds, not kept the rest of the day.
-    wait_for("the connection closed after the change", || sshd.open_connections() == 0).await;
+    wait_for("the connection closed after the change", || {
+        sshd.open_connections() == 0
+    })
+    .await;
     let all = sshd.connections();
     d.stop().await;
     Some((before, all))
@@ -85,7 +88,8 @@ async fn without_prewarm_the_change_connects_cold() {
 async fn borne_sees_on(d: &TestDaemon) {
     let core = d.core.clone();
     wait_for("borne sees the AP on", || {
-        core.ap_state(&"ap".into()).is_some_and(|s| s.observed.wifi.is(Wifi::On))
+        core.ap_state(&"ap".into())
+            .is_some_and(|s| s.observed.wifi.is(Wifi::On))
     })
     .await;
 }

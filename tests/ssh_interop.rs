@@ -153,7 +153,10 @@ async fn read_back_after_a_switch_counts_no_stations(server: &mut dyn SshFake) {
         .collect();
     assert_eq!(switches.len(), 2, "{commands:#?}");
     for (i, c) in commands.iter().enumerate().skip(switches[0]) {
-        assert!(!c.contains("station dump"), "command {i} after the first switch: {c}\n{commands:#?}");
+        assert!(
+            !c.contains("station dump"),
+            "command {i} after the first switch: {c}\n{commands:#?}"
+        );
     }
     // A plain read still counts them.
     assert_eq!(

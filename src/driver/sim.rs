@@ -237,6 +237,9 @@ mod tests {
                 fail_rate: 0.0,
                 clients: 3,
                 seed: 1,
+                hang: false,
+                refuse: false,
+                timeout: Duration::from_secs(35),
             }),
             lease,
         }

@@ -58,8 +58,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use self::commands::{
-    OPENWRT_DISCOVER, OPENWRT_OBSERVE, OPENWRT_STATE, custom_state, openwrt_switch, parse_clients, parse_openwrt_observe,
-    parse_uci_radios, stderr_for_error,
+    OPENWRT_DISCOVER, OPENWRT_OBSERVE, OPENWRT_STATE, custom_state, openwrt_switch, parse_clients,
+    parse_openwrt_observe, parse_uci_radios, stderr_for_error,
 };
 use self::conn::{Conn, ExecError, Output};
 use self::lease::{custom_lease, openwrt_arm, openwrt_on_with_lease};

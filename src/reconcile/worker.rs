@@ -3,9 +3,9 @@
 //! AP that keeps failing is only probed, apart from the others (see
 //! [`super::breaker`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
