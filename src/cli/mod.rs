@@ -3,6 +3,7 @@
 //! without spawning the binary.
 
 mod check;
+pub mod inventory;
 mod plan;
 mod report;
 mod token;
