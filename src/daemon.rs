@@ -205,6 +205,46 @@ pub fn release_parse_memory() {
 /// # Errors
 /// The new configuration is unreadable or invalid: the old one stays.
 pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
+    let result = reload_inner(core, path);
+    core.writer()
+        .enqueue(crate::store::Batch::audit(vec![reload_audit(core, path, &result)]));
+    result.map(|(loaded, _)| loaded)
+}
+
+/// The `config.reload` audit row: what changed (counts) and the SHA-256 of
+/// the file now in force, or why it was refused.
+fn reload_audit(
+    core: &Core,
+    path: &Path,
+    result: &Result<(Loaded, config::changes::Changes), LoadError>,
+) -> crate::store::AuditRecord {
+    let sha = std::fs::read(path).map_or_else(|_| "unreadable".to_owned(), |b| config::changes::sha256_hex(&b));
+    let (detail, result) = match result {
+        Ok((_, changes)) => (format!("{changes}; sha256 {sha}"), "ok".to_owned()),
+        Err(LoadError::Invalid { errors, .. }) => (
+            format!(
+                "{} error(s), first: {}; sha256 {sha}",
+                errors.len(),
+                errors.first().map_or("", |e| e.message.as_str())
+            ),
+            "error: invalid".to_owned(),
+        ),
+        Err(e) => (format!("{e}"), "error: unreadable".to_owned()),
+    };
+    crate::store::AuditRecord {
+        at: core.now(),
+        actor: "borne".into(),
+        role: None,
+        classroom: None,
+        access_point: None,
+        action: "config.reload".into(),
+        detail,
+        result,
+        source: None,
+    }
+}
+
+fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Changes), LoadError> {
     let loaded = config::load(path)?;
     let missing: Vec<_> = loaded.warnings.iter().filter(|w| w.missing_file).cloned().collect();
     if !missing.is_empty() {
@@ -220,9 +260,10 @@ pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
     }
+    let changes = config::changes::Changes::between(&old, &loaded.config);
     core.replace_config(Arc::new(loaded.config.clone()));
     release_parse_memory();
-    Ok(loaded)
+    Ok((loaded, changes))
 }
 
 fn print_demo_banner(config: &Config, addr: SocketAddr) {

@@ -6,8 +6,10 @@
 //! goes wrong: bad JSON, unknown route, wrong method, oversized body, a
 //! panic.
 
+mod audit;
 mod auth;
 mod classrooms;
+mod csv;
 mod error;
 mod events;
 pub mod openapi;
@@ -70,7 +72,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         )
         .route("/overrides", post(overrides::bulk_set).delete(overrides::bulk_clear))
         .route("/access-points", get(classrooms::access_points))
-        .route("/audit", get(overrides::audit))
+        .route("/audit", get(audit::audit))
         .route("/me", get(classrooms::me))
         .route("/summary", get(classrooms::summary))
         .layer(middleware::from_fn(error::timeout))

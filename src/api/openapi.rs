@@ -83,13 +83,23 @@ pub fn document() -> Value {
         &with(&["400", "404", "503"]),
     );
     clear["parameters"] = json!([{"name": "school", "in": "query", "schema": {"type": "string"}}]);
-    let mut audit = op("The audit log, newest first", ok_ref("AuditPage"), &with(&["400"]));
+    let mut audit = op(
+        "The audit log, newest first (JSON, or CSV with Accept: text/csv or format=csv)",
+        ok_ref("AuditPage"),
+        &with(&["400", "404"]),
+    );
     audit["parameters"] = json!([
+        {"name": "action", "in": "query", "description": "action prefix; repeatable", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true},
+        {"name": "school", "in": "query", "schema": {"type": "string"}},
+        {"name": "ap", "in": "query", "schema": {"type": "string"}},
+        {"name": "result", "in": "query", "description": "result prefix: accepted, refused, ok, error", "schema": {"type": "string"}},
+        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+        {"name": "sep", "in": "query", "schema": {"type": "string", "enum": ["comma", "semicolon"]}},
         {"name": "classroom", "in": "query", "schema": {"type": "string"}},
         {"name": "user", "in": "query", "schema": {"type": "string"}},
         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
         {"name": "cursor", "in": "query", "schema": {"type": "integer"}}
     ]);
     let time = json!({"type": "string", "format": "date-time"});

@@ -1,4 +1,4 @@
-//! IT overrides (one classroom, a school, the city) and the audit log.
+//! IT overrides (one classroom, a school, the city).
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -9,10 +9,9 @@ use super::AppState;
 use super::auth::Auth;
 use super::classrooms::check_id;
 use super::error::{ApiError, ApiJson, ApiPath};
-use crate::config::{Role, SchoolId};
+use crate::config::SchoolId;
 use crate::core::{Actor, OverrideRequest, Scope, Status};
 use crate::policy::Wifi;
-use crate::store::{AuditEntry, AuditQuery};
 
 /// Body of `PUT /api/v1/classrooms/{id}/override`.
 #[derive(Deserialize)]
@@ -149,64 +148,4 @@ pub async fn bulk_clear(
         count: ids.len(),
         classrooms: ids.into_iter().map(|c| c.to_string()).collect(),
     }))
-}
-
-/// Query of `GET /api/v1/audit`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditParams {
-    classroom: Option<String>,
-    user: Option<String>,
-    since: Option<DateTime<FixedOffset>>,
-    until: Option<DateTime<FixedOffset>>,
-    limit: Option<usize>,
-    cursor: Option<i64>,
-}
-
-/// A page of the audit log.
-#[derive(Serialize)]
-pub struct AuditPage {
-    entries: Vec<AuditEntry>,
-    /// Pass as `cursor` for the next (older) page; null on the last page.
-    next_cursor: Option<i64>,
-}
-
-/// `GET /api/v1/audit` (admin): newest first, paginated with a cursor.
-pub async fn audit(
-    State(state): State<AppState>,
-    auth: Auth,
-    query: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<AuditPage>, ApiError> {
-    let Query(p) = query?;
-    if auth.user.role != Role::Admin {
-        return Err(ApiError::Forbidden("the audit log is for admins".into()));
-    }
-    if let Some(c) = &p.classroom {
-        check_id(c)?;
-    }
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("bad_query", "limit is between 1 and 1000".into()));
-    }
-    let q = AuditQuery {
-        classroom: p.classroom,
-        actor: p.user,
-        since: p.since.map(|t| t.with_timezone(&Utc)),
-        until: p.until.map(|t| t.with_timezone(&Utc)),
-        before_id: p.cursor,
-        scope: auth
-            .user
-            .scope
-            .as_ref()
-            .map(|s| s.iter().map(|c| c.to_string()).collect()),
-        limit,
-    };
-    let entries = state
-        .core
-        .writer()
-        .audit(q)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the audit log cannot be read: {e}")))?;
-    let next_cursor = (entries.len() == limit).then(|| entries.last().map(|e| e.id)).flatten();
-    Ok(Json(AuditPage { entries, next_cursor }))
 }

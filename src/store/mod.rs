@@ -112,8 +112,31 @@ pub struct AuditQuery {
     pub before_id: Option<i64>,
     /// Only these classrooms (a user's scope); `None`: all.
     pub scope: Option<Vec<String>>,
+    /// Only actions starting with one of these (`override.` matches
+    /// `override.set` and `override.clear`); empty: any.
+    pub actions: Vec<String>,
+    /// Only results starting with this (`refused` matches `refused: locked`).
+    pub result: Option<String>,
+    /// Only this access point.
+    pub access_point: Option<String>,
+    /// Only a school: its classrooms' rows and the rows of requests scoped
+    /// to the school as a whole.
+    pub school: Option<SchoolFilter>,
     /// Page size.
     pub limit: usize,
+}
+
+/// How the audit row of a request scoped to a whole school starts its
+/// `detail`: `scope school <id>, <n> classrooms: ...`.
+pub const SCHOOL_SCOPE_PREFIX: &str = "scope school ";
+
+/// `school=` of an audit query, resolved against the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SchoolFilter {
+    /// The school's id (bulk request rows carry it in `detail`).
+    pub id: String,
+    /// Its classrooms.
+    pub classrooms: Vec<String>,
 }
 
 /// Changes written together, atomically.

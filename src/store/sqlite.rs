@@ -378,7 +378,40 @@ impl Store for SqliteStore {
             arg(&mut sql, "classroom IN (SELECT value FROM json_each(", list.into());
             sql.push_str("))");
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", query.limit.clamp(1, 1000)));
+        if !query.actions.is_empty() {
+            // Prefix match without LIKE, so `_` and `%` in a filter are literal.
+            sql.push_str(" AND (0");
+            for a in &query.actions {
+                args.push((a.chars().count() as i64).into());
+                args.push(a.clone().into());
+                sql.push_str(&format!(" OR substr(action, 1, ?{}) = ?{}", args.len() - 1, args.len()));
+            }
+            sql.push(')');
+        }
+        if let Some(r) = &query.result {
+            args.push((r.chars().count() as i64).into());
+            args.push(r.clone().into());
+            sql.push_str(&format!(
+                " AND substr(result, 1, ?{}) = ?{}",
+                args.len() - 1,
+                args.len()
+            ));
+        }
+        if let Some(ap) = &query.access_point {
+            args.push(ap.clone().into());
+            sql.push_str(&format!(" AND ap = ?{}", args.len()));
+        }
+        if let Some(school) = &query.school {
+            let list = serde_json::to_string(&school.classrooms).map_err(|e| StoreError::Io(e.to_string()))?;
+            args.push(list.into());
+            args.push(format!("{}{},", crate::store::SCHOOL_SCOPE_PREFIX, school.id).into());
+            sql.push_str(&format!(
+                " AND (classroom IN (SELECT value FROM json_each(?{})) OR (classroom IS NULL AND substr(detail, 1, length(?{n})) = ?{n}))",
+                args.len() - 1,
+                n = args.len()
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", query.limit.clamp(1, 100_000)));
         let mut q = c.prepare(&sql).map_err(io)?;
         let rows = q
             .query_map(rusqlite::params_from_iter(args), |r| {
