@@ -20,7 +20,9 @@ fn options() -> ProviderOptions {
 /// changes when the test rotates it.
 #[tokio::test]
 async fn the_test_provider_serves_discovery_and_rotates_its_key() {
-    let Some(provider) = TestProvider::start(options()) else { return };
+    let Some(provider) = TestProvider::start(options()) else {
+        return;
+    };
     let http = reqwest::Client::new();
     let meta: serde_json::Value = http
         .get(format!("{}/.well-known/openid-configuration", provider.issuer()))

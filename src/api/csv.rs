@@ -127,7 +127,6 @@ impl Writer {
         }
         r
     }
-
 }
 
 #[cfg(test)]
