@@ -241,6 +241,7 @@ fn reload_audit(
         detail,
         result,
         source: None,
+        via: None,
     }
 }
 

@@ -103,6 +103,12 @@ pub fn client_addr(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> I
 /// # Errors
 /// 429 while the client is blocked, 401 for a missing or unknown token.
 pub fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<User, ApiError> {
+    // Without a bearer token, a sign-in session cookie (issue 18) may stand in.
+    if !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && let Some(session) = super::oidc::cookie_user(state, headers)
+    {
+        return session.map(|(user, _)| user);
+    }
     let addr = client_addr(state, headers, peer);
     if let Some(retry) = state.limiter.blocked(addr) {
         return Err(ApiError::TooManyAttempts(retry));
@@ -128,7 +134,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> 
     // taken says nothing about which user (or how much of a hash) matched.
     let mut found = None;
     for u in &config.users {
-        if bool::from(u.token_sha256.ct_eq(&hash)) {
+        if u.token_sha256.is_some_and(|h| bool::from(h.ct_eq(&hash))) {
             found = Some(u.clone());
         }
     }
@@ -141,6 +147,8 @@ pub struct Auth {
     pub user: User,
     /// The client's address (for the audit log).
     pub source: IpAddr,
+    /// How the user signed in: `token` or `oidc` (a session cookie).
+    pub via: &'static str,
 }
 
 impl<S> FromRequestParts<S> for Auth
@@ -157,7 +165,14 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
         let user = authenticate(&state, &parts.headers, peer)?;
+        // Only a session cookie authenticates without an Authorization header.
+        let via = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            "token"
+        } else {
+            "oidc"
+        };
         Ok(Auth {
+            via,
             user,
             source: client_addr(&state, &parts.headers, peer),
         })

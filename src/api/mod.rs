@@ -13,6 +13,7 @@ mod csv;
 mod error;
 mod events;
 pub mod openapi;
+pub mod oidc;
 mod overrides;
 mod pages;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The configuration file (for `/readyz`).
     pub config_path: Option<PathBuf>,
+    /// Sign-in with the identity provider: provider, sign-ins in progress, sessions.
+    pub oidc: Arc<oidc::SignIn>,
 }
 
 /// The whole HTTP application.
@@ -59,9 +62,11 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
     let state = AppState {
         core,
         limiter: Arc::new(Limiter::default()),
+        oidc: Arc::new(oidc::SignIn::new(shutdown.clone())),
         shutdown,
         config_path,
     };
+    oidc::start(&state);
     let api = Router::new()
         .route("/classrooms", get(classrooms::list))
         .route("/classrooms/{id}", get(classrooms::get_one))
@@ -87,8 +92,11 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(pages::routes())
+        .merge(oidc::routes())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed_anywhere)
+        // Cookie sessions: cross-site writes refused before any handler runs.
+        .layer(middleware::from_fn_with_state(state.clone(), oidc::csrf))
         // Security headers on every answer, the fallbacks' included.
         .layer(middleware::map_response(pages::harden))
         // Inside the metrics middleware, so a request that panicked is

@@ -8,6 +8,7 @@
 //! never re-check.
 
 pub mod changes;
+pub mod oidc;
 pub mod raw;
 mod validate;
 
@@ -104,6 +105,8 @@ pub struct Config {
     pub access_points: Vec<AccessPoint>,
     /// API users.
     pub users: Vec<User>,
+    /// Sign-in with the identity provider, when configured.
+    pub oidc: Option<oidc::Oidc>,
     /// The MQTT broker, when any AP uses MQTT or the block is given.
     pub mqtt: Option<MqttBroker>,
     /// Reconciler tuning.
@@ -492,8 +495,11 @@ pub struct User {
     pub name: String,
     /// Role.
     pub role: Role,
-    /// SHA-256 of the bearer token.
-    pub token_sha256: [u8; 32],
+    /// SHA-256 of the bearer token; `None` for a user who signs in only
+    /// with the identity provider.
+    pub token_sha256: Option<[u8; 32]>,
+    /// Login at the identity provider (`oidc.user_claim`).
+    pub login: Option<String>,
     /// The plain token, only in demo mode.
     pub demo_token: Option<String>,
     /// Classrooms this user may see; `None` means every classroom.

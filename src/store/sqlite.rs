@@ -59,6 +59,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_at ON audit(at);
      CREATE INDEX audit_classroom ON audit(classroom, id);
      CREATE INDEX audit_actor ON audit(actor, id);",
+    // Sign-in sessions with the identity provider (issue 18; see
+    // store/login_sessions.rs) and how each audited request was authenticated.
+    "CREATE TABLE login_sessions (
+        id_sha256 BLOB PRIMARY KEY,
+        login TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        id_token TEXT,
+        created INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+     );
+     ALTER TABLE audit ADD COLUMN via TEXT;",
 ];
 
 /// The SQLite store.
@@ -278,8 +291,8 @@ impl Store for SqliteStore {
                 .map_err(io)?;
             let mut put_audit = tx
                 .prepare_cached(
-                    "INSERT INTO audit (at, actor, role, classroom, ap, action, detail, result, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO audit (at, actor, role, classroom, ap, action, detail, result, source, via)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(io)?;
             for b in batches {
@@ -337,7 +350,8 @@ impl Store for SqliteStore {
                             a.action,
                             a.detail,
                             a.result,
-                            a.source
+                            a.source,
+                            a.via
                         ])
                         .map_err(io)?;
                 }
@@ -349,7 +363,7 @@ impl Store for SqliteStore {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let c = Self::lock(&self.read);
         let mut sql = String::from(
-            "SELECT id, at, actor, role, classroom, ap, action, detail, result, source FROM audit WHERE 1=1",
+            "SELECT id, at, actor, role, classroom, ap, action, detail, result, source, via FROM audit WHERE 1=1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
@@ -427,6 +441,7 @@ impl Store for SqliteStore {
                         detail: r.get(7)?,
                         result: r.get(8)?,
                         source: r.get(9)?,
+                        via: r.get(10)?,
                     },
                 })
             })
