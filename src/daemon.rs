@@ -127,15 +127,7 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     };
     let addr = listener.local_addr()?;
     let app = crate::api::router(core.clone(), options.config_path.clone(), shutdown.clone());
-    let http_shutdown = shutdown.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    tracker.spawn(crate::api::server::serve(listener, app, core.clone(), shutdown.clone()));
     tracing::info!(%addr, classrooms = config.classrooms.len(), access_points = config.access_points.len(), "borne is ready");
     if config.demo {
         print_demo_banner(&config, addr);
@@ -204,8 +196,8 @@ pub fn release_parse_memory() {
 ///
 /// # Errors
 /// The new configuration is unreadable or invalid: the old one stays.
-pub fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
-    let result = reload_inner(core, path);
+pub async fn reload(core: &Core, path: &Path) -> Result<Loaded, LoadError> {
+    let result = reload_inner(core, path).await;
     core.writer()
         .enqueue(crate::store::Batch::audit(vec![reload_audit(core, path, &result)]));
     result.map(|(loaded, _)| loaded)
@@ -245,7 +237,7 @@ fn reload_audit(
     }
 }
 
-fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Changes), LoadError> {
+async fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Changes), LoadError> {
     let loaded = config::load(path)?;
     let missing: Vec<_> = loaded.warnings.iter().filter(|w| w.missing_file).cloned().collect();
     if !missing.is_empty() {
@@ -261,8 +253,15 @@ fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::changes::Ch
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
     }
+    if old.limits.max_connections != loaded.config.limits.max_connections
+        || old.limits.failed_auth_addresses != loaded.config.limits.failed_auth_addresses
+    {
+        tracing::warn!("limits.max_connections and limits.failed_auth_addresses changes take effect at restart");
+    }
     let changes = config::changes::Changes::between(&old, &loaded.config);
-    core.replace_config(Arc::new(loaded.config.clone()));
+    if let Err(e) = core.replace_config(Arc::new(loaded.config.clone())).await {
+        tracing::error!(error = %e, "the sessions this reload ended could not be stored; the next start ends them again");
+    }
     release_parse_memory();
     Ok((loaded, changes))
 }
@@ -357,7 +356,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-                match reload(&core, &path) {
+                match reload(&core, &path).await {
                     Ok(l) => tracing::info!(summary = %crate::cli::summary(&l.config), "configuration reloaded"),
                     Err(LoadError::Invalid { errors, .. }) => {
                         for e in &errors {

@@ -501,8 +501,9 @@ async fn every_error_has_the_json_shape() {
     assert_eq!((status, v["error"].as_str()), (409, Some("locked")));
 }
 
-/// Guessing tokens from one address gets 429 with Retry-After, even for
-/// the right token afterwards.
+/// Guessing tokens from one address gets 429 with Retry-After; the right
+/// token from the same address is still served (issue 12: a school is one
+/// NAT address, one pupil must not lock its teachers out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brute_force_gets_429() {
     let (d, _) = daemon().await;
@@ -532,7 +533,7 @@ async fn brute_force_gets_429() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429, "a blocked address is blocked for every token");
+    assert_eq!(r.status(), 200, "a valid token is never refused by the failure limiter");
 }
 
 /// The OpenAPI document lists exactly the routes the router serves.

@@ -212,9 +212,9 @@ async fn reloads_are_audited_with_counts_and_sha256() {
         "  - id: s3\n    schedule: day\n    classrooms:\n      - id: c4\n        access_points: [ { id: c4-ap1, sim: {} }, { id: c4-ap2, sim: {} } ]\n      - id: c5\n        access_points: [ { id: c5-ap1, sim: {} } ]\nusers:\n  - { name: viewer2, role: viewer, token: viewer2-token-12 }\n",
     );
     std::fs::write(&path, &next).unwrap();
-    borne::daemon::reload(&d.core, &path).expect("reload");
+    borne::daemon::reload(&d.core, &path).await.expect("reload");
     std::fs::write(&path, "schools: [").unwrap();
-    assert!(borne::daemon::reload(&d.core, &path).is_err());
+    assert!(borne::daemon::reload(&d.core, &path).await.is_err());
 
     let sha = {
         use sha2::Digest as _;

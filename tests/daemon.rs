@@ -261,14 +261,62 @@ fn acknowledged_request_survives_kill_9() {
     }
 }
 
+/// `borne run` as a real process whose log (stderr) goes to a file the
+/// test reads: the evidence that a signal was handled.
+fn start_logged(dir: &std::path::Path, config: &std::path::Path, port: u16) -> (DaemonProcess, std::path::PathBuf) {
+    let log = dir.join("borne.log");
+    let child = std::process::Command::new(borne_bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn borne");
+    let p = DaemonProcess {
+        child,
+        port,
+        config: config.to_owned(),
+    };
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while reqwest::blocking::get(p.url("/readyz"))
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(std::time::Instant::now() < deadline, "borne did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (p, log)
+}
+
+/// Waits until the log has `count` lines containing `needle`.
+fn wait_log(log: &std::path::Path, needle: &str, count: usize) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().filter(|l| l.contains(needle)).count() >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no \"{needle}\" in the log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// SIGHUP with a broken configuration keeps the running one; with a valid
-/// one it is adopted without a restart, keeping the sessions.
+/// one it is adopted without a restart, keeping the sessions. The refusal
+/// is asserted once the log says the reload was attempted and refused
+/// (issue 11 item 11: a sleep would pass if the signal were ignored).
 #[test]
 fn sighup_with_a_bad_config_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let path = write_config(dir.path(), port, false, false);
-    let p = DaemonProcess::start(&path, port);
+    let (p, log) = start_logged(dir.path(), &path, port);
     let (status, _) = http(
         "POST",
         &p.url("/api/v1/classrooms/c1/wifi"),
@@ -279,7 +327,9 @@ fn sighup_with_a_bad_config_keeps_the_old_one() {
 
     write_config(dir.path(), port, true, true);
     p.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_log(&log, "reload refused", 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("shedules"), "the refusal names the bad key:\n{text}");
     let (_, list) = http("GET", &p.url("/api/v1/classrooms"), "admin-token-123", None);
     assert_eq!(
         list["classrooms"].as_array().unwrap().len(),
@@ -289,17 +339,44 @@ fn sighup_with_a_bad_config_keeps_the_old_one() {
 
     write_config(dir.path(), port, true, false);
     p.signal("HUP");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    loop {
-        let (_, list) = http("GET", &p.url("/api/v1/classrooms"), "admin-token-123", None);
-        if list["classrooms"].as_array().unwrap().len() == 2 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "valid config not adopted");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_log(&log, "configuration reloaded", 1);
+    let (_, list) = http("GET", &p.url("/api/v1/classrooms"), "admin-token-123", None);
+    assert_eq!(list["classrooms"].as_array().unwrap().len(), 2, "valid config adopted");
     let (_, s) = http("GET", &p.url("/api/v1/classrooms/c1"), "admin-token-123", None);
     assert_eq!(s["reason"], "teacher", "session kept across reload: {s}");
+}
+
+/// Issue 11 item 5: an emptied configuration file fails `borne check
+/// --strict` and is refused at SIGHUP; the override survives it.
+#[test]
+fn an_empty_configuration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = write_config(dir.path(), port, false, false);
+    let (p, log) = start_logged(dir.path(), &path, port);
+    let (status, body) = http(
+        "PUT",
+        &p.url("/api/v1/classrooms/c1/override"),
+        "admin-token-123",
+        Some(r#"{"wifi":"off","reason":"security incident"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    std::fs::write(&path, "").unwrap();
+    let out = std::process::Command::new(borne_bin())
+        .args(["check", "--strict", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no school is defined"), "{stderr}");
+
+    p.signal("HUP");
+    wait_log(&log, "reload refused", 1);
+    let (status, s) = http("GET", &p.url("/api/v1/classrooms/c1"), "admin-token-123", None);
+    assert_eq!(status, 200, "tokens still work: {s}");
+    assert_eq!(s["override"]["reason"], "security incident", "{s}");
 }
 
 /// SIGTERM stops the daemon with exit status 0 within the grace period.

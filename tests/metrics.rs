@@ -535,7 +535,9 @@ async fn failure_gauge_resets_when_the_ap_answers_again() {
     // The AP is repaired: same configuration, but it now answers (and is off, as wanted).
     let repaired = CONFIG.replace("{ id: c2-dead, sim: { fail_rate: 1.0 } }", "{ id: c2-dead, sim: {} }");
     d.core
-        .replace_config(std::sync::Arc::new(load_config(&repaired, d.dir.path())));
+        .replace_config(std::sync::Arc::new(load_config(&repaired, d.dir.path())))
+        .await
+        .unwrap();
     let core = d.core.clone();
     wait_for("c2-dead reachable again", || {
         core.ap_state(&"c2-dead".into())

@@ -47,6 +47,14 @@ pub enum ApiError {
     /// 429 with Retry-After seconds.
     #[error("too many failed authentications from this address; retry in {0} s")]
     TooManyAttempts(u64),
+    /// 429 with Retry-After seconds: the user's writes per minute are used up.
+    #[error("too many changes from this user (at most {per_minute} a minute); retry in {retry} s")]
+    TooManyWrites {
+        /// The limit.
+        per_minute: u32,
+        /// Seconds until the next write is accepted.
+        retry: u64,
+    },
     /// 503: the store cannot take writes; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
@@ -90,7 +98,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts(_) | ApiError::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -109,6 +117,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooManyAttempts(_) => "too_many_attempts",
+            ApiError::TooManyWrites { .. } => "too_many_writes",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "internal",
         }
@@ -134,7 +143,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status(), axum::Json(body)).into_response();
         match self {
-            ApiError::TooManyAttempts(secs) => {
+            ApiError::TooManyAttempts(secs) | ApiError::TooManyWrites { retry: secs, .. } => {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }
@@ -213,7 +222,11 @@ pub async fn timeout(request: axum::extract::Request, next: axum::middleware::Ne
     }
 }
 
-/// `Json` whose rejections use the API's error shape.
+/// `Json` whose rejections use the API's error shape. Malformed JSON is
+/// `bad_json`; well-formed JSON of the wrong shape (a missing field, a
+/// boolean where `"on"` is expected) is `bad_body`, with the path of the
+/// offending value. serde_json alone cannot tell the two apart: asked for
+/// an enum, it reports `true` as a syntax error.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -224,9 +237,39 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(v))
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest("bad_body", r.body_text())
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest("bad_json", format!("the body is not valid JSON: {e}")))?;
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|e| {
+            let path = e.path().to_string();
+            let message = if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            };
+            ApiError::BadRequest("bad_body", message)
+        })
     }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters aside.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Unknown `/api/v1/...` route.

@@ -16,6 +16,8 @@ pub mod openapi;
 pub mod oidc;
 mod overrides;
 mod pages;
+pub mod server;
+mod write_limit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::Limiter;
 pub use error::ApiError;
+pub use write_limit::WriteLimiter;
 
 use crate::core::Core;
 
@@ -49,6 +52,8 @@ pub struct AppState {
     pub core: Arc<Core>,
     /// Failed-authentication limiter.
     pub limiter: Arc<Limiter>,
+    /// Writes per user.
+    pub writes: Arc<WriteLimiter>,
     /// Ends event streams at shutdown.
     pub shutdown: CancellationToken,
     /// The configuration file (for `/readyz`).
@@ -59,9 +64,11 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: CancellationToken) -> Router {
+    let limiter = Arc::new(Limiter::new(core.config().limits.failed_auth_addresses));
     let state = AppState {
         core,
-        limiter: Arc::new(Limiter::default()),
+        limiter,
+        writes: Arc::new(WriteLimiter::default()),
         oidc: Arc::new(oidc::SignIn::new(shutdown.clone())),
         shutdown,
         config_path,
@@ -135,15 +142,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format; a viewer token (or any role) unless `metrics_public`.
+/// Prometheus text format: a viewer's or an admin's token, or anyone with
+/// `metrics_public: true`. Not a teacher's: the exposition names every
+/// school, classroom and access point of the city, and their state.
 async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     if !state.core.config().metrics_public {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
-        if let Err(e) = auth::authenticate(&state, request.headers(), peer) {
-            return e.into_response();
+        match auth::authenticate(&state, request.headers(), peer) {
+            Ok(user) if user.role == crate::config::Role::Teacher => {
+                return ApiError::Forbidden("the metrics are for IT (admin or viewer)".into()).into_response();
+            }
+            Ok(_) => {}
+            Err(e) => return e.into_response(),
         }
     }
     let mut response = state.core.metrics_text().into_response();

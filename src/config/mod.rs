@@ -9,8 +9,11 @@
 
 pub mod changes;
 pub mod oidc;
+mod include;
+mod limits;
 pub mod raw;
 mod validate;
+mod yaml;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -24,6 +27,7 @@ use serde::Serialize;
 
 use crate::schedule::Schedule;
 
+pub use limits::Limits;
 pub use validate::{from_str, load};
 
 /// Default location of the configuration file.
@@ -119,6 +123,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connection handling, rate limits and input bounds of the HTTP side.
+    pub limits: Limits,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }

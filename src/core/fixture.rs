@@ -100,6 +100,49 @@ impl Fixture {
         }
     }
 
+    /// Another configuration in this fixture's directory (for reloads).
+    pub fn variant(&self, yaml: &str) -> Arc<Config> {
+        Arc::new(Self::config(&self._dir, yaml))
+    }
+
+    /// CONFIG without classroom `id` (and its access points); a teacher
+    /// of it gets c3 instead.
+    pub fn without(id: &str) -> String {
+        CONFIG
+            .replace(&format!("classrooms: [{id}]"), "classrooms: [c3]")
+            .lines()
+            .scan(false, |skipping, line| {
+                if line.trim_start().starts_with("- id: ") {
+                    *skipping = line.trim_start() == format!("- id: {id}");
+                }
+                Some((!*skipping).then_some(line))
+            })
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The sessions and overrides the database holds, by classroom id.
+    pub async fn stored(&self) -> (Vec<String>, Vec<String>) {
+        self.core.writer().flush().await.unwrap();
+        let snapshot = self.store.load().unwrap();
+        let mut s: Vec<String> = snapshot.sessions.iter().map(|(c, _)| c.to_string()).collect();
+        let mut o: Vec<String> = snapshot.overrides.iter().map(|(c, _)| c.to_string()).collect();
+        s.sort();
+        o.sort();
+        (s, o)
+    }
+
+    /// The `detail` of every `session.end` row, oldest first.
+    pub async fn session_ends(&self) -> Vec<String> {
+        self.audit()
+            .await
+            .into_iter()
+            .filter(|e| e.record.action == "session.end")
+            .map(|e| format!("{} {}", e.record.classroom.unwrap_or_default(), e.record.detail))
+            .collect()
+    }
+
     /// The core a restart would build from the same database.
     pub fn restarted(&self) -> Arc<Core> {
         let snapshot = self.store.load().unwrap();

@@ -31,6 +31,7 @@ mod fixture;
 mod observed;
 mod overrides;
 mod reload;
+mod session_end;
 mod teacher;
 mod views;
 
@@ -39,6 +40,7 @@ pub use clock::{Clock, SystemClock};
 pub use error::{RequestError, refusal_code};
 pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
+pub use session_end::{SessionEnd, session_end_record};
 pub use views::{ApView, ChangeView, OverrideView, SessionLimits, SessionView, Status, Summary};
 
 use std::collections::HashMap;
@@ -50,7 +52,7 @@ use tokio::sync::{Notify, broadcast};
 use crate::config::{ApId, ClassroomId, Config};
 use crate::metrics::Metrics;
 use crate::policy::{Override, Session};
-use crate::store::{Snapshot, Writer};
+use crate::store::{Batch, Snapshot, Writer};
 
 #[derive(Debug, Default)]
 struct Runtime {
@@ -67,6 +69,11 @@ pub type Event = ClassroomId;
 pub struct Core {
     config: RwLock<Arc<Config>>,
     state: Mutex<Runtime>,
+    /// Orders reloads with requests: a request holds it shared from reading
+    /// the configuration until its change is in memory, a reload holds it
+    /// exclusively, so a request is decided against the configuration in
+    /// force when it commits.
+    gate: tokio::sync::RwLock<()>,
     /// Serializes read-decide-write per classroom; rebuilt on reload.
     classroom_locks: RwLock<HashMap<ClassroomId, Arc<tokio::sync::Mutex<()>>>>,
     writer: Writer,
@@ -90,17 +97,30 @@ impl Core {
     pub fn new(config: Arc<Config>, snapshot: Snapshot, writer: Writer, clock: Arc<dyn Clock>) -> Arc<Core> {
         let now = clock.now();
         let mut runtime = Runtime::default();
-        // Expired or orphaned entries are not resurrected.
+        let mut ended = Batch::default();
         for (c, s) in snapshot.sessions {
-            if config.classroom(c.as_str()).is_some() && s.until > now {
-                runtime.sessions.insert(c, s);
+            match config.classroom(c.as_str()) {
+                // Expired ones are ended (and audited) by the first expiry pass.
+                Some(_) => {
+                    runtime.sessions.insert(c, s);
+                }
+                None => {
+                    let why = format!("classroom {c} is no longer in the configuration");
+                    ended.audit.push(session_end_record(
+                        now,
+                        &c,
+                        config.timezone,
+                        &s,
+                        SessionEnd::Reload,
+                        &why,
+                    ));
+                    ended.sessions.push((c, None));
+                }
             }
         }
-        for (c, o) in snapshot.overrides {
-            if config.classroom(c.as_str()).is_some() && o.until.is_none_or(|u| u > now) {
-                runtime.overrides.insert(c, o);
-            }
-        }
+        // Overrides are IT's decisions: kept, even for a classroom that is
+        // gone, until they expire or are cleared (it may come back).
+        runtime.overrides.extend(snapshot.overrides);
         for (ap, observed) in snapshot.observed {
             if config.access_point(ap.as_str()).is_some() {
                 runtime.aps.insert(
@@ -122,6 +142,7 @@ impl Core {
         let metrics = Metrics::new();
         let core = Arc::new(Core {
             classroom_locks: RwLock::new(HashMap::new()),
+            gate: tokio::sync::RwLock::new(()),
             config: RwLock::new(config.clone()),
             state: Mutex::new(runtime),
             writer,
@@ -134,6 +155,9 @@ impl Core {
             metrics,
         });
         core.rebuild_locks(&config);
+        if !ended.sessions.is_empty() {
+            core.writer.enqueue(ended);
+        }
         core
     }
 
@@ -223,6 +247,45 @@ impl Core {
             None
         } else {
             Some(dirty)
+        }
+    }
+}
+
+/// Runs a state-changing request to the end in its own task, even if the
+/// caller stops waiting (a client that disconnects, a handler timeout):
+/// what is committed to the store is always applied in memory.
+async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, RequestError>> + Send + 'static,
+) -> Result<T, RequestError> {
+    match tokio::spawn(work).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is going down: nothing more is applied.
+        Err(_) => Err(RequestError::Store(crate::store::StoreError::Closed)),
+    }
+}
+
+/// An [`Actor`] that a spawned task can own.
+struct OwnedActor {
+    user: crate::config::User,
+    source: Option<String>,
+    via: &'static str,
+}
+
+impl OwnedActor {
+    fn of(actor: &Actor<'_>) -> Self {
+        Self {
+            user: actor.user.clone(),
+            source: actor.source.clone(),
+            via: actor.via,
+        }
+    }
+
+    fn actor(&self) -> Actor<'_> {
+        Actor {
+            user: &self.user,
+            source: self.source.clone(),
+            via: self.via,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The write path for IT: overrides on one classroom, a school or the city.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::actor::{audit, visible};
-use super::{Actor, Core, RequestError, Status};
-use crate::config::{ClassroomId, Config, SchoolId};
+use super::{Actor, Core, OwnedActor, RequestError, Status, to_completion};
+use crate::config::{ClassroomId, SchoolId};
 use crate::policy::{Override, Wifi};
 use crate::store::Batch;
 
@@ -34,11 +36,23 @@ impl Core {
     /// # Errors
     /// Not visible, not allowed, invalid, or not stored.
     pub async fn set_override(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        classroom_id: &str,
+        request: OverrideRequest,
+    ) -> Result<Status, RequestError> {
+        let (core, actor, classroom_id, request) =
+            (self.clone(), OwnedActor::of(actor), classroom_id.to_owned(), request);
+        to_completion(async move { core.set_override_now(&actor.actor(), &classroom_id, request).await }).await
+    }
+
+    async fn set_override_now(
         &self,
         actor: &Actor<'_>,
         classroom_id: &str,
         request: OverrideRequest,
     ) -> Result<Status, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let classroom = visible(&config, actor.user, classroom_id)?;
         if !actor.user.can_override(&classroom.id) {
@@ -50,7 +64,7 @@ impl Core {
         let now = self.now();
         check_override(&request, now)?;
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &config, &ids, Some(request), now, "override.set")
+        self.apply_overrides(actor, &ids, Some(request), now, "override.set")
             .await?;
         Ok(self.status_of(&config, classroom, now))
     }
@@ -59,7 +73,17 @@ impl Core {
     ///
     /// # Errors
     /// Not visible, not allowed, or not stored.
-    pub async fn clear_override(&self, actor: &Actor<'_>, classroom_id: &str) -> Result<Status, RequestError> {
+    pub async fn clear_override(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        classroom_id: &str,
+    ) -> Result<Status, RequestError> {
+        let (core, actor, classroom_id) = (self.clone(), OwnedActor::of(actor), classroom_id.to_owned());
+        to_completion(async move { core.clear_override_now(&actor.actor(), &classroom_id).await }).await
+    }
+
+    async fn clear_override_now(&self, actor: &Actor<'_>, classroom_id: &str) -> Result<Status, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let classroom = visible(&config, actor.user, classroom_id)?;
         if !actor.user.can_override(&classroom.id) {
@@ -70,8 +94,7 @@ impl Core {
         }
         let now = self.now();
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &config, &ids, None, now, "override.clear")
-            .await?;
+        self.apply_overrides(actor, &ids, None, now, "override.clear").await?;
         Ok(self.status_of(&config, classroom, now))
     }
 
@@ -81,11 +104,22 @@ impl Core {
     /// # Errors
     /// Unknown school, not allowed on every classroom covered, or not stored.
     pub async fn bulk_override(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        scope: &Scope,
+        request: Option<OverrideRequest>,
+    ) -> Result<Vec<ClassroomId>, RequestError> {
+        let (core, actor, scope, request) = (self.clone(), OwnedActor::of(actor), scope.clone(), request);
+        to_completion(async move { core.bulk_override_now(&actor.actor(), &scope, request).await }).await
+    }
+
+    async fn bulk_override_now(
         &self,
         actor: &Actor<'_>,
         scope: &Scope,
         request: Option<OverrideRequest>,
     ) -> Result<Vec<ClassroomId>, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let ids: Vec<ClassroomId> = match scope {
             Scope::School(s) => {
@@ -126,14 +160,13 @@ impl Core {
                 ids.into_iter().filter(|c| state.overrides.contains_key(c)).collect()
             }
         };
-        self.apply_overrides(actor, &config, &ids, request, now, action).await?;
+        self.apply_overrides(actor, &ids, request, now, action).await?;
         Ok(ids)
     }
 
     async fn apply_overrides(
         &self,
         actor: &Actor<'_>,
-        config: &Config,
         ids: &[ClassroomId],
         request: Option<OverrideRequest>,
         now: DateTime<Utc>,
@@ -182,7 +215,6 @@ impl Core {
                 }
             }
         }
-        let _ = config;
         for id in ids {
             self.announce(id);
         }
@@ -314,5 +346,47 @@ mod tests {
         let cleared = f.core.bulk_override(&actor(&admin), &Scope::All, None).await.unwrap();
         assert_eq!(cleared.len(), 2);
         assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_that_runs_out_under_an_override_ends_as_override() {
+        let f = Fixture::new(MORNING);
+        let (admin, teacher) = (f.user("admin"), f.user("teacher1"));
+        f.core
+            .teacher_request(&actor(&teacher), "c1", Request::On { minutes: Some(30) })
+            .await
+            .unwrap();
+        f.core
+            .set_override(&actor(&admin), "c1", off("incident"))
+            .await
+            .unwrap();
+        f.set_now("2026-12-01T09:30:00Z");
+        f.core.expire_inputs(f.core.now());
+        assert_eq!(f.stored().await.0, Vec::<String>::new());
+        let ends = f.session_ends().await;
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert!(
+            ends[0].starts_with("c1 override: its time ran out while an IT override held the classroom"),
+            "{ends:?}"
+        );
+    }
+
+    /// Issue 11 item 4, for IT: an override whose caller stops waiting
+    /// is applied as stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_override_dropped_mid_commit_is_still_applied() {
+        use futures_util::FutureExt as _;
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        let a = actor(&admin);
+        assert!(f.core.set_override(&a, "c2", off("incident")).now_or_never().is_none());
+        for _ in 0..500 {
+            let in_memory = f.core.status(&admin, "c2").unwrap().override_.is_some();
+            if f.stored().await.1 == ["c2"] && in_memory {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the override is not both stored and in memory");
     }
 }

@@ -1,21 +1,37 @@
 //! The write path for teachers: an on/off request becomes a session.
 
+use std::sync::Arc;
+
 use super::actor::{audit, visible};
-use super::{Actor, Core, RequestError, Status, refusal_code};
+use super::{
+    Actor, Core, OwnedActor, RequestError, SessionEnd, Status, refusal_code, session_end_record, to_completion,
+};
 use crate::policy::{self, Inputs, Request, SessionChange};
 use crate::store::Batch;
 
 impl Core {
-    /// A teacher's on/off request for a classroom.
+    /// A teacher's on/off request for a classroom. It runs to the end even
+    /// if the caller stops waiting: what is stored is what memory holds.
     ///
     /// # Errors
     /// Not visible, not allowed, refused by the policy, or not stored.
     pub async fn teacher_request(
+        self: &Arc<Self>,
+        actor: &Actor<'_>,
+        classroom_id: &str,
+        request: Request,
+    ) -> Result<Status, RequestError> {
+        let (core, actor, id) = (self.clone(), OwnedActor::of(actor), classroom_id.to_owned());
+        to_completion(async move { core.decide_and_commit(&actor.actor(), &id, request).await }).await
+    }
+
+    async fn decide_and_commit(
         &self,
         actor: &Actor<'_>,
         classroom_id: &str,
         request: Request,
     ) -> Result<Status, RequestError> {
+        let _gate = self.gate.read().await;
         let config = self.config();
         let classroom = visible(&config, actor.user, classroom_id)?;
         if !actor.user.can_switch(&classroom.id) {
@@ -26,19 +42,29 @@ impl Core {
         }
         let _guard = self.lock_classrooms(std::slice::from_ref(&classroom.id)).await;
         let now = self.now();
-        let decision = {
+        let (decision, ended) = {
             let state = self.lock_state();
-            policy::decide(
+            let current = state.sessions.get(&classroom.id);
+            let decision = policy::decide(
                 classroom,
                 config.teacher_session,
                 Inputs {
-                    session: state.sessions.get(&classroom.id),
+                    session: current,
                     override_: state.overrides.get(&classroom.id),
                 },
                 request,
                 &actor.user.name,
                 now,
-            )
+            );
+            // The session in force ends when the teacher switches the other
+            // way; asking the same again only extends it.
+            let active = policy::active_session(classroom, current, now);
+            let ended = match (&decision, active) {
+                (Ok(SessionChange::Clear), Some(s)) => Some(s.clone()),
+                (Ok(SessionChange::Set(new)), Some(s)) if new.wifi != s.wifi => Some(s.clone()),
+                _ => None,
+            };
+            (decision, ended)
         };
         let (action, detail) = match request {
             Request::On { minutes } => (
@@ -55,6 +81,17 @@ impl Core {
             Err(r) => format!("refused: {}", refusal_code(r)),
         };
         let mut batch = Batch::audit(vec![audit(actor, now, Some(&classroom.id), action, detail, result)]);
+        if let Some(s) = &ended {
+            let why = format!("{} asked for {}", actor.user.name, request_word(request));
+            batch.audit.push(session_end_record(
+                now,
+                &classroom.id,
+                classroom.timezone,
+                s,
+                SessionEnd::Teacher,
+                &why,
+            ));
+        }
         if let Ok(change) = &decision {
             match change {
                 SessionChange::Keep => {}
@@ -88,6 +125,13 @@ impl Core {
                 Ok(self.status_of(&config, classroom, now))
             }
         }
+    }
+}
+
+fn request_word(request: Request) -> &'static str {
+    match request {
+        Request::On { .. } => "on",
+        Request::Off => "off",
     }
 }
 
@@ -180,5 +224,58 @@ mod tests {
                 .as_ref()
                 .is_none_or(|s| s.wifi == Wifi::Off)
         );
+    }
+
+    /// Issue 11 item 4: a client that disconnects while its request is
+    /// being committed must not leave the database and memory apart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_dropped_mid_commit_is_still_applied() {
+        use futures_util::FutureExt as _;
+        let f = Fixture::new(MORNING);
+        let teacher = f.user("teacher1");
+        let a = actor(&teacher);
+        // Polled once, then dropped: what a reset connection does to a handler.
+        let request = f.core.teacher_request(&a, "c1", Request::On { minutes: Some(30) });
+        assert!(request.now_or_never().is_none(), "a commit waits for the disk");
+        for _ in 0..500 {
+            let in_memory = f.core.status(&teacher, "c1").unwrap().session.is_some();
+            if f.stored().await.0 == ["c1"] && in_memory {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(f.stored().await.0, ["c1"], "the request was committed");
+        assert!(
+            f.core.status(&teacher, "c1").unwrap().session.is_some(),
+            "stored but not in memory"
+        );
+        assert_eq!(f.core.status(&teacher, "c1").unwrap().wifi, Wifi::On);
+    }
+
+    #[tokio::test]
+    async fn switching_the_other_way_ends_the_session_with_an_audit_row() {
+        let f = Fixture::new(MORNING);
+        let teacher = f.user("teacher1");
+        let a = actor(&teacher);
+        f.core
+            .teacher_request(&a, "c1", Request::On { minutes: None })
+            .await
+            .unwrap();
+        // Asking again extends: no end.
+        f.core
+            .teacher_request(&a, "c1", Request::On { minutes: None })
+            .await
+            .unwrap();
+        f.core.teacher_request(&a, "c1", Request::Off).await.unwrap();
+        let ends = f.session_ends().await;
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert!(ends[0].starts_with("c1 teacher: teacher1 asked for off"), "{ends:?}");
+        let row = f
+            .audit()
+            .await
+            .into_iter()
+            .find(|e| e.record.action == "session.end")
+            .unwrap();
+        assert_eq!((row.record.actor.as_str(), row.record.result.as_str()), ("borne", "ok"));
     }
 }

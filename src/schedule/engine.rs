@@ -794,6 +794,123 @@ mod tests {
         );
     }
 
+    /// Issue 11 item 3: a six-field rule inside the spring gap fires at
+    /// 03:00:00 exactly, not a fraction of a second later, so that a 03:00
+    /// rule listed after it wins the tie and the classroom ends locked.
+    #[test]
+    fn issue_11_a_six_field_rule_in_the_spring_gap_ties_with_three_oclock() {
+        let gap_end = utc("2026-03-29T01:00:00Z");
+        for expr in [
+            "15 30 2 * * *",
+            "0 0 2 * * *",
+            "59 59 2 * * *",
+            "* 30 2 * * *",
+            "0 */7 2 * * *",
+        ] {
+            assert_eq!(
+                cron(expr).next_firing_after(Paris, utc("2026-03-28T12:00:00Z")),
+                Some(gap_end),
+                "{expr}"
+            );
+            assert_eq!(
+                cron(expr).last_firing_at_or_before(Paris, utc("2026-03-29T09:00:00Z")),
+                Some(gap_end),
+                "{expr}"
+            );
+        }
+        let lock_last = Schedule::new(
+            Mode::Locked,
+            vec![rule("15 30 2 * * *", Mode::On), rule("0 0 3 * * *", Mode::Locked)],
+            vec![],
+        );
+        assert_eq!(lock_last.mode_at(Paris, gap_end), Mode::Locked);
+        assert_eq!(lock_last.mode_at(Paris, utc("2026-03-29T10:00:00Z")), Mode::Locked);
+        assert_eq!(
+            lock_last.next_change(Paris, utc("2026-03-28T23:00:00Z")),
+            Some(change(utc("2026-03-30T00:30:15Z"), Mode::On)),
+            "no change in the night of the gap: the 03:00 lock wins the tie"
+        );
+        // In the other order the gap rule wins the tie, as documented.
+        let on_last = Schedule::new(
+            Mode::Locked,
+            vec![rule("0 0 3 * * *", Mode::Locked), rule("15 30 2 * * *", Mode::On)],
+            vec![],
+        );
+        assert_eq!(on_last.mode_at(Paris, gap_end), Mode::On);
+        assert_eq!(
+            on_last.next_change(Paris, utc("2026-03-28T23:00:00Z")),
+            Some(change(gap_end, Mode::On))
+        );
+        // Minute granularity in the six-field form behaves as the five-field one.
+        for (gap_rule, lock_rule) in [("0 30 2 * * *", "0 0 3 * * *"), ("30 2 * * *", "0 3 * * *")] {
+            let s = Schedule::new(
+                Mode::Locked,
+                vec![rule(gap_rule, Mode::On), rule(lock_rule, Mode::Locked)],
+                vec![],
+            );
+            assert_eq!(s.mode_at(Paris, gap_end), Mode::Locked, "{gap_rule}");
+            assert_eq!(
+                s.changes(Paris, utc("2026-03-28T23:00:00Z"), utc("2026-03-29T22:00:00Z")),
+                [],
+                "{gap_rule}"
+            );
+        }
+    }
+
+    /// Issue 11 item 3, autumn: a six-field rule in the repeated hour fires
+    /// once, at the second it names in the first pass, at second and minute
+    /// granularity.
+    #[test]
+    fn issue_11_a_six_field_rule_in_the_repeated_hour_fires_once_at_its_second() {
+        // 2026-10-25: 02:30:15 CEST is 00:30:15 UTC; 02:30:15 CET (01:30:15 UTC) does not fire.
+        let e = cron("15 30 2 * * *");
+        assert_eq!(
+            firings(&e, Paris, utc("2026-10-24T12:00:00Z"), utc("2026-10-26T12:00:00Z")),
+            [utc("2026-10-25T00:30:15Z"), utc("2026-10-26T01:30:15Z")]
+        );
+        assert_eq!(
+            e.last_firing_at_or_before(Paris, utc("2026-10-25T01:30:20Z")),
+            Some(utc("2026-10-25T00:30:15Z"))
+        );
+        let s = Schedule::new(
+            Mode::Locked,
+            vec![
+                rule("0 0 1 * * *", Mode::Available),
+                rule("15 30 2 * * *", Mode::On),
+                rule("45 30 2 * * *", Mode::Locked),
+            ],
+            vec![],
+        );
+        assert_eq!(
+            s.changes(Paris, utc("2026-10-24T22:00:00Z"), utc("2026-10-25T03:00:00Z")),
+            [
+                change(utc("2026-10-24T23:00:00Z"), Mode::Available),
+                change(utc("2026-10-25T00:30:15Z"), Mode::On),
+                change(utc("2026-10-25T00:30:45Z"), Mode::Locked),
+            ]
+        );
+        // Minute granularity, six fields: 02:00:00 is repeated, fires once.
+        let m = cron("0 0 2 * * *");
+        assert_eq!(
+            firings(&m, Paris, utc("2026-10-24T12:00:00Z"), utc("2026-10-25T12:00:00Z")),
+            [utc("2026-10-25T00:00:00Z")]
+        );
+        // The spring change at minute granularity, six fields: 01:59:59 and
+        // 03:00:00 are one second apart in real time.
+        let edge = Schedule::new(
+            Mode::Locked,
+            vec![rule("59 59 1 * * *", Mode::On), rule("0 0 3 * * *", Mode::Locked)],
+            vec![],
+        );
+        assert_eq!(
+            edge.changes(Paris, utc("2026-03-28T23:00:00Z"), utc("2026-03-29T02:00:00Z")),
+            [
+                change(utc("2026-03-29T00:59:59Z"), Mode::On),
+                change(utc("2026-03-29T01:00:00Z"), Mode::Locked),
+            ]
+        );
+    }
+
     #[test]
     fn inside_the_second_pass_the_first_pass_firings_still_count() {
         let s = Schedule::new(

@@ -32,11 +32,17 @@ fn earliest(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
 /// The instant at which the gap containing `local` ends. chrono-tz does not
 /// expose its transitions, so probe forward for a wall-clock time that exists
 /// and bisect down to the second (transitions fall on whole seconds).
+///
+/// The bisection steps in whole seconds from a whole second, so the answer
+/// is the first existing whole second: exactly the end of the gap. Halving
+/// a span in nanoseconds instead (issue 11 item 3) answered 03:00:00.0586
+/// for a 02:30:15 firing, which then lost its tie with a 03:00:00 rule.
 fn gap_end(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     const PROBE: TimeDelta = TimeDelta::minutes(15);
     // 2 days: longer than any gap in the tz database (Samoa skipped 24 h).
     const MAX_PROBES: usize = 2 * 24 * 4;
-    let mut lo = local;
+    // Still inside the gap: the gap starts on a whole second.
+    let mut lo = local.trunc_subsecs(0);
     let mut hi = None;
     for _ in 0..MAX_PROBES {
         let Some(next) = lo.checked_add_signed(PROBE) else {
@@ -58,7 +64,7 @@ fn gap_end(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
             .unwrap_or(utc);
     };
     while hi - lo > TimeDelta::seconds(1) {
-        let mid = lo + (hi - lo) / 2;
+        let mid = lo + TimeDelta::seconds((hi - lo).num_seconds() / 2);
         if earliest(tz, mid).is_some() {
             hi = mid;
         } else {

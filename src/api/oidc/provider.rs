@@ -45,7 +45,10 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every claim of the ID token besides the standard ones (`groups`, or
 /// whatever `roles_claim` and `user_claim` name).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExtraClaims(#[serde(flatten)] serde_json::Map<String, Value>);
+pub struct ExtraClaims {
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
+}
 
 impl AdditionalClaims for ExtraClaims {}
 
