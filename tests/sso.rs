@@ -178,16 +178,16 @@ async fn wait_available(borne: &Borne) {
         if v["oidc"]["available"] == true {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "sign-in never became available: {v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sign-in never became available: {v}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client")
+    reqwest::Client::builder().cookie_store(true).build().expect("client")
 }
 
 /// Goes through the provider's login form as `person`; returns the last
@@ -281,7 +281,9 @@ async fn the_test_provider_serves_discovery_and_rotates_its_key() {
 /// end-session page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_teacher_signs_in_switches_their_classroom_and_signs_out() {
-    let Some((provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     let http = browser();
     let r = sign_in(&borne, &http, TEACHER, "/").await;
     assert_eq!(r.status(), 200);
@@ -291,9 +293,23 @@ async fn a_teacher_signs_in_switches_their_classroom_and_signs_out() {
     assert_eq!(s["user"]["role"], "teacher");
     let csrf = s["csrf"].as_str().expect("csrf token").to_owned();
 
-    let me: Value = http.get(borne.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    let me: Value = http
+        .get(borne.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["name"], "mme-martin");
-    let list: Value = http.get(borne.url("/api/v1/classrooms")).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(borne.url("/api/v1/classrooms"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ids: Vec<&str> = list["classrooms"]
         .as_array()
         .unwrap()
@@ -319,7 +335,10 @@ async fn a_teacher_signs_in_switches_their_classroom_and_signs_out() {
         .expect("teacher request audited");
     assert_eq!(request["actor"], "mme-martin");
     assert_eq!(request["via"], "oidc");
-    let signin = lines.iter().find(|l| l["action"] == "auth.signin").expect("sign-in audited");
+    let signin = lines
+        .iter()
+        .find(|l| l["action"] == "auth.signin")
+        .expect("sign-in audited");
     assert_eq!(signin["actor"], "mme-martin");
     assert_eq!(signin["via"], "oidc");
     assert_eq!(signin["result"], "ok");
@@ -352,7 +371,9 @@ async fn a_teacher_signs_in_switches_their_classroom_and_signs_out() {
 /// session's token or from `public_url` passes; bearer requests are unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_origin_form_posts_and_fetches_are_refused() {
-    let Some((_provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((_provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     let http = browser();
     assert_eq!(sign_in(&borne, &http, TEACHER, "/").await.status(), 200);
     let path = borne.url("/api/v1/classrooms/jf-cm1a/wifi");
@@ -418,7 +439,9 @@ async fn cross_origin_form_posts_and_fetches_are_refused() {
 /// audit line, and no session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_matching_nothing_gets_a_clear_page_an_audit_line_and_no_session() {
-    let Some((_provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((_provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     let http = browser();
     let r = sign_in(&borne, &http, STRANGER, "/").await;
     assert_eq!(r.status(), 403);
@@ -438,15 +461,31 @@ async fn a_person_matching_nothing_gets_a_clear_page_an_audit_line_and_no_sessio
 /// the admin role over every classroom.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_matched_by_group_signs_in_to_the_dashboard() {
-    let Some((_provider, borne)) = pair("client_secret_post").await else { return };
+    let Some((_provider, borne)) = pair("client_secret_post").await else {
+        return;
+    };
     let http = browser();
     let r = sign_in(&borne, &http, ADMIN, "/admin").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.url().as_str(), borne.url("/admin"));
-    let me: Value = http.get(borne.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    let me: Value = http
+        .get(borne.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["name"], "it.admin");
     assert_eq!(me["role"], "admin");
-    let list: Value = http.get(borne.url("/api/v1/classrooms")).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(borne.url("/api/v1/classrooms"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["classrooms"].as_array().unwrap().len(), 2);
 }
 
@@ -455,7 +494,9 @@ async fn an_admin_matched_by_group_signs_in_to_the_dashboard() {
 /// from an earlier sign-in (its nonce is not this sign-in's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_expired_or_replayed_id_tokens_are_refused() {
-    let Some((provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     // One good sign-in first, so that `replay` has a token to hand back.
     assert_eq!(sign_in(&borne, &browser(), TEACHER, "/").await.status(), 200);
     for fault in ["wrong-issuer", "wrong-audience", "expired", "other-key", "replay"] {
@@ -472,16 +513,41 @@ async fn tampered_expired_or_replayed_id_tokens_are_refused() {
     assert_eq!(sign_in(&borne, &browser(), TEACHER, "/").await.status(), 200);
 }
 
+/// Starts a sign-in and returns the provider's redirect to the callback,
+/// unfollowed (`http` stops there): through the login form, or at once
+/// when the provider already knows the browser.
+async fn callback_url(borne: &Borne, http: &reqwest::Client) -> String {
+    let mut r = http.get(borne.url("/auth/login?next=/")).send().await.unwrap();
+    if r.url().path().starts_with("/interaction/") {
+        let action = r.url().clone();
+        r = http
+            .post(action)
+            .form(&[("login", TEACHER.login), ("password", TEACHER.password)])
+            .send()
+            .await
+            .unwrap();
+    }
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("redirect to the callback")
+        .to_owned()
+}
+
 /// A callback URL (state and code) works once: replayed, it is refused.
 /// A callback from a browser that did not start the sign-in is refused too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_or_foreign_callback_is_refused() {
-    let Some((_provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((_provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     let callback_path = "/auth/callback";
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::custom(move |a| {
-            if a.url().path() == callback_path {
+            // Stop on the way to the callback and on the way out of it.
+            let from_callback = a.previous().last().is_some_and(|u| u.path() == callback_path);
+            if a.url().path() == callback_path || from_callback {
                 a.stop()
             } else {
                 a.follow()
@@ -489,20 +555,7 @@ async fn a_replayed_or_foreign_callback_is_refused() {
         }))
         .build()
         .unwrap();
-    let form = http.get(borne.url("/auth/login?next=/")).send().await.unwrap();
-    let action = form.url().clone();
-    let r = http
-        .post(action)
-        .form(&[("login", TEACHER.login), ("password", TEACHER.password)])
-        .send()
-        .await
-        .unwrap();
-    let callback = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("redirect to the callback")
-        .to_owned();
+    let callback = callback_url(&borne, &http).await;
     assert!(callback.starts_with(&borne.url(callback_path)), "{callback}");
     // Another browser (no sign-in cookie) cannot use it.
     let r = reqwest::Client::new().get(&callback).send().await.unwrap();
@@ -512,14 +565,7 @@ async fn a_replayed_or_foreign_callback_is_refused() {
     assert_eq!(r.status(), 400);
 
     // A fresh sign-in works once, and only once.
-    let form = http.get(borne.url("/auth/login?next=/")).send().await.unwrap();
-    let r = http
-        .post(form.url().clone())
-        .form(&[("login", TEACHER.login), ("password", TEACHER.password)])
-        .send()
-        .await
-        .unwrap();
-    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    let callback = callback_url(&borne, &http).await;
     let first = http.get(&callback).send().await.unwrap();
     assert_eq!(first.status(), 303);
     assert!(has_cookie(&first, "borne_session"));
@@ -537,7 +583,12 @@ async fn a_provider_down_at_start_does_not_stop_borne() {
     }
     let provider_port = free_port();
     let borne = Borne::start(&format!("http://127.0.0.1:{provider_port}")).await;
-    let s: Value = reqwest::get(borne.url("/auth/session")).await.unwrap().json().await.unwrap();
+    let s: Value = reqwest::get(borne.url("/auth/session"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["oidc"]["available"], false);
     let r = reqwest::Client::new()
         .get(borne.url("/api/v1/classrooms"))
@@ -569,7 +620,9 @@ async fn a_provider_down_at_start_does_not_stop_borne() {
 /// the next sign-in still works, borne fetching the new JWKS by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_survives_a_key_rollover_at_the_provider() {
-    let Some((provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     assert_eq!(sign_in(&borne, &browser(), TEACHER, "/").await.status(), 200);
     provider.rotate_key().await;
     // borne refreshes a JWKS at most every 10 s (forged kids cannot make it
@@ -583,7 +636,9 @@ async fn sign_in_survives_a_key_rollover_at_the_provider() {
 /// the idle lifetime, and a reload that removes the person ends theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_restarts_and_end_when_idle_or_removed() {
-    let Some((_provider, mut borne)) = pair("client_secret_basic").await else { return };
+    let Some((_provider, mut borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     let http = browser();
     assert_eq!(sign_in(&borne, &http, TEACHER, "/").await.status(), 200);
     borne.restart().await;
@@ -605,22 +660,38 @@ async fn sessions_survive_restarts_and_end_when_idle_or_removed() {
     assert_eq!(http.get(borne.url("/api/v1/me")).send().await.unwrap().status(), 200);
     let yaml = config_yaml(borne.port, &borne.issuer).replace("    login: c.martin\n", "    token: martin-token-01\n");
     let config = load_config(&yaml, borne.dir.path());
-    borne.running().core.replace_config(Arc::new(config));
+    borne
+        .running()
+        .core
+        .replace_config(Arc::new(config))
+        .await
+        .expect("reload");
     assert_eq!(http.get(borne.url("/api/v1/me")).send().await.unwrap().status(), 401);
 }
 
 /// Reload that re-scopes a person re-scopes their session at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_rescopes_a_signed_in_teacher() {
-    let Some((_provider, borne)) = pair("client_secret_basic").await else { return };
+    let Some((_provider, borne)) = pair("client_secret_basic").await else {
+        return;
+    };
     let http = browser();
     assert_eq!(sign_in(&borne, &http, TEACHER, "/").await.status(), 200);
     let yaml = config_yaml(borne.port, &borne.issuer).replace("classrooms: [jf-cm1a]", "classrooms: [jf-cm2]");
     borne
         .running()
         .core
-        .replace_config(Arc::new(load_config(&yaml, Path::new(borne.dir.path()))));
-    let list: Value = http.get(borne.url("/api/v1/classrooms")).send().await.unwrap().json().await.unwrap();
+        .replace_config(Arc::new(load_config(&yaml, Path::new(borne.dir.path()))))
+        .await
+        .expect("reload");
+    let list: Value = http
+        .get(borne.url("/api/v1/classrooms"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["classrooms"][0]["id"], "jf-cm2");
     assert_eq!(list["classrooms"].as_array().unwrap().len(), 1);
 }

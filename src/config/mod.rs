@@ -8,9 +8,9 @@
 //! never re-check.
 
 pub mod changes;
-pub mod oidc;
 mod include;
 mod limits;
+pub mod oidc;
 pub mod raw;
 mod validate;
 mod yaml;

@@ -1061,7 +1061,10 @@ impl Validator {
             };
             let login = u.login.as_ref().map(|l| l.trim().to_owned());
             if login.as_ref().is_some_and(String::is_empty) {
-                self.error(format!("{loc}.login"), "an empty login matches nobody; remove it or fill it in");
+                self.error(
+                    format!("{loc}.login"),
+                    "an empty login matches nobody; remove it or fill it in",
+                );
             } else if let Some(l) = &login
                 && let Some(prev) = logins.insert(l.clone(), i)
             {

@@ -84,7 +84,9 @@ impl LoginSessions {
         let mut cache = HashMap::new();
         {
             let mut q = c
-                .prepare("SELECT id_sha256, login, groups, user, csrf, id_token, created, last_seen FROM login_sessions")
+                .prepare(
+                    "SELECT id_sha256, login, groups, user, csrf, id_token, created, last_seen FROM login_sessions",
+                )
                 .map_err(io)?;
             let rows = q
                 .query_map([], |r| {
@@ -234,7 +236,10 @@ impl LoginSessions {
                 .filter(|(_, e)| !keep(&e.session))
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| cache.remove(id)).map(|e| e.session).collect()
+            ids.iter()
+                .filter_map(|id| cache.remove(id))
+                .map(|e| e.session)
+                .collect()
         };
         if !gone.is_empty() {
             let mut db = self.db();

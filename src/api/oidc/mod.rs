@@ -225,7 +225,10 @@ fn page(status: StatusCode, id: &str, fr: &str, en: &str, back: &str) -> Respons
     (
         status,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
@@ -323,7 +326,15 @@ fn source(state: &AppState, headers: &HeaderMap, request: &Request) -> String {
     super::auth::client_addr(state, headers, peer).to_string()
 }
 
-fn sign_in_audit(at: DateTime<Utc>, actor: &str, role: Option<String>, action: &str, detail: String, result: &str, source: String) -> AuditRecord {
+fn sign_in_audit(
+    at: DateTime<Utc>,
+    actor: &str,
+    role: Option<String>,
+    action: &str,
+    detail: String,
+    result: &str,
+    source: String,
+) -> AuditRecord {
     AuditRecord {
         at,
         actor: actor.to_owned(),
@@ -480,8 +491,14 @@ async fn callback(State(state): State<AppState>, request: Request) -> Response {
     }
     // No Max-Age: a browser session cookie; the server ends it at the
     // idle or absolute lifetime anyway.
-    h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &id, "/", None, oidc.secure_cookie));
-    h.append(header::SET_COOKIE, set_cookie(SIGNIN_COOKIE, "", "/auth", Some(0), oidc.secure_cookie));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &id, "/", None, oidc.secure_cookie),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SIGNIN_COOKIE, "", "/auth", Some(0), oidc.secure_cookie),
+    );
     response
 }
 
@@ -670,7 +687,14 @@ mod tests {
     fn next_stays_on_this_site() {
         assert_eq!(safe_next(Some("/admin")), "/admin");
         assert_eq!(safe_next(Some("/?x=1#y")), "/?x=1#y");
-        for bad in ["//evil.example/", "/\\evil.example", "https://evil.example/", "admin", "", "/a\nb"] {
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "admin",
+            "",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/");
@@ -679,7 +703,10 @@ mod tests {
     #[test]
     fn cookies_are_found_by_exact_name() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; borne_session_x=2; borne_session=abc"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; borne_session_x=2; borne_session=abc"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "b"), None);
     }

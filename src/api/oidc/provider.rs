@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClientAuthMethod, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
@@ -301,8 +301,11 @@ impl Provider {
         let d = self.ensure().await?;
         let client = self.client(&d)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request =
-            client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
         for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
@@ -340,7 +343,9 @@ impl Provider {
                 // A key rollover at the provider: fetch the JWKS again, once.
                 let stale = d.at.elapsed() >= REFRESH_MIN_INTERVAL;
                 if stale && self.discover().await.is_ok() {
-                    let fresh = self.current().ok_or_else(|| SignInError::Unavailable("no metadata".into()))?;
+                    let fresh = self
+                        .current()
+                        .ok_or_else(|| SignInError::Unavailable("no metadata".into()))?;
                     let client = self.client(&fresh)?;
                     self.verify(&client, id_token, &nonce)
                 } else {
@@ -408,8 +413,8 @@ impl Provider {
     pub fn end_session_url(&self, id_token: Option<&str>, post_logout: &str) -> Option<String> {
         let d = self.current()?;
         let endpoint = d.metadata.additional_metadata().end_session_endpoint.clone()?;
-        let mut request = openidconnect::LogoutRequest::from(endpoint)
-            .set_client_id(ClientId::new(self.config.client_id.clone()));
+        let mut request =
+            openidconnect::LogoutRequest::from(endpoint).set_client_id(ClientId::new(self.config.client_id.clone()));
         if let Ok(url) = PostLogoutRedirectUrl::new(post_logout.to_owned()) {
             request = request.set_post_logout_redirect_uri(url);
         }
