@@ -54,14 +54,18 @@ mod tests {
 
     const YAML: &str = r#"
 public_url: http://127.0.0.1:8080
+schedules:
+  open: { default_mode: available, rules: [{ at: "0 0 1 1 *", mode: available }] }
 schools:
   - id: jules-ferry
+    schedule: open
     classrooms:
       - id: jf-cm1a
         access_points: [{ id: ap-1, sim: {} }]
       - id: jf-cm2
         access_points: [{ id: ap-2, sim: {} }]
   - id: pasteur
+    schedule: open
     classrooms:
       - id: pa-cp
         access_points: [{ id: ap-3, sim: {} }]
