@@ -21,6 +21,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod calendars;
 pub mod cli;
 pub mod config;
 pub mod core;
@@ -30,5 +31,6 @@ pub mod driver;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;
+pub mod report;
 pub mod schedule;
 pub mod store;

@@ -45,12 +45,45 @@ enum Command {
         /// Length of the interval in days.
         #[arg(long, requires = "from", value_parser = clap::value_parser!(u32).range(1..=400))]
         days: Option<u32>,
-        /// Only this classroom (with --from).
-        #[arg(long, requires = "from")]
-        classroom: Option<String>,
+        /// Only the classrooms of this school (repeat for several).
+        #[arg(long)]
+        school: Vec<String>,
+        /// Only this classroom (repeat for several; adds to --school).
+        #[arg(long)]
+        classroom: Vec<String>,
+        /// Each distinct schedule once, with the classrooms that share it.
+        #[arg(long)]
+        group: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+    /// The usage report (on-time by cause, sessions, overrides, refusals),
+    /// read from the state database; works while the daemon runs.
+    Report {
+        /// First day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// One row per classroom, school or for the whole city.
+        #[arg(long, value_enum, default_value_t = GroupArg::Classroom)]
+        group: GroupArg,
+        /// One row per day, week or month.
+        #[arg(long, value_enum, default_value_t = PeriodArg::Day)]
+        period: PeriodArg,
+        /// CSV output (the API's columns).
+        #[arg(long)]
+        csv: bool,
+        /// CSV separator.
+        #[arg(long, value_enum, default_value_t = SepArg::Comma, requires = "csv")]
+        sep: SepArg,
+    },
+    /// Inspect calendars.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
     },
     /// Manage API tokens.
     Token {
@@ -61,6 +94,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// List the users with their scope, expiry and last use (reads the
+    /// configuration and the state database; the daemon may be running).
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a fresh token and the `users:` entry holding its SHA-256.
     New {
         /// The user's name (shown in the audit log).
@@ -81,10 +121,45 @@ enum TokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Print a calendar's closed days with their source (ICS event, public holiday, local).
+    Show {
+        /// The calendar's name under `calendars:`.
+        name: String,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GroupArg {
+    Classroom,
+    School,
+    City,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PeriodArg {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SepArg {
+    Comma,
+    Semicolon,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,25 +181,102 @@ fn main() -> ExitCode {
             at,
             from,
             days,
+            school,
             classroom,
+            group,
             json,
         } => {
             let Some(loaded) = load(&cli.config) else {
                 return ExitCode::FAILURE;
             };
             let c = &loaded.config;
+            let opts = borne::cli::PlanOptions {
+                schools: school,
+                classrooms: classroom,
+                group,
+                json,
+            };
             let text = match (at, from, days) {
-                (_, Some(from), Some(days)) => {
-                    borne::cli::plan_interval(c, from.with_timezone(&Utc), days, classroom.as_deref(), json)
-                }
-                (Some(at), _, _) => Ok(borne::cli::plan_at(c, at.with_timezone(&Utc), json)),
-                _ => Ok(borne::cli::plan_at(c, Utc::now(), json)),
+                (_, Some(from), Some(days)) => borne::cli::plan_interval(c, from.with_timezone(&Utc), days, &opts),
+                (Some(at), _, _) => borne::cli::plan_at(c, at.with_timezone(&Utc), &opts),
+                _ => borne::cli::plan_at(c, Utc::now(), &opts),
             };
             match text {
-                Ok(t) => {
-                    print!("{t}");
+                Ok(t) => print_out(&t),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Report {
+            from,
+            to,
+            group,
+            period,
+            csv,
+            sep,
+        } => {
+            use borne::report::{Group, Period};
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            let group = match group {
+                GroupArg::Classroom => Group::Classroom,
+                GroupArg::School => Group::School,
+                GroupArg::City => Group::City,
+            };
+            let period = match period {
+                PeriodArg::Day => Period::Day,
+                PeriodArg::Week => Period::Week,
+                PeriodArg::Month => Period::Month,
+            };
+            let sep = csv.then_some(match sep {
+                SepArg::Comma => borne::api::csv::Sep::Comma,
+                SepArg::Semicolon => borne::api::csv::Sep::Semicolon,
+            });
+            match borne::cli::report_rows(&loaded.config, from, to, group, period, Utc::now()) {
+                Ok(rows) => {
+                    print!("{}", borne::cli::render_report(&rows, group, sep));
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Calendar {
+            command: CalendarCommand::Show { name, from, to },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            match borne::cli::calendar_show(&loaded.config, &name, from, to) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::List { json },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            let c = &loaded.config;
+            match borne::store::sqlite::token_uses_offline(&c.state_dir) {
+                Ok(uses) => print_out(&borne::cli::token_list(
+                    c,
+                    &uses.into_iter().collect(),
+                    Utc::now(),
+                    json,
+                )),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -164,17 +316,31 @@ fn main() -> ExitCode {
             match borne::cli::new_token() {
                 Ok(token) => {
                     let qr = std::io::stdout().is_terminal();
-                    print!(
-                        "{}",
-                        borne::cli::token_entry(&token, &name, role, &classroom, &school, &base, qr)
-                    );
-                    ExitCode::SUCCESS
+                    print_out(&borne::cli::token_entry(
+                        &token, &name, role, &classroom, &school, &base, qr,
+                    ))
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Writes `text` to standard output. A reader that went away (`borne plan
+/// | head -1`) ends the command quietly with success, as `yes | head`
+/// does; `print!` would panic.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -198,9 +364,11 @@ fn load(path: &std::path::Path) -> Option<Loaded> {
 }
 
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
-    let Some(loaded) = load(path) else {
+    let Some(mut loaded) = load(path) else {
         return ExitCode::FAILURE;
     };
+    let coverage = loaded.config.coverage_warnings(chrono::Local::now().date_naive());
+    loaded.warnings.extend(coverage);
     eprint!("{}", borne::cli::warnings(&loaded));
     if strict && !loaded.warnings.is_empty() {
         eprintln!(
@@ -210,8 +378,7 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    println!("{}", borne::cli::summary(&loaded.config));
-    ExitCode::SUCCESS
+    print_out(&format!("{}\n", borne::cli::summary(&loaded.config)))
 }
 
 fn init_tracing(format: LogFormat) {

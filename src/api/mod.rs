@@ -9,14 +9,16 @@
 mod audit;
 mod auth;
 mod classrooms;
-mod csv;
+pub mod csv;
 mod error;
 mod events;
 pub mod oidc;
 pub mod openapi;
 mod overrides;
 mod pages;
+mod report;
 pub mod server;
+mod users;
 mod write_limit;
 
 use std::net::SocketAddr;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The configuration file (for `/readyz`).
     pub config_path: Option<PathBuf>,
+    /// Last use of each token, written at most once a minute.
+    pub last_use: Arc<users::LastUse>,
     /// Sign-in with the identity provider: provider, sign-ins in progress, sessions.
     pub oidc: Arc<oidc::SignIn>,
 }
@@ -72,6 +76,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         oidc: Arc::new(oidc::SignIn::new(shutdown.clone())),
         shutdown,
         config_path,
+        last_use: Arc::default(),
     };
     oidc::start(&state);
     let api = Router::new()
@@ -85,8 +90,10 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/overrides", post(overrides::bulk_set).delete(overrides::bulk_clear))
         .route("/access-points", get(classrooms::access_points))
         .route("/audit", get(audit::audit))
+        .route("/report", get(report::report))
         .route("/me", get(classrooms::me))
         .route("/summary", get(classrooms::summary))
+        .route("/users", get(users::list))
         .layer(middleware::from_fn(error::timeout))
         // The event stream lives as long as the page: no timeout for it.
         .route("/events", get(events::stream))
@@ -136,6 +143,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(serde_json::json!({
             "status": "ready",
             "classrooms": state.core.config().classrooms.len(),
+            "calendars": state.core.config().calendar_statuses(),
         }))
         .into_response(),
         Err(e) => ApiError::Unavailable(e.to_string()).into_response(),

@@ -14,6 +14,7 @@
 
 pub mod login_sessions;
 pub mod sqlite;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -153,6 +154,10 @@ pub struct Batch {
     pub observed: Vec<(ApId, ObservedRecord)>,
     /// Audit lines.
     pub audit: Vec<AuditRecord>,
+    /// Rows for the usage report (histories, run heartbeat, daily aggregates).
+    pub usage: usage::UsageBatch,
+    /// Token last uses: hex SHA-256 and when (a later time wins).
+    pub token_use: Vec<(String, DateTime<Utc>)>,
 }
 
 impl Batch {
@@ -165,7 +170,12 @@ impl Batch {
     }
 
     fn is_empty(&self) -> bool {
-        self.sessions.is_empty() && self.overrides.is_empty() && self.observed.is_empty() && self.audit.is_empty()
+        self.sessions.is_empty()
+            && self.overrides.is_empty()
+            && self.observed.is_empty()
+            && self.audit.is_empty()
+            && self.usage.is_empty()
+            && self.token_use.is_empty()
     }
 }
 
@@ -195,6 +205,12 @@ pub trait Store: Send + Sync + 'static {
     /// Nothing was written.
     fn commit(&self, batches: &[&Batch]) -> Result<(), StoreError>;
 
+    /// When each token (hex SHA-256) was last used.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+
     /// Audit lines, newest first.
     ///
     /// # Errors
@@ -206,6 +222,19 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// The database cannot be written.
     fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// Runs `f` over the usage report's tables.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    fn with_usage(&self, f: &mut dyn FnMut(&usage::UsageReader<'_>)) -> Result<(), StoreError>;
+
+    /// Deletes daily aggregates before `day` and history rows before
+    /// `history_before` (keeping the state that still holds); returns how many.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    fn prune_usage(&self, day: chrono::NaiveDate, history_before: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// Flushes everything to the main database file (at shutdown).
     ///
@@ -290,6 +319,17 @@ impl Writer {
             .map_err(|e| StoreError::Io(e.to_string()))?
     }
 
+    /// Reads token last uses on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.token_uses())
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
     /// Prunes the audit log on the blocking pool.
     ///
     /// # Errors
@@ -297,6 +337,44 @@ impl Writer {
     pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.prune_audit(before))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// Runs `f` over the usage report's tables on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn usage<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&usage::UsageReader<'_>) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = Some(f);
+            let mut out = None;
+            store.with_usage(&mut |r| {
+                if let Some(f) = f.take() {
+                    out = Some(f(r));
+                }
+            })?;
+            out.ok_or(StoreError::Closed)
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// Prunes the report's tables on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub async fn prune_usage(
+        &self,
+        day: chrono::NaiveDate,
+        history_before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.prune_usage(day, history_before))
             .await
             .map_err(|e| StoreError::Io(e.to_string()))?
     }

@@ -59,7 +59,15 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_at ON audit(at);
      CREATE INDEX audit_classroom ON audit(classroom, id);
      CREATE INDEX audit_actor ON audit(actor, id);",
-    // Sign-in sessions with the identity provider (issue 18; see
+    // 2: usage report (observation and desired-state histories, runs, daily aggregates).
+    super::usage::MIGRATION,
+    // 3: when each token was last used (issue 15), keyed by its SHA-256 so
+    // that a new token for the same name starts with no history.
+    "CREATE TABLE token_use (
+        token_sha256 TEXT PRIMARY KEY,
+        last_used INTEGER NOT NULL
+     );",
+    // 4: sign-in sessions with the identity provider (issue 18; see
     // store/login_sessions.rs) and how each audited request was authenticated.
     "CREATE TABLE login_sessions (
         id_sha256 BLOB PRIMARY KEY,
@@ -79,13 +87,15 @@ pub struct SqliteStore {
     path: PathBuf,
     write: Mutex<Connection>,
     read: Mutex<Connection>,
+    /// The run this process writes heartbeats for (see [`super::usage`]).
+    current_run: Mutex<Option<DateTime<Utc>>>,
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
+pub(super) fn time(ms: i64) -> DateTime<Utc> {
     // Only values this file wrote are read back; out-of-range ones (a
     // hand-edited database) read as the epoch rather than failing the load.
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
@@ -135,6 +145,17 @@ impl SqliteStore {
             )));
         }
         Self::migrate(&write).map_err(open_err)?;
+        // A file system found read-only must stop the start here, naming
+        // the file, not at the first request. Taking the write lock is not
+        // enough (WAL locks live in the -shm file, which a read-only mount
+        // still maps): write a page for real, in a transaction that leaves
+        // nothing behind.
+        write
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE write_probe (x); DROP TABLE write_probe; COMMIT;")
+            .map_err(|e| {
+                let _ = write.execute_batch("ROLLBACK");
+                open_err(format!("{e} (is the state directory writable?)"))
+            })?;
         let read = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -146,6 +167,7 @@ impl SqliteStore {
             path,
             write: Mutex::new(write),
             read: Mutex::new(read),
+            current_run: Mutex::new(None),
         })
     }
 
@@ -197,6 +219,48 @@ impl SqliteStore {
         // connection itself stays usable.
         m.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn read_token_uses(c: &Connection) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let mut q = c.prepare("SELECT token_sha256, last_used FROM token_use").map_err(io)?;
+    let rows = q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, time(r.get(1)?))))
+        .map_err(io)?;
+    rows.collect::<Result<_, _>>().map_err(io)
+}
+
+/// Last use of each token (hex SHA-256) read from `state_dir/borne.db`
+/// without writing to it, for `borne token list` while the daemon runs.
+/// No database yet, or one from before token use was recorded: no use.
+///
+/// # Errors
+/// The database exists but cannot be read.
+pub fn token_uses_offline(state_dir: &Path) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let path = state_dir.join("borne.db");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let c = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_err)?;
+    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+    let has_table: bool = c
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'token_use'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(open_err)?;
+    if !has_table {
+        return Ok(Vec::new());
+    }
+    read_token_uses(&c)
 }
 
 impl Store for SqliteStore {
@@ -289,6 +353,12 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(io)?;
+            let mut put_token_use = tx
+                .prepare_cached(
+                    "INSERT INTO token_use (token_sha256, last_used) VALUES (?1, ?2)
+                     ON CONFLICT(token_sha256) DO UPDATE SET last_used = max(last_used, excluded.last_used)",
+                )
+                .map_err(io)?;
             let mut put_audit = tx
                 .prepare_cached(
                     "INSERT INTO audit (at, actor, role, classroom, ap, action, detail, result, source, via)
@@ -339,6 +409,9 @@ impl Store for SqliteStore {
                         ])
                         .map_err(io)?;
                 }
+                for (hash, at) in &b.token_use {
+                    put_token_use.execute(params![hash, ms(*at)]).map_err(io)?;
+                }
                 for a in &b.audit {
                     put_audit
                         .execute(params![
@@ -355,9 +428,18 @@ impl Store for SqliteStore {
                         ])
                         .map_err(io)?;
                 }
+                super::usage::write(&tx, &b.usage).map_err(io)?;
+                if let Some((started, _)) = b.usage.run {
+                    *self.current_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+                }
             }
         }
         tx.commit().map_err(io)
+    }
+
+    fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let c = Self::lock(&self.read);
+        read_token_uses(&c)
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
@@ -453,6 +535,18 @@ impl Store for SqliteStore {
         let c = Self::lock(&self.write);
         c.execute("DELETE FROM audit WHERE at < ?1", params![ms(before)])
             .map_err(io)
+    }
+
+    fn with_usage(&self, f: &mut dyn FnMut(&super::usage::UsageReader<'_>)) -> Result<(), StoreError> {
+        let current_run = *self.current_run.lock().unwrap_or_else(|e| e.into_inner());
+        let c = Self::lock(&self.read);
+        f(&super::usage::UsageReader { conn: &c, current_run });
+        Ok(())
+    }
+
+    fn prune_usage(&self, day: chrono::NaiveDate, history_before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let c = Self::lock(&self.write);
+        super::usage::prune(&c, day, history_before).map_err(io)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

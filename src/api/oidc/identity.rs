@@ -45,6 +45,9 @@ pub fn resolve(config: &Config, oidc: &Oidc, login: &str, groups: &[String]) -> 
         login: Some(login.to_owned()),
         demo_token: None,
         scope,
+        schools: Vec::new(),
+        classrooms: Vec::new(),
+        expires: None,
     })
 }
 
