@@ -6,10 +6,6 @@
 //!
 //! The whole flow in a real browser is in tests/browser (Chromium).
 
-mod common;
-#[path = "support/oidc/mod.rs"]
-mod oidc_support;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,8 +13,11 @@ use std::sync::Arc;
 use borne::core::Clock;
 use borne::daemon::{self, Options, Running};
 use borne::policy::Wifi;
-use common::{ManualClock, TIMEOUT, load_config, wait_for};
-use oidc_support::{ADMIN, CLIENT_SECRET, Person, ProviderOptions, STRANGER, TEACHER, TestProvider, free_port};
+use borne_test_support::daemon::{ManualClock, load_config};
+use borne_test_support::oidc::{
+    self as oidc_support, ADMIN, CLIENT_SECRET, Person, ProviderOptions, STRANGER, TEACHER, TestProvider, free_port,
+};
+use borne_test_support::wait::{TIMEOUT, wait_for};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -3,19 +3,13 @@
 //! port, with one client (borne) and three people (see [`TEACHER`],
 //! [`ADMIN`], [`STRANGER`]).
 //!
-//! Include it from a test crate with
-//! `#[path = "support/oidc/mod.rs"] mod oidc_support;`.
-//!
-//! [`TestProvider::start`] returns `None` after printing a note on stderr
-//! when Node or the installed package (`npm ci` in `tests/oidc`) is missing,
-//! unless `BORNE_REQUIRE_PEERS=1`, where it panics instead (CI). The child
+//! [`TestProvider::start`] returns `None` when Node or the installed
+//! package (`npm ci` in `tests/oidc`) is missing: a skip on stderr, or a
+//! failure under `BORNE_REQUIRE_PEERS=1` ([`crate::peers`]). The child
 //! is killed by PID on drop, also when the test panics; it also exits by
 //! itself when its stdin (a pipe held by the test) closes, so a test
 //! process killed outright leaves no provider behind.
-#![allow(dead_code)] // each test crate uses a different part
-
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -60,35 +54,20 @@ pub struct ProviderOptions {
     pub auth_method: Option<&'static str>,
 }
 
-/// Node and the installed provider package, or `None` after a note on
-/// stderr; panics instead when `BORNE_REQUIRE_PEERS=1`.
+/// Node and the installed provider package (`tests/oidc`), or `None`
+/// after a skip (a failure under `BORNE_REQUIRE_PEERS=1`).
 pub fn require_node() -> Option<(PathBuf, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-    let node = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("node"))
-        .find(|p| p.is_file());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oidc");
+    let node = crate::peers::require_program("node", "nodejs npm")?;
     let installed = dir.join("node_modules/oidc-provider/package.json").is_file();
-    let missing = match (&node, installed) {
-        (None, _) => "node is not installed (Debian: apt-get install -y nodejs npm)",
-        (Some(_), false) => "the OpenID provider is not installed (run `npm ci` in tests/oidc)",
-        (Some(node), true) => return Some((node.clone(), dir)),
-    };
-    if std::env::var("BORNE_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("BORNE_REQUIRE_PEERS=1 but {missing}");
-    }
-    eprintln!("skipped: {missing}");
-    None
+    crate::peers::require_peer(
+        "the OpenID provider of tests/oidc (run `npm ci` in tests/oidc)",
+        installed,
+    )
+    .then_some((node, dir))
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
+pub use crate::wait::free_port;
 
 /// The provider, running.
 pub struct TestProvider {
