@@ -235,6 +235,7 @@ fn reload_audit(
         detail,
         result,
         source: None,
+        via: None,
     }
 }
 

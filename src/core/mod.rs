@@ -279,6 +279,7 @@ async fn to_completion<T: Send + 'static>(
 struct OwnedActor {
     user: crate::config::User,
     source: Option<String>,
+    via: &'static str,
 }
 
 impl OwnedActor {
@@ -286,6 +287,7 @@ impl OwnedActor {
         Self {
             user: actor.user.clone(),
             source: actor.source.clone(),
+            via: actor.via,
         }
     }
 
@@ -293,6 +295,7 @@ impl OwnedActor {
         Actor {
             user: &self.user,
             source: self.source.clone(),
+            via: self.via,
         }
     }
 }

@@ -227,6 +227,7 @@ impl Reconciler {
                         detail: format!("{from} -> {to}"),
                         result: "ok".into(),
                         source: None,
+                        via: None,
                     })
                 })
                 .collect();
