@@ -108,6 +108,13 @@ pub struct DriverLabels {
     pub op: String,
 }
 
+/// Labels of calendar fetches.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CalendarLabels {
+    /// The calendar's name.
+    pub calendar: String,
+}
+
 /// Labels of HTTP requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -135,6 +142,8 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     /// Classroom mode changes the planner applied.
     pub schedule_changes: Counter,
+    /// Failed fetches of URL calendars, by calendar.
+    pub calendar_fetch_failures: Family<CalendarLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -174,6 +183,12 @@ impl Metrics {
             "Classroom mode changes applied",
             schedule_changes.clone(),
         );
+        let calendar_fetch_failures = Family::<CalendarLabels, Counter>::default();
+        registry.register(
+            "calendar_fetch_failures",
+            "Failed fetches of URL calendars (the last good copy is kept)",
+            calendar_fetch_failures.clone(),
+        );
         registry.register("build_info", "Build information", build);
         Self {
             registry,
@@ -182,6 +197,7 @@ impl Metrics {
             queue_depth,
             http,
             schedule_changes,
+            calendar_fetch_failures,
         }
     }
 
