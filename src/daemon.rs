@@ -117,6 +117,35 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
         reconciler = reconciler.with_watchdog(w);
     }
     tracker.spawn(reconciler.run());
+    tracker.spawn(crate::calendars::refresh::run(
+        {
+            let c = core.clone();
+            move || c.config()
+        },
+        {
+            let c = core.clone();
+            move |cfg| {
+                let c = c.clone();
+                async move {
+                    if let Err(e) = c.replace_config(cfg).await {
+                        tracing::error!(error = %e, "cannot adopt the refreshed calendars");
+                    }
+                }
+            }
+        },
+        {
+            let c = core.clone();
+            move |name: &str| {
+                c.metrics
+                    .calendar_fetch_failures
+                    .get_or_create(&crate::metrics::CalendarLabels {
+                        calendar: name.to_owned(),
+                    })
+                    .inc();
+            }
+        },
+        shutdown.child_token(),
+    ));
 
     let listener = match options.listener {
         Some(l) => {

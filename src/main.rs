@@ -33,6 +33,9 @@ enum Command {
         /// Treat warnings (such as a missing key file) as errors.
         #[arg(long)]
         strict: bool,
+        /// Fetch the `url:` calendars first (the only time `check` uses the network).
+        #[arg(long)]
+        fetch: bool,
     },
     /// Show what the schedules alone decide.
     Plan {
@@ -198,7 +201,12 @@ fn main() -> ExitCode {
             init_tracing(log_format);
             run(&cli.config)
         }
-        Command::Check { strict } => check(&cli.config, strict),
+        Command::Check { strict, fetch } => {
+            if fetch && !fetch_calendars(&cli.config) {
+                return ExitCode::FAILURE;
+            }
+            check(&cli.config, strict)
+        }
         Command::Plan {
             at,
             from,
@@ -427,6 +435,44 @@ fn load(path: &std::path::Path) -> Option<Loaded> {
             None
         }
     }
+}
+
+/// `borne check --fetch`: fetches every `url:` calendar into state_dir;
+/// false when the configuration cannot be loaded or the runtime not built.
+fn fetch_calendars(path: &std::path::Path) -> bool {
+    let Some(loaded) = load(path) else {
+        return false;
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        eprintln!("error: cannot start the async runtime");
+        return false;
+    };
+    let limits = borne::calendars::fetch::Limits::default();
+    runtime.block_on(async {
+        for c in loaded.config.calendars.values() {
+            if let config::calendars::CalendarSource::Url { url, .. } = &c.source {
+                let config = &loaded.config;
+                match borne::calendars::fetch::refresh(
+                    &config.state_dir,
+                    &c.name,
+                    url,
+                    config.timezone,
+                    limits,
+                    Utc::now(),
+                )
+                .await
+                {
+                    Ok(days) => eprintln!(
+                        "fetched calendars.{}: {} closure(s) from {url}",
+                        c.name,
+                        days.closed.len()
+                    ),
+                    Err(e) => eprintln!("warning: calendars.{}.url: {e} (the last good copy is kept)", c.name),
+                }
+            }
+        }
+    });
+    true
 }
 
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {

@@ -128,6 +128,13 @@ pub struct DriverLabels {
     pub op: String,
 }
 
+/// Labels of calendar fetches.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CalendarLabels {
+    /// The calendar's name.
+    pub calendar: String,
+}
+
 /// Labels of HTTP requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -162,6 +169,8 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     /// Classroom mode changes the planner applied.
     pub schedule_changes: Counter,
+    /// Failed fetches of URL calendars, by calendar.
+    pub calendar_fetch_failures: Family<CalendarLabels, Counter>,
     lease_renewals: Family<ResultLabels, Counter>,
     /// Wall-clock steps the planner saw (more than 2 s either way).
     pub clock_steps: Counter,
@@ -206,6 +215,12 @@ impl Metrics {
             "Classroom mode changes applied",
             schedule_changes.clone(),
         );
+        let calendar_fetch_failures = Family::<CalendarLabels, Counter>::default();
+        registry.register(
+            "calendar_fetch_failures",
+            "Failed fetches of URL calendars (the last good copy is kept)",
+            calendar_fetch_failures.clone(),
+        );
         registry.register("build_info", "Build information", build);
         let lease_renewals = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -232,6 +247,7 @@ impl Metrics {
             queue_depth,
             http,
             schedule_changes,
+            calendar_fetch_failures,
             lease_renewals,
             clock_steps,
             clock_synchronized,

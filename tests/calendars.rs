@@ -243,7 +243,6 @@ fn calendar_mistakes_are_located_errors() {
     };
     for expected in [
         "calendars.both: give `ics:` (a file) or `url:`, not both",
-        "calendars.ftp.url: `url:` calendars are not fetched by this version yet; download the file and give it with `ics:`",
         "calendars.holidays.public_holidays: unknown public holidays \"de\"; use fr or fr-alsace-moselle",
         "calendars.garbage.ics: ",
         "not an iCalendar file: it does not start with BEGIN:VCALENDAR",

@@ -14,9 +14,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::calendar_cache as cache;
 use super::raw::RawCalendar;
 use super::{Config, Problem};
-use crate::calendars::cache;
 use crate::schedule::public_holidays::Region;
 use crate::schedule::{Calendar, ClosedDays, DateRange, Origin, Schedule, ics};
 
@@ -82,6 +82,30 @@ pub struct CalendarStatus {
 }
 
 impl NamedCalendar {
+    /// This calendar with its ICS days replaced by `ics` (a new copy of a
+    /// URL calendar); its public holidays and local dates stay.
+    pub fn with_ics(
+        &self,
+        ics: Vec<ClosedDays>,
+        fetched_at: Option<DateTime<Utc>>,
+        error: Option<String>,
+    ) -> NamedCalendar {
+        let mut days: Vec<ClosedDays> = self
+            .calendar
+            .days()
+            .iter()
+            .filter(|d| !matches!(d.origin, Origin::Ics(_)))
+            .cloned()
+            .collect();
+        days.extend(ics);
+        NamedCalendar {
+            calendar: Calendar::new(days),
+            fetched_at,
+            error,
+            ..self.clone()
+        }
+    }
+
     /// Its status for `/readyz` and the dashboard.
     pub fn status(&self) -> CalendarStatus {
         CalendarStatus {
@@ -200,14 +224,6 @@ pub(super) fn build(raw: &BTreeMap<String, RawCalendar>, base_dir: Option<&Path>
                 CalendarSource::File(path)
             }
             (None, Some(url)) => {
-                // The daemon's fetch task is not there yet: refuse rather
-                // than run on a calendar that would never be fetched.
-                out.errors.push(problem(
-                    format!("{loc}.url"),
-                    "`url:` calendars are not fetched by this version yet; download the file and give it with `ics:`"
-                        .into(),
-                    false,
-                ));
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
                     out.errors.push(problem(
                         format!("{loc}.url"),

@@ -7,6 +7,7 @@
 //! schedule engine, the policy, the reconciler and the drivers receive it and
 //! never re-check.
 
+pub mod calendar_cache;
 pub mod calendars;
 pub mod changes;
 mod failsafe;

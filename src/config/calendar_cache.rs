@@ -1,6 +1,6 @@
 //! Where a URL calendar's last good copy and its fetch status live in
 //! `state_dir`, and how they are read and written. The configuration loader
-//! reads them (no network); the daemon's refresh task and
+//! reads them (no network); the daemon's refresh task ([`crate::calendars`]) and
 //! `borne check --fetch` write them.
 
 use std::path::{Path, PathBuf};
