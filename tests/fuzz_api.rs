@@ -1,12 +1,18 @@
 //! Random methods, paths, headers and bodies thrown at the router (in
 //! process, without a socket): never a 5xx, never a panic, and every
 //! `/api/` answer is JSON with the error shape when it is an error.
+//!
+//! Each case gets a router of its own, so the failure and write limiters
+//! start afresh: with one shared router, a dozen unauthenticated cases used
+//! to turn every later case into a 429 and the handlers were barely fuzzed
+//! (issue 12). Most cases carry a valid token, and the test counts how many
+//! reached each route past authentication and fails if one was starved.
 
 use borne_test_support::daemon as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use borne_test_support::fixtures::{ALWAYS_AVAILABLE, HEAD, users};
+use borne_test_support::fixtures::{ADMIN_TOKEN, ALWAYS_AVAILABLE, HEAD, TEACHER_TOKEN, users};
 use common::*;
 use proptest::prelude::*;
 use tower::ServiceExt;
@@ -26,21 +32,58 @@ fn method() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
 }
 
+/// Routes every run must reach past authentication.
+const KNOWN: &[&str] = &[
+    "/api/v1/classrooms",
+    "/api/v1/classrooms/c1",
+    "/api/v1/classrooms/c1/wifi",
+    "/api/v1/classrooms/c1/override",
+    "/api/v1/overrides",
+    "/api/v1/overrides?school=s1",
+    "/api/v1/audit?limit=5",
+    "/api/v1/access-points",
+    "/api/v1/me",
+    "/api/openapi.json",
+    "/readyz",
+];
+
+/// Each known path with a method it serves: two thirds of the cases, so
+/// that most reach a handler instead of a 405.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/classrooms"),
+    ("GET", "/api/v1/classrooms/c1"),
+    ("POST", "/api/v1/classrooms/c1/wifi"),
+    ("PUT", "/api/v1/classrooms/c1/override"),
+    ("DELETE", "/api/v1/classrooms/c1/override"),
+    ("POST", "/api/v1/overrides"),
+    ("DELETE", "/api/v1/overrides?school=s1"),
+    ("GET", "/api/v1/audit?limit=5"),
+    ("GET", "/api/v1/access-points"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/readyz"),
+];
+
+fn request_line() -> impl Strategy<Value = (&'static str, String)> {
+    prop_oneof![
+        2 => prop::sample::select(ROUTES.to_vec()).prop_map(|(m, p)| (m, p.to_owned())),
+        1 => (method(), path()),
+    ]
+}
+
+/// Mostly a valid token, so that the handlers, not the authentication, are
+/// what gets fuzzed; sometimes none or garbage.
+fn authorization() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        4 => Just(Some(format!("Bearer {ADMIN_TOKEN}"))),
+        3 => Just(Some(format!("bearer {TEACHER_TOKEN}"))),
+        1 => Just(None),
+        1 => "[ -~]{0,60}".prop_map(Some),
+    ]
+}
+
 fn path() -> impl Strategy<Value = String> {
-    let known = prop::sample::select(vec![
-        "/api/v1/classrooms",
-        "/api/v1/classrooms/c1",
-        "/api/v1/classrooms/c1/wifi",
-        "/api/v1/classrooms/c1/override",
-        "/api/v1/overrides",
-        "/api/v1/overrides?school=s1",
-        "/api/v1/audit?limit=5",
-        "/api/v1/access-points",
-        "/api/v1/me",
-        "/api/openapi.json",
-        "/readyz",
-    ])
-    .prop_map(str::to_owned);
+    let known = prop::sample::select(KNOWN.to_vec()).prop_map(str::to_owned);
     let random = "(/[a-zA-Z0-9%._~?=&-]{0,20}){1,5}";
     prop_oneof![3 => known, 1 => random.prop_map(|p| format!("/api/v1{p}")), 1 => random]
 }
@@ -87,14 +130,18 @@ fn random_requests_never_get_a_5xx() {
         &config(),
         ManualClock::at("2026-12-01T10:00:00+01:00"),
     ));
-    let app = borne::api::router(d.core.clone(), None, d.token.clone());
+    let reached = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
     let config = ProptestConfig {
         cases: 400,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    proptest!(config, |(m in method(), p in path(), b in body(), hs in prop::collection::vec(header(), 0..4))| {
+    proptest!(config, |((m, p) in request_line(), b in body(), auth in authorization(), hs in prop::collection::vec(header(), 0..4))| {
+        let app = borne::api::router(d.core.clone(), None, d.token.clone());
         let mut req = Request::builder().method(m).uri(&p);
+        if let Some(a) = &auth {
+            req = req.header("authorization", a.as_str());
+        }
         for (n, v) in &hs {
             if n == "content-length" { continue; }
             req = req.header(n.as_str(), v.as_str());
@@ -103,11 +150,20 @@ fn random_requests_never_get_a_5xx() {
         let resp = rt.block_on(app.clone().oneshot(req)).expect("infallible");
         let status = resp.status();
         prop_assert!(!status.is_server_error(), "{m} {p} -> {status}");
+        if !matches!(status.as_u16(), 401 | 429 | 405) && KNOWN.contains(&p.as_str()) {
+            *reached.lock().unwrap().entry(p.clone()).or_default() += 1;
+        }
         if p.starts_with("/api/") && status != StatusCode::OK && m != "HEAD" {
             let bytes = rt.block_on(axum::body::to_bytes(resp.into_body(), 1 << 20)).expect("body");
             let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| TestCaseError::fail(format!("{m} {p} -> {status}: not JSON ({e})")))?;
             prop_assert!(v["error"].is_string() && v["message"].is_string(), "{m} {p} -> {status}: {v}");
         }
     });
+    let reached = reached.into_inner().unwrap();
+    eprintln!("cases past authentication, by path: {reached:?}");
+    for path in KNOWN {
+        let n = reached.get(*path).copied().unwrap_or(0);
+        assert!(n >= 5, "only {n} cases reached {path} past authentication: {reached:?}");
+    }
     drop(d);
 }
