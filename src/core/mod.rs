@@ -29,11 +29,13 @@ mod error;
 mod expiry;
 #[cfg(test)]
 mod fixture;
+mod lease;
 mod observed;
 mod overrides;
 mod reload;
 mod session_end;
 mod teacher;
+mod timekeeping;
 pub mod usage;
 mod views;
 
@@ -43,6 +45,7 @@ pub use error::{RequestError, refusal_code};
 pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
 pub use session_end::{SessionEnd, session_end_record};
+pub use timekeeping::ClockStatus;
 pub use views::{ApView, ChangeView, OverrideView, SessionLimits, SessionView, Status, Summary};
 
 use std::collections::HashMap;
@@ -80,9 +83,8 @@ pub struct Core {
     classroom_locks: RwLock<HashMap<ClassroomId, Arc<tokio::sync::Mutex<()>>>>,
     writer: Writer,
     clock: Arc<dyn Clock>,
-    /// The latest "now" handed out: time used for decisions never goes
-    /// backwards, so a wall clock stepped back does not replay transitions.
-    high_water: Mutex<DateTime<Utc>>,
+    /// Steps of the wall clock and its synchronisation; see `timekeeping.rs`.
+    timekeeping: Mutex<timekeeping::Timekeeping>,
     events: broadcast::Sender<Event>,
     /// Wakes the reconciler's planner; held by the reconciler's loop.
     pub(crate) wake: Notify,
@@ -130,6 +132,9 @@ impl Core {
                     ApState {
                         observed,
                         consecutive_failures: 0,
+                        // Not stored: after a restart a lease is unknown
+                        // until the next "on" or renewal arms one.
+                        lease_until: None,
                     },
                 );
             }
@@ -149,7 +154,7 @@ impl Core {
             state: Mutex::new(runtime),
             writer,
             clock,
-            high_water: Mutex::new(now),
+            timekeeping: Mutex::new(timekeeping::Timekeeping::default()),
             events,
             wake: Notify::new(),
             dirty: Mutex::new(Default::default()),
@@ -198,14 +203,12 @@ impl Core {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Now, never earlier than a "now" already handed out.
+    /// Now, as the wall clock says. A mode is a pure function of the
+    /// instant, so a clock stepped back replays nothing: the planner
+    /// notices the step and re-evaluates at the corrected time
+    /// (`timekeeping.rs`).
     pub fn now(&self) -> DateTime<Utc> {
-        let t = self.clock.now();
-        let mut hw = self.high_water.lock().unwrap_or_else(|e| e.into_inner());
-        if t > *hw {
-            *hw = t;
-        }
-        *hw
+        self.clock.now()
     }
 
     /// The store writer.
