@@ -80,6 +80,11 @@ static ASSETS: &[File] = &[
         body: include_bytes!("pages/admin.js"),
     },
     File {
+        name: "report.js",
+        content_type: JS,
+        body: include_bytes!("pages/report.js"),
+    },
+    File {
         name: "icon.svg",
         content_type: SVG,
         body: include_bytes!("pages/icon.svg"),

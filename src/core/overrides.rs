@@ -9,6 +9,7 @@ use super::{Actor, Core, OwnedActor, RequestError, Status, to_completion};
 use crate::config::{ClassroomId, SchoolId};
 use crate::policy::{Override, Wifi};
 use crate::store::Batch;
+use crate::store::SCHOOL_SCOPE_PREFIX;
 
 /// Which classrooms a bulk override covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Core {
         let now = self.now();
         check_override(&request, now)?;
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &ids, Some(request), now, "override.set")
+        self.apply_overrides(actor, &ids, Some(request), now, "override.set", None)
             .await?;
         Ok(self.status_of(&config, classroom, now))
     }
@@ -94,7 +95,8 @@ impl Core {
         }
         let now = self.now();
         let ids = vec![classroom.id.clone()];
-        self.apply_overrides(actor, &ids, None, now, "override.clear").await?;
+        self.apply_overrides(actor, &ids, None, now, "override.clear", None)
+            .await?;
         Ok(self.status_of(&config, classroom, now))
     }
 
@@ -170,7 +172,8 @@ impl Core {
                 ids.into_iter().filter(|c| state.overrides.contains_key(c)).collect()
             }
         };
-        self.apply_overrides(actor, &ids, request, now, action).await?;
+        self.apply_overrides(actor, &ids, request, now, action, Some(scope))
+            .await?;
         Ok(ids)
     }
 
@@ -181,6 +184,7 @@ impl Core {
         request: Option<OverrideRequest>,
         now: DateTime<Utc>,
         action: &str,
+        scope: Option<&Scope>,
     ) -> Result<(), RequestError> {
         let _guards = self.lock_classrooms(ids).await;
         let value = request.map(|r| Override {
@@ -202,14 +206,60 @@ impl Core {
         let mut batch = Batch::default();
         for id in ids {
             batch.overrides.push((id.clone(), value.clone()));
-            batch.audit.push(audit(
-                actor,
-                now,
-                Some(id),
-                action,
-                detail.clone(),
-                "accepted".to_owned(),
-            ));
+        }
+        match scope {
+            None => {
+                for id in ids {
+                    batch.audit.push(audit(
+                        actor,
+                        now,
+                        Some(id),
+                        action,
+                        detail.clone(),
+                        "accepted".to_owned(),
+                    ));
+                }
+            }
+            Some(scope) => {
+                // One row for the request; one per classroom only where the
+                // outcome differs from it: an override by someone else, or
+                // with another state, end or reason, that this one replaces.
+                let what = match scope {
+                    Scope::School(s) => format!("{SCHOOL_SCOPE_PREFIX}{s}"),
+                    Scope::All => "scope all".to_owned(),
+                };
+                batch.audit.push(audit(
+                    actor,
+                    now,
+                    None,
+                    action,
+                    format!("{what}, {} classrooms: {detail}", ids.len()),
+                    "accepted".to_owned(),
+                ));
+                if let Some(new) = &value {
+                    let state = self.lock_state();
+                    for id in ids {
+                        let Some(old) = state.overrides.get(id).filter(|o| o.is_active(now)) else {
+                            continue;
+                        };
+                        if (old.wifi, old.until, &old.reason, &old.by) == (new.wifi, new.until, &new.reason, &new.by) {
+                            continue;
+                        }
+                        let old_until = old.until.map_or_else(|| "cleared".to_owned(), |u| u.to_rfc3339());
+                        batch.audit.push(audit(
+                            actor,
+                            now,
+                            Some(id),
+                            action,
+                            format!(
+                                "{detail} (replaces {} until {old_until} by {}: {})",
+                                old.wifi, old.by, old.reason
+                            ),
+                            "accepted".to_owned(),
+                        ));
+                    }
+                }
+            }
         }
         self.writer.commit(batch).await?;
         {
@@ -296,6 +346,42 @@ mod tests {
         assert!(f.restarted().status(&admin, "c1").unwrap().override_.is_none());
         let actions: Vec<String> = f.audit().await.into_iter().map(|e| e.record.action).collect();
         assert_eq!(actions, ["teacher.on", "override.set", "override.clear"]);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_override_writes_one_row_plus_the_classrooms_it_treats_differently() {
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        f.core
+            .set_override(&actor(&admin), "c2", off("incident"))
+            .await
+            .unwrap();
+        f.core
+            .bulk_override(&actor(&admin), &Scope::School(SchoolId::from("s1")), Some(off("exam")))
+            .await
+            .unwrap();
+        f.core.bulk_override(&actor(&admin), &Scope::All, None).await.unwrap();
+        let rows: Vec<(Option<String>, String)> = f
+            .audit()
+            .await
+            .into_iter()
+            .map(|e| (e.record.classroom, e.record.detail))
+            .collect();
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        assert_eq!(rows[0], (Some("c2".into()), "off until cleared: incident".into()));
+        assert_eq!(
+            rows[1],
+            (None, "scope school s1, 2 classrooms: off until cleared: exam".into())
+        );
+        // c2 had another override: its row says what was replaced; c1 had none.
+        assert_eq!(
+            rows[2],
+            (
+                Some("c2".into()),
+                "off until cleared: exam (replaces off until cleared by admin: incident)".into()
+            )
+        );
+        assert_eq!(rows[3], (None, "scope all, 2 classrooms: cleared".into()));
     }
 
     #[tokio::test]

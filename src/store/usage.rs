@@ -369,7 +369,8 @@ impl UsageReader<'_> {
             .collect::<rusqlite::Result<_>>()?;
         if let Some(current) = self.current_run {
             for r in &mut runs {
-                if r.0 == current {
+                // Compared as stored: to the millisecond.
+                if ms(r.0) == ms(current) {
                     r.1 = r.1.max(to);
                 }
             }
@@ -461,5 +462,45 @@ impl ReadOnly {
             conn: &c,
             current_run: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store as _;
+    use super::super::sqlite::SqliteStore;
+    use super::*;
+
+    /// The run in progress counts up to "now" even though its start, read
+    /// back from the database, has lost its sub-millisecond part.
+    #[test]
+    fn the_current_run_reaches_now_whatever_its_precision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let config = crate::config::from_str(
+            "timezone: Europe/Paris\nschedules: { day: { default_mode: available } }\nschools:\n  - id: s1\n    schedule: day\n    classrooms:\n      - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }\n",
+            "t.yaml",
+            None,
+        )
+        .unwrap()
+        .config;
+        let started: DateTime<Utc> = "2026-12-02T10:11:41.630123456Z".parse().unwrap();
+        let mut batch = super::super::Batch::default();
+        batch.usage.run = Some((started, started));
+        store.commit(&[&batch]).unwrap();
+        let to: DateTime<Utc> = "2026-12-02T11:00:00Z".parse().unwrap();
+        let classrooms: Vec<&Classroom> = config.classrooms.iter().collect();
+        let mut runs = Vec::new();
+        store
+            .with_usage(&mut |r| {
+                runs = r
+                    .inputs(&classrooms, "2026-12-01T23:00:00Z".parse().unwrap(), to)
+                    .unwrap()["c1"]
+                    .runs
+                    .clone();
+            })
+            .unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1, to);
     }
 }

@@ -500,7 +500,8 @@ test('admin: the audit log shows the actions, newest first, filterable by user a
   const rows = admin.locator('#audit tbody tr');
   await eventually(async () => assert.ok((await rows.count()) > 5));
   const all = await rows.allTextContents();
-  assert.ok(all.some((r) => r.includes('override.set') && r.includes('vo-ce1') && r.includes('Examen de fin d’année')), 'school override audited');
+  // A school override is one row for the request (issue 16), not one per classroom.
+  assert.ok(all.some((r) => r.includes('override.set') && r.includes('scope school voltaire,') && r.includes('Examen de fin d’année')), 'school override audited');
   assert.ok(all.some((r) => r.includes('teacher.on') && r.includes('mme-martin')), 'teacher request audited');
   // Newest first.
   const ids = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.id)));
@@ -579,6 +580,51 @@ test('admin: clear a school, then override the whole city until a time, then cle
   await expectText(cp.locator('.why'), /Vous pouvez allumer le Wi-Fi/);
 });
 
+test('admin: the report tab draws a chart, its totals equal the API, and downloads the same rows as CSV', async () => {
+  const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
+  await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  await row(admin, 'vo-cp').waitFor();
+  await admin.click('#tab-report');
+  const today = paris(Date.now()).date;
+  await admin.fill('#report-from', today);
+  await admin.fill('#report-to', today);
+  await admin.selectOption('#report-group', 'classroom');
+  await admin.selectOption('#report-period', 'day');
+  await admin.click('#report-form button[type=submit]');
+  const api = await apiGet(TOKENS.admin, `/api/v1/report?from=${today}&to=${today}&group=classroom&period=day`);
+  const sum = (f) => api.rows.reduce((a, r) => a + f(r), 0);
+  assert.ok(sum((r) => r.on_seconds) > 0, 'earlier tests switched Wi-Fi on today');
+  await eventually(async () => {
+    assert.equal(await admin.locator('#report tbody tr').count(), api.rows.length);
+  });
+  // The totals row adds up what the API says (seconds in data-value; the
+  // cells show hours). The day is still running: on-time only grows.
+  const total = async (field) => Number(await admin.locator(`#report tfoot td[data-field="${field}"]`).getAttribute('data-value'));
+  const after = await apiGet(TOKENS.admin, `/api/v1/report?from=${today}&to=${today}&group=classroom&period=day`);
+  const sumAfter = (f) => after.rows.reduce((a, r) => a + f(r), 0);
+  const on = await total('on');
+  assert.ok(on >= sum((r) => r.on_seconds) - 1 && on <= sumAfter((r) => r.on_seconds) + 1, `on ${on}`);
+  assert.equal(await total('sessions'), sumAfter((r) => r.sessions.count));
+  assert.equal(await total('overrides'), sumAfter((r) => r.overrides.count));
+  assert.equal(await total('refused'), sumAfter((r) => Object.values(r.refused).reduce((a, b) => a + b, 0)));
+  // The chart: on-hours per week per school, drawn by the page's script.
+  const bars = admin.locator('#report-chart svg rect.bar');
+  await eventually(async () => assert.ok((await bars.count()) >= 1));
+  const schools = new Set(await bars.evaluateAll((rs) => rs.map((r) => r.dataset.school)));
+  assert.ok(schools.has('voltaire') && schools.has('jules-ferry'), [...schools].join(','));
+  await shot(admin, 'admin-report');
+
+  // CSV: the same rows as the table (a header, then one line each).
+  const [download] = await Promise.all([admin.waitForEvent('download'), admin.click('#report-csv')]);
+  const file = await download.path();
+  const text = fs.readFileSync(file, 'utf8');
+  const lines = text.trim().split(/\r?\n/);
+  assert.match(lines[0], /^school,classroom,period_start,on_seconds,unknown_seconds,/);
+  assert.equal(lines.length - 1, api.rows.length);
+  assert.equal(download.suggestedFilename(), `borne-report-${today}-${today}.csv`);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('admin: a viewer is read-only (in French); a teacher is sent to the teacher page', async () => {
   // In French this time: the dashboard has both languages.
   const viewer = await newPage({ locale: 'fr-FR', viewport: { width: 1400, height: 900 } });
@@ -589,7 +635,11 @@ test('admin: a viewer is read-only (in French); a teacher is sent to the teacher
   await expectText(viewer.locator('li[data-count="unreachable"] .count-label'), /^Bornes injoignables$/);
   assert.equal(await viewer.locator('button[data-action]').count(), 0);
   assert.equal(await viewer.locator('#city-actions').isVisible(), false);
-  assert.equal(await viewer.locator('#tab-audit').isVisible(), false);
+  // The steering committee's role reads the audit log and the report (issue 16).
+  assert.equal(await viewer.locator('#tab-audit').isVisible(), true);
+  await viewer.click('#tab-report');
+  await expectText(viewer.locator('#tab-report'), /^Rapport$/);
+  await eventually(async () => assert.ok((await viewer.locator('#report tbody tr').count()) >= 1));
   await viewer.click('#tab-aps');
   await expectText(viewer.locator('#aps tbody tr').first().locator('th'), /^vo-ce1-ap1$/);
   await shot(viewer, 'admin-viewer');

@@ -1,6 +1,6 @@
 // The IT dashboard: every classroom grouped by school, filterable, live;
 // overrides of one classroom, a school or the whole city; the access points
-// (unreachable first) and the audit log. A viewer token sees everything
+// (unreachable first), the audit log and the usage report. A viewer token sees everything
 // read-only; a teacher token is sent to the teacher page.
 
 import { strings } from './i18n.js';
@@ -10,6 +10,7 @@ import {
   zonedToInstant,
   endCookieSession, isCookieSession, renderSso, signInState,
 } from './common.js';
+import { ReportTab } from './report.js';
 
 const lang = pickLanguage('en');
 const t = strings[lang];
@@ -21,19 +22,24 @@ const ui = {
   sso: $('sso'),
   notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), appMessage: $('app-message'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
-  tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit') },
-  panels: { classrooms: $('panel-classrooms'), aps: $('panel-aps'), audit: $('panel-audit') },
+  tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit'), report: $('tab-report') },
+  panels: { classrooms: $('panel-classrooms'), aps: $('panel-aps'), audit: $('panel-audit'), report: $('panel-report') },
   filter: $('filter'), stateFilter: $('state-filter'), cityActions: $('city-actions'), shown: $('shown'),
   schools: $('schools'), overrideCity: $('override-city'), clearCity: $('clear-city'),
   aps: $('aps'), apsRefresh: $('aps-refresh'),
   auditForm: $('audit-form'), auditClassroom: $('audit-classroom'), auditUser: $('audit-user'), audit: $('audit'),
   auditOlder: $('audit-older'), auditStatus: $('audit-status'),
+  reportForm: $('report-form'), reportFrom: $('report-from'), reportTo: $('report-to'), reportGroup: $('report-group'),
+  reportPeriod: $('report-period'), reportCsv: $('report-csv'), reportStatus: $('report-status'), reportChart: $('report-chart'),
+  report: $('report'),
   overrideDialog: $('override-dialog'), overrideForm: $('override-form'), overrideScope: $('override-scope'),
   overrideReason: $('override-reason'), overrideUntil: $('override-until'), overrideUntilHelp: $('override-until-help'),
   overrideError: $('override-error'), overrideCancel: $('override-cancel'), overrideApply: $('override-apply'),
   clearDialog: $('clear-dialog'), clearForm: $('clear-form'), clearText: $('clear-text'), clearError: $('clear-error'),
   clearCancel: $('clear-cancel'), clearApply: $('clear-apply'),
 };
+
+const reportTab = new ReportTab(ui, t, () => signOut(t.sessionExpired));
 
 let current = null;
 
@@ -51,6 +57,8 @@ function resetViews() {
   ui.counts.replaceChildren();
   ui.aps.replaceChildren();
   ui.audit.replaceChildren();
+  ui.report.replaceChildren();
+  ui.reportChart.replaceChildren();
   if (ui.overrideDialog.open) ui.overrideDialog.close();
   if (ui.clearDialog.open) ui.clearDialog.close();
 }
@@ -139,7 +147,6 @@ async function start(token, typed) {
   ui.app.hidden = false;
   ui.readonly.hidden = isAdmin;
   ui.cityActions.hidden = !isAdmin;
-  ui.tabs.audit.hidden = !isAdmin;
   hideAppMessage();
   buildCounts();
   selectTab('classrooms', false);
@@ -605,6 +612,7 @@ function selectTab(name, focus) {
   if (focus) ui.tabs[name].focus();
   if (name === 'aps') loadAps();
   if (name === 'audit') loadAudit(true);
+  if (name === 'report') reportTab.open(current);
 }
 
 function onTabKey(e) {
@@ -676,7 +684,7 @@ let auditBody = null;
 let auditLoading = false;
 
 async function loadAudit(reset) {
-  if (!current || !current.isAdmin || auditLoading) return;
+  if (!current || auditLoading) return;
   const session = current;
   const params = new URLSearchParams({ limit: '50' });
   if (ui.auditClassroom.value) params.set('classroom', ui.auditClassroom.value);
