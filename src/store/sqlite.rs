@@ -59,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_at ON audit(at);
      CREATE INDEX audit_classroom ON audit(classroom, id);
      CREATE INDEX audit_actor ON audit(actor, id);",
+    // 2: one row that `/readyz` rewrites to prove the database takes writes.
+    "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
 ];
 
 /// The SQLite store.
@@ -341,6 +343,11 @@ impl Store for SqliteStore {
                         ])
                         .map_err(io)?;
                 }
+                if let Some(at) = b.heartbeat {
+                    tx.prepare_cached("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?1)")
+                        .and_then(|mut st| st.execute(params![ms(at)]))
+                        .map_err(io)?;
+                }
             }
         }
         tx.commit().map_err(io)
@@ -434,9 +441,11 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(io)
     }
 
-    fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
         let c = Self::lock(&self.write);
-        c.execute("DELETE FROM audit WHERE at < ?1", params![ms(before)])
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        c.prepare_cached("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)")
+            .and_then(|mut st| st.execute(params![ms(before), limit]))
             .map_err(io)
     }
 
