@@ -47,13 +47,28 @@ fn broken_example_reports_every_error_with_its_location() {
         "schools[0].classrooms[2].shedule: unknown key \"shedule\"",
         "schedules.computer-lab.rules[1].at: ",
         "timezone: unknown time zone \"Europe/Pariss\"",
-        "schools[0].classrooms[1].id: duplicate classroom id \"jf-cm1a\" (also at schools[0].classrooms[0])",
+        "schools[0].classrooms[1].id: duplicate classroom id \"jf-cm1a\" (also at schools[0].classrooms[0], borne.yaml:",
         "schools[1].schedule: unknown schedule \"scool-hours\"; known: computer-lab, school-hours",
     ];
     for e in expect {
         assert!(all.contains(e), "missing {e:?} in:\n{all}");
     }
     assert!(all.contains("25"), "the bad hour is named:\n{all}");
+    // Every error, checks included, says where it is written.
+    for e in &errors {
+        let mut parts = e.splitn(4, ':');
+        let (file, line, col) = (parts.next(), parts.next(), parts.next());
+        assert_eq!(file, Some("borne.yaml"), "{e}");
+        assert!(line.and_then(|l| l.parse::<usize>().ok()).is_some(), "{e}");
+        assert!(col.and_then(|c| c.parse::<usize>().ok()).is_some(), "{e}");
+    }
+    let shedule_line = broken.lines().position(|l| l.contains("shedule:")).unwrap() + 1;
+    assert!(
+        all.contains(&format!(
+            "borne.yaml:{shedule_line}:9: schools[0].classrooms[2].shedule: unknown key"
+        )),
+        "{all}"
+    );
 }
 
 /// The binary prints every error and exits 1 on a broken file, 0 and a

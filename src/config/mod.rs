@@ -8,9 +8,11 @@
 //! never re-check.
 
 pub mod changes;
+mod include;
 mod limits;
 pub mod raw;
 mod validate;
+mod yaml;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;

@@ -3,8 +3,9 @@
 //! Everything a person can mistype is kept as a string or an `Option` here
 //! and checked in `validate`, so that one run reports every mistake
 //! instead of stopping at the first. Unknown keys are not rejected by serde
-//! (`deny_unknown_fields` would stop at the first one); the loader collects
-//! them with `serde_ignored` and reports them all as errors.
+//! (`deny_unknown_fields` would stop at the first one); the loader's
+//! deserializer (`yaml`) collects them with their positions and reports
+//! them all as errors.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -105,6 +106,10 @@ pub struct RawSchool {
     pub schedule: Option<String>,
     /// IANA time zone, default the top-level one.
     pub timezone: Option<String>,
+    /// Defaults for its SSH access points, over the top-level `ssh:`.
+    pub ssh: Option<RawSsh>,
+    /// Defaults for its MQTT access points' `mqtt:` blocks.
+    pub mqtt: Option<RawMqttAp>,
     /// Its classrooms.
     pub classrooms: Vec<RawClassroom>,
 }
@@ -216,7 +221,7 @@ pub struct RawMqttTls {
 }
 
 /// An access point's `mqtt:` block.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawMqttAp {
     /// `tasmota`, `shelly` or `generic`.
@@ -293,6 +298,80 @@ pub struct RawUser {
     pub classrooms: Vec<String>,
     /// Schools whose classrooms the user may see (and switch, as teacher or admin).
     pub schools: Vec<String>,
+}
+
+/// `self`'s keys over `defaults`'.
+macro_rules! under {
+    ($self:ident, $defaults:ident, $($field:ident),*) => {
+        Self { $($field: $self.$field.clone().or_else(|| $defaults.$field.clone()),)* }
+    };
+}
+
+impl RawSsh {
+    /// These settings with `defaults` filling what they leave out. How to
+    /// authenticate and how to check the host key are each one choice: a
+    /// block that names a key file or a password file takes the whole
+    /// choice, so a school's password does not clash with a city-wide key.
+    pub fn under(&self, defaults: &RawSsh) -> RawSsh {
+        let mut d = defaults.clone();
+        if self.key_file.is_some() || self.password_file.is_some() {
+            d.key_file = None;
+            d.password_file = None;
+            d.passphrase_file = None;
+        }
+        if self.known_hosts.is_some() || self.host_key_sha256.is_some() || self.insecure_ignore_host_key.is_some() {
+            d.known_hosts = None;
+            d.host_key_sha256 = None;
+            d.insecure_ignore_host_key = None;
+        }
+        under!(
+            self,
+            d,
+            host,
+            port,
+            user,
+            key_file,
+            passphrase_file,
+            password_file,
+            known_hosts,
+            host_key_sha256,
+            insecure_ignore_host_key,
+            preset,
+            radios,
+            connect_timeout_seconds,
+            command_timeout_seconds,
+            reuse_seconds,
+            on_command,
+            off_command,
+            status_command,
+            status_on,
+            status_off,
+            clients_command
+        )
+    }
+}
+
+impl RawMqttAp {
+    /// This block with `defaults` (a school's `mqtt:`) filling what it leaves out.
+    pub fn under(&self, defaults: &RawMqttAp) -> RawMqttAp {
+        under!(
+            self,
+            defaults,
+            preset,
+            topic,
+            command_topic,
+            state_topic,
+            availability_topic,
+            payload_on,
+            payload_off,
+            state_on,
+            state_off,
+            payload_available,
+            payload_not_available,
+            qos,
+            retain
+        )
+    }
 }
 
 /// `limits:` block: what one client, one user or one access point may cost

@@ -17,89 +17,126 @@ use super::raw::{
     RawAccessPoint, RawCalendar, RawConfig, RawMqttAp, RawMqttBroker, RawReconciler, RawSchedule, RawSim, RawSsh,
     RawUser,
 };
+use super::yaml;
 use super::*;
 use crate::schedule::{CronExpr, DateRange, Mode, Rule, Schedule};
 
-/// Reads and validates the file at `path`.
+/// Reads and validates the file at `path` and the files it includes.
 ///
 /// # Errors
-/// [`LoadError::Read`] when the file cannot be read, [`LoadError::Invalid`]
-/// with every problem found otherwise.
+/// [`LoadError::Read`] when the file cannot be read (or is larger than
+/// 64 MiB), [`LoadError::Invalid`] with every problem found otherwise.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let text = super::include::read_limited(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })?;
     let name = path.display().to_string();
-    from_str(&text, &name, path.parent())
+    validate_text(&text, &name, path.parent(), Some(path))
 }
 
 /// Validates configuration text. `source_name` prefixes parser locations;
-/// relative file paths in the configuration are resolved against `base_dir`.
+/// relative file paths (and `include:` patterns) in the configuration are
+/// resolved against `base_dir`.
 ///
 /// # Errors
 /// [`LoadError::Invalid`] with every problem found.
 pub fn from_str(text: &str, source_name: &str, base_dir: Option<&Path>) -> Result<Loaded, LoadError> {
+    validate_text(text, source_name, base_dir, None)
+}
+
+fn validate_text(
+    text: &str,
+    source_name: &str,
+    base_dir: Option<&Path>,
+    main_file: Option<&Path>,
+) -> Result<Loaded, LoadError> {
     let invalid = |errors| LoadError::Invalid {
         source_name: source_name.to_owned(),
         errors,
     };
-    let mut unknown = Vec::new();
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let raw: RawConfig = match serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string())) {
+    let at = |pos: &yaml::Pos, message: String| Problem {
+        location: pos.to_string(),
+        message,
+        missing_file: false,
+    };
+    let mut tree = yaml::parse(text, &Arc::from(source_name)).map_err(|e| invalid(vec![at(&e.pos, e.message)]))?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    super::include::resolve(&mut tree, base_dir, main_file, &mut errors, &mut warnings);
+    let unknown = std::cell::RefCell::new(Vec::new());
+    let raw: RawConfig = match yaml::from_node(&tree, &unknown) {
         Ok(raw) => raw,
         Err(e) => {
-            let location = match e.location() {
-                Some(l) => format!("{source_name}:{}:{}", l.line(), l.column()),
-                None => source_name.to_owned(),
-            };
-            return Err(invalid(vec![Problem {
-                location,
-                message: e.to_string(),
-                missing_file: false,
-            }]));
+            let pos = e.pos.clone().unwrap_or_else(|| tree.pos.clone());
+            errors.push(at(&pos, e.message));
+            return Err(invalid(errors));
         }
     };
+    for u in unknown.into_inner() {
+        let key = u.path.rsplit('.').next().unwrap_or(&u.path).to_owned();
+        errors.push(at(
+            &u.pos,
+            format!("{}: unknown key \"{key}\" (check its spelling and indentation)", u.path),
+        ));
+    }
     let mut v = Validator {
         errors: Vec::new(),
         warnings: Vec::new(),
         base_dir: base_dir.map(Path::to_owned),
         checked_files: Default::default(),
     };
-    for path in unknown {
-        let key = path.rsplit('.').next().unwrap_or(&path).to_owned();
-        v.error(
-            display_path(&path),
-            format!("unknown key \"{key}\" (check its spelling and indentation)"),
-        );
-    }
     let config = v.config(raw);
-    if v.errors.is_empty() {
+    // The checks name key paths; give each its file:line:col as well.
+    if !v.errors.is_empty() || !v.warnings.is_empty() {
+        let index = yaml::index(&tree);
+        for p in v.errors.iter_mut().chain(v.warnings.iter_mut()) {
+            locate(p, &index);
+        }
+    }
+    errors.append(&mut v.errors);
+    warnings.append(&mut v.warnings);
+    if errors.is_empty() {
         // `config` is only `None` when an error was recorded.
         if let Some(config) = config {
-            return Ok(Loaded {
-                config,
-                warnings: v.warnings,
-            });
+            return Ok(Loaded { config, warnings });
         }
     }
-    Err(invalid(v.errors))
+    Err(invalid(errors))
 }
 
-/// `schools.0.classrooms.1.shedule` → `schools[0].classrooms[1].shedule`.
-fn display_path(path: &str) -> String {
-    let mut out = String::new();
-    for part in path.split('.') {
-        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
+/// The position of a key path, or of its nearest written ancestor (a
+/// default that is missing has no position of its own).
+fn position_of<'a>(path: &str, index: &'a HashMap<String, yaml::Pos>) -> Option<&'a yaml::Pos> {
+    let mut p = path;
+    loop {
+        if let Some(pos) = index.get(p) {
+            return Some(pos);
+        }
+        let cut = p.rfind(['.', '['])?;
+        p = &p[..cut];
+    }
+}
+
+/// `schools[3].id` → `schools/b.yaml:4:5: schools[3].id`, and the
+/// `(also at PATH)` of duplicate errors gets its position too, so that
+/// both files are named.
+fn locate(p: &mut Problem, index: &HashMap<String, yaml::Pos>) {
+    if let Some(pos) = position_of(&p.location, index) {
+        p.location = format!("{pos}: {}", p.location);
+    }
+    for marker in ["(also at ", "(also "] {
+        if let Some(start) = p.message.find(marker) {
+            let from = start + marker.len();
+            if let Some(len) = p.message[from..].find(')') {
+                let path = p.message[from..from + len].to_owned();
+                if let Some(pos) = position_of(&path, index) {
+                    p.message.replace_range(from..from + len, &format!("{path}, {pos}"));
+                }
             }
-            out.push_str(part);
+            break;
         }
     }
-    out
 }
 
 /// "known: a, b, c" for messages about unknown names.
@@ -276,6 +313,10 @@ impl Validator {
                 );
             }
             let school_id = SchoolId::from(school.id.as_str());
+            let school_ssh = match &school.ssh {
+                Some(s) => s.under(&raw.ssh),
+                None => raw.ssh.clone(),
+            };
             let mut school_classrooms = Vec::new();
             if school.classrooms.is_empty() {
                 self.warn(format!("{sloc}.classrooms"), "school has no classroom");
@@ -331,7 +372,7 @@ impl Validator {
                     if ap.mqtt.is_some() {
                         uses_mqtt = true;
                     }
-                    if let Some(driver) = self.driver(&aloc, ap, &raw.ssh) {
+                    if let Some(driver) = self.driver(&aloc, ap, &school_ssh, school.mqtt.as_ref()) {
                         let id = ApId::from(ap.id.as_str());
                         ap_ids.push(id.clone());
                         access_points.push(AccessPoint {
@@ -563,7 +604,13 @@ impl Validator {
         s
     }
 
-    fn driver(&mut self, loc: &str, ap: &RawAccessPoint, ssh_defaults: &RawSsh) -> Option<DriverConfig> {
+    fn driver(
+        &mut self,
+        loc: &str,
+        ap: &RawAccessPoint,
+        ssh_defaults: &RawSsh,
+        mqtt_defaults: Option<&RawMqttAp>,
+    ) -> Option<DriverConfig> {
         let blocks = [ap.ssh.is_some(), ap.mqtt.is_some(), ap.sim.is_some()]
             .iter()
             .filter(|b| **b)
@@ -581,6 +628,14 @@ impl Validator {
                 .map(DriverConfig::Ssh);
         }
         if let Some(mqtt) = &ap.mqtt {
+            let merged;
+            let mqtt = match mqtt_defaults {
+                Some(d) => {
+                    merged = mqtt.under(d);
+                    &merged
+                }
+                None => mqtt,
+            };
             return self.mqtt_ap(&format!("{loc}.mqtt"), mqtt).map(DriverConfig::Mqtt);
         }
         ap.sim
@@ -591,7 +646,7 @@ impl Validator {
 
     fn ssh(&mut self, loc: &str, ap: &RawSsh, d: &RawSsh) -> Option<SshAp> {
         let errors_before = self.errors.len();
-        // Per-AP value, else the top-level default.
+        // Per-AP value, else the school's or the top-level default.
         macro_rules! pick {
             ($field:ident) => {
                 ap.$field.clone().or_else(|| d.$field.clone())
