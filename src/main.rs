@@ -45,9 +45,15 @@ enum Command {
         /// Length of the interval in days.
         #[arg(long, requires = "from", value_parser = clap::value_parser!(u32).range(1..=400))]
         days: Option<u32>,
-        /// Only this classroom (with --from).
-        #[arg(long, requires = "from")]
-        classroom: Option<String>,
+        /// Only the classrooms of this school (repeat for several).
+        #[arg(long)]
+        school: Vec<String>,
+        /// Only this classroom (repeat for several; adds to --school).
+        #[arg(long)]
+        classroom: Vec<String>,
+        /// Each distinct schedule once, with the classrooms that share it.
+        #[arg(long)]
+        group: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -106,25 +112,28 @@ fn main() -> ExitCode {
             at,
             from,
             days,
+            school,
             classroom,
+            group,
             json,
         } => {
             let Some(loaded) = load(&cli.config) else {
                 return ExitCode::FAILURE;
             };
             let c = &loaded.config;
+            let opts = borne::cli::PlanOptions {
+                schools: school,
+                classrooms: classroom,
+                group,
+                json,
+            };
             let text = match (at, from, days) {
-                (_, Some(from), Some(days)) => {
-                    borne::cli::plan_interval(c, from.with_timezone(&Utc), days, classroom.as_deref(), json)
-                }
-                (Some(at), _, _) => Ok(borne::cli::plan_at(c, at.with_timezone(&Utc), json)),
-                _ => Ok(borne::cli::plan_at(c, Utc::now(), json)),
+                (_, Some(from), Some(days)) => borne::cli::plan_interval(c, from.with_timezone(&Utc), days, &opts),
+                (Some(at), _, _) => borne::cli::plan_at(c, at.with_timezone(&Utc), &opts),
+                _ => borne::cli::plan_at(c, Utc::now(), &opts),
             };
             match text {
-                Ok(t) => {
-                    print!("{t}");
-                    ExitCode::SUCCESS
-                }
+                Ok(t) => print_out(&t),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -164,17 +173,31 @@ fn main() -> ExitCode {
             match borne::cli::new_token() {
                 Ok(token) => {
                     let qr = std::io::stdout().is_terminal();
-                    print!(
-                        "{}",
-                        borne::cli::token_entry(&token, &name, role, &classroom, &school, &base, qr)
-                    );
-                    ExitCode::SUCCESS
+                    print_out(&borne::cli::token_entry(
+                        &token, &name, role, &classroom, &school, &base, qr,
+                    ))
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Writes `text` to standard output. A reader that went away (`borne plan
+/// | head -1`) ends the command quietly with success, as `yes | head`
+/// does; `print!` would panic.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -210,8 +233,7 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    println!("{}", borne::cli::summary(&loaded.config));
-    ExitCode::SUCCESS
+    print_out(&format!("{}\n", borne::cli::summary(&loaded.config)))
 }
 
 fn init_tracing(format: LogFormat) {

@@ -417,3 +417,141 @@ fn reload_refuses_a_deep_file_quickly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+fn plan(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::borne_bin())
+        .args(["plan", "--config", "config/example.yaml"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--school` and `--classroom` (repeatable) select classrooms in both
+/// forms; unknown ids are refused; `--group` shows each schedule once
+/// with the classrooms sharing it.
+#[test]
+fn plan_filters_and_groups() {
+    let config = config::load(Path::new("config/example.yaml")).unwrap().config;
+    let school = &config.schools[1];
+    let other = &config.schools[0];
+    let lone = other.classrooms[0].as_str();
+    let (code, stdout, stderr) = plan(&[
+        "--json",
+        "--at",
+        "2026-12-01T10:00:00+01:00",
+        "--school",
+        school.id.as_str(),
+        "--classroom",
+        lone,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let got: Vec<&str> = v["classrooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<&str> = config
+        .classrooms
+        .iter()
+        .filter(|c| c.school == school.id || c.id.as_str() == lone)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(got, want);
+
+    let (code, stdout, stderr) = plan(&[
+        "--json",
+        "--from",
+        "2026-12-01T00:00:00+01:00",
+        "--days",
+        "7",
+        "--classroom",
+        lone,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    assert!(changes.iter().all(|c| c["classroom"] == lone), "{v}");
+
+    let (code, _, stderr) = plan(&["--school", "nope", "--classroom", "pa-zz"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("unknown school \"nope\"") && stderr.contains("unknown classroom \"pa-zz\""),
+        "{stderr}"
+    );
+
+    // Grouped: each classroom once, under its schedule; same modes as ungrouped.
+    let (code, stdout, stderr) = plan(&["--json", "--at", "2026-12-01T10:00:00+01:00", "--group"]);
+    assert_eq!(code, 0, "{stderr}");
+    let g: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (_, stdout, _) = plan(&["--json", "--at", "2026-12-01T10:00:00+01:00"]);
+    let flat: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let groups = g["groups"].as_array().unwrap();
+    let mut seen = Vec::new();
+    for group in groups {
+        for id in group["classrooms"].as_array().unwrap() {
+            let row = flat["classrooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == *id)
+                .unwrap();
+            assert_eq!(row["mode"], group["mode"], "{group}");
+            assert_eq!(row["next_change"], group["next_change"], "{group}");
+            let c = config.classroom(id.as_str().unwrap()).unwrap();
+            assert_eq!(c.schedule_name, group["schedule"].as_str().unwrap());
+            seen.push(id.as_str().unwrap().to_owned());
+        }
+    }
+    let distinct: std::collections::BTreeSet<&str> =
+        config.classrooms.iter().map(|c| c.schedule_name.as_str()).collect();
+    assert_eq!(groups.len(), distinct.len(), "{g}");
+    seen.sort();
+    want = config.classrooms.iter().map(|c| c.id.as_str()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    let (code, stdout, _) = plan(&["--from", "2026-12-01T00:00:00+01:00", "--days", "7", "--group"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with(&format!("{} schedule(s) from", distinct.len())),
+        "{stdout}"
+    );
+}
+
+/// `borne plan … | head -1`: the reader closes the pipe after one line;
+/// the command ends quietly with success instead of panicking (exit 101).
+#[test]
+fn plan_into_a_closed_pipe_ends_quietly() {
+    use std::io::BufRead as _;
+    let mut child = Command::new(common::borne_bin())
+        .args([
+            "plan",
+            "--config",
+            "config/example.yaml",
+            "--from",
+            "2026-09-01T00:00:00+02:00",
+        ])
+        .args(["--days", "400"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+        // Dropping the reader closes the pipe's only read end, as `head` does.
+    }
+    assert!(first.contains("change(s) from"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -7,5 +7,5 @@ mod plan;
 mod token;
 
 pub use check::{summary, warnings};
-pub use plan::{plan_at, plan_interval};
+pub use plan::{PlanOptions, plan_at, plan_interval};
 pub use token::{new_token, token_entry, token_sha256};

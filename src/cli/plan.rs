@@ -1,11 +1,12 @@
 //! `borne plan`: what the schedules alone decide, at an instant or over an interval.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Classroom, Config};
 use crate::policy::Wifi;
 use crate::schedule::{Change, Mode};
 
@@ -38,15 +39,89 @@ struct PlanRow<'a> {
     next_change: Option<PlanChange>,
 }
 
-/// `borne plan --at`: every classroom's mode and desired state at `at` from
-/// the schedule alone, and its next change.
-pub fn plan_at(config: &Config, at: DateTime<Utc>, json: bool) -> String {
-    let rows: Vec<PlanRow> = config
+/// Which classrooms `borne plan` shows, and how.
+#[derive(Debug, Default, Clone)]
+pub struct PlanOptions {
+    /// Only the classrooms of these schools (with `classrooms`: either).
+    pub schools: Vec<String>,
+    /// Only these classrooms.
+    pub classrooms: Vec<String>,
+    /// Each distinct schedule once, with the classrooms sharing it.
+    pub group: bool,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// Classrooms that share one schedule in one time zone: they switch
+/// together, so `--group` shows them once.
+struct Unit<'a> {
+    schedule: &'a str,
+    timezone: chrono_tz::Tz,
+    classrooms: Vec<&'a Classroom>,
+}
+
+/// The classrooms selected by `--school` and `--classroom`, in file order.
+fn select<'a>(config: &'a Config, opts: &PlanOptions) -> Result<Vec<&'a Classroom>, String> {
+    let unknown: Vec<String> = opts
+        .schools
+        .iter()
+        .filter(|s| config.school(s).is_none())
+        .map(|s| format!("unknown school \"{s}\""))
+        .chain(
+            opts.classrooms
+                .iter()
+                .filter(|c| config.classroom(c).is_none())
+                .map(|c| format!("unknown classroom \"{c}\"")),
+        )
+        .collect();
+    if !unknown.is_empty() {
+        return Err(unknown.join("; "));
+    }
+    let all = opts.schools.is_empty() && opts.classrooms.is_empty();
+    Ok(config
         .classrooms
         .iter()
-        .map(|c| {
+        .filter(|c| {
+            all || opts.schools.iter().any(|s| s == c.school.as_str())
+                || opts.classrooms.iter().any(|id| id == c.id.as_str())
+        })
+        .collect())
+}
+
+fn units<'a>(classrooms: Vec<&'a Classroom>, group: bool) -> Vec<Unit<'a>> {
+    let mut units: Vec<Unit<'a>> = Vec::new();
+    for c in classrooms {
+        let same = |u: &&mut Unit<'a>| Arc::ptr_eq(&u.classrooms[0].schedule, &c.schedule) && u.timezone == c.timezone;
+        match units.iter_mut().find(same) {
+            Some(u) if group => u.classrooms.push(c),
+            _ => units.push(Unit {
+                schedule: &c.schedule_name,
+                timezone: c.timezone,
+                classrooms: vec![c],
+            }),
+        }
+    }
+    units
+}
+
+fn ids(classrooms: &[&Classroom]) -> Vec<String> {
+    classrooms.iter().map(|c| c.id.to_string()).collect()
+}
+
+/// `borne plan --at`: each selected classroom's (or, with `group`, each
+/// distinct schedule's) mode and desired state at `at` from the schedule
+/// alone, and its next change.
+///
+/// # Errors
+/// An unknown school or classroom.
+pub fn plan_at(config: &Config, at: DateTime<Utc>, opts: &PlanOptions) -> Result<String, String> {
+    let units = units(select(config, opts)?, opts.group);
+    let rows: Vec<(&Unit, PlanRow)> = units
+        .iter()
+        .map(|u| {
+            let c = u.classrooms[0];
             let mode = c.schedule.mode_at(c.timezone, at);
-            PlanRow {
+            let row = PlanRow {
                 id: c.id.as_str(),
                 school: c.school.as_str(),
                 mode,
@@ -55,31 +130,63 @@ pub fn plan_at(config: &Config, at: DateTime<Utc>, json: bool) -> String {
                     .schedule
                     .next_change(c.timezone, at)
                     .map(|n| PlanChange::new(n, c.timezone)),
-            }
+            };
+            (u, row)
         })
         .collect();
     let at_text = at.with_timezone(&config.timezone).to_rfc3339();
-    if json {
-        let doc = serde_json::json!({ "at": at_text, "classrooms": rows });
-        return format!("{doc}\n");
+    if opts.json {
+        let doc = if opts.group {
+            let groups: Vec<_> = rows
+                .into_iter()
+                .map(|(u, r)| {
+                    serde_json::json!({
+                        "schedule": u.schedule,
+                        "timezone": u.timezone.name(),
+                        "classrooms": ids(&u.classrooms),
+                        "mode": r.mode,
+                        "wifi": r.wifi,
+                        "next_change": r.next_change,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "at": at_text, "groups": groups })
+        } else {
+            let rows: Vec<PlanRow> = rows.into_iter().map(|(_, r)| r).collect();
+            serde_json::json!({ "at": at_text, "classrooms": rows })
+        };
+        return Ok(format!("{doc}\n"));
     }
     let mut out = format!("at {at_text}\n");
-    let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(0).max(9);
-    let _ = writeln!(out, "{:width$}  {:9}  {:4}  next change", "classroom", "mode", "wifi");
-    for r in rows {
-        let next = match r.next_change {
+    let label = |u: &Unit, r: &PlanRow| {
+        if opts.group {
+            u.schedule.to_owned()
+        } else {
+            r.id.to_owned()
+        }
+    };
+    let first = if opts.group { "schedule" } else { "classroom" };
+    let width = rows.iter().map(|(u, r)| label(u, r).len()).max().unwrap_or(0).max(9);
+    let _ = write!(out, "{first:width$}  {:9}  {:4}  next change", "mode", "wifi");
+    out.push_str(if opts.group { "  (classrooms)\n" } else { "\n" });
+    for (u, r) in &rows {
+        let next = match &r.next_change {
             Some(n) => format!("{} at {}", n.mode, n.at),
             None => "none planned".to_owned(),
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:width$}  {:9}  {:4}  {next}",
-            r.id,
+            label(u, r),
             r.mode.to_string(),
             r.wifi.as_str()
         );
+        if opts.group {
+            let _ = write!(out, "  ({}: {})", u.classrooms.len(), ids(&u.classrooms).join(", "));
+        }
+        out.push('\n');
     }
-    out
+    Ok(out)
 }
 
 #[derive(Serialize)]
@@ -90,28 +197,21 @@ struct IntervalChange<'a> {
     wifi: Wifi,
 }
 
-/// `borne plan --from --days`: every mode change in the interval, in order.
+/// `borne plan --from --days`: every mode change in the interval, in
+/// order; with `group`, each distinct schedule's changes once.
 ///
 /// # Errors
-/// An unknown `classroom`.
-pub fn plan_interval(
-    config: &Config,
-    from: DateTime<Utc>,
-    days: u32,
-    classroom: Option<&str>,
-    json: bool,
-) -> Result<String, String> {
+/// An unknown school or classroom.
+pub fn plan_interval(config: &Config, from: DateTime<Utc>, days: u32, opts: &PlanOptions) -> Result<String, String> {
     let to = from + Duration::days(i64::from(days));
-    let classrooms: Vec<_> = match classroom {
-        Some(id) => vec![
-            config
-                .classroom(id)
-                .ok_or_else(|| format!("unknown classroom \"{id}\""))?,
-        ],
-        None => config.classrooms.iter().collect(),
-    };
+    let units = units(select(config, opts)?, opts.group);
+    let tz = config.timezone;
+    let range = (from.with_timezone(&tz).to_rfc3339(), to.with_timezone(&tz).to_rfc3339());
+    if opts.group {
+        return Ok(grouped_interval(&units, from, to, &range, opts.json));
+    }
     let mut changes: Vec<(DateTime<Utc>, IntervalChange)> = Vec::new();
-    for c in classrooms {
+    for c in units.iter().flat_map(|u| &u.classrooms) {
         for ch in c.schedule.changes(c.timezone, from, to) {
             changes.push((
                 ch.at,
@@ -125,24 +225,80 @@ pub fn plan_interval(
         }
     }
     changes.sort_by_key(|a| a.0);
-    let tz = config.timezone;
-    if json {
+    if opts.json {
         let list: Vec<_> = changes.into_iter().map(|(_, c)| c).collect();
-        let doc = serde_json::json!({
-            "from": from.with_timezone(&tz).to_rfc3339(),
-            "to": to.with_timezone(&tz).to_rfc3339(),
-            "changes": list,
-        });
+        let doc = serde_json::json!({ "from": range.0, "to": range.1, "changes": list });
         return Ok(format!("{doc}\n"));
     }
-    let mut out = format!(
-        "{} change(s) from {} to {}\n",
-        changes.len(),
-        from.with_timezone(&tz).to_rfc3339(),
-        to.with_timezone(&tz).to_rfc3339()
-    );
+    let mut out = format!("{} change(s) from {} to {}\n", changes.len(), range.0, range.1);
     for (_, c) in changes {
         let _ = writeln!(out, "{}  {}  {} (wifi {})", c.at, c.classroom, c.mode, c.wifi.as_str());
     }
     Ok(out)
+}
+
+fn grouped_interval(
+    units: &[Unit],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    range: &(String, String),
+    json: bool,
+) -> String {
+    let groups: Vec<_> = units
+        .iter()
+        .map(|u| {
+            let changes: Vec<_> = u.classrooms[0]
+                .schedule
+                .changes(u.timezone, from, to)
+                .into_iter()
+                .map(|ch| {
+                    serde_json::json!({
+                        "at": ch.at.with_timezone(&u.timezone).to_rfc3339(),
+                        "mode": ch.mode,
+                        "wifi": wifi_of(ch.mode),
+                    })
+                })
+                .collect();
+            (u, changes)
+        })
+        .collect();
+    if json {
+        let list: Vec<_> = groups
+            .into_iter()
+            .map(|(u, changes)| {
+                serde_json::json!({
+                    "schedule": u.schedule,
+                    "timezone": u.timezone.name(),
+                    "classrooms": ids(&u.classrooms),
+                    "changes": changes,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({ "from": range.0, "to": range.1, "groups": list });
+        return format!("{doc}\n");
+    }
+    let mut out = format!("{} schedule(s) from {} to {}\n", groups.len(), range.0, range.1);
+    for (u, changes) in groups {
+        let _ = writeln!(
+            out,
+            "\n{} ({}), {} classroom(s): {}",
+            u.schedule,
+            u.timezone.name(),
+            u.classrooms.len(),
+            ids(&u.classrooms).join(", ")
+        );
+        for ch in &changes {
+            let _ = writeln!(
+                out,
+                "  {}  {} (wifi {})",
+                ch["at"].as_str().unwrap_or_default(),
+                ch["mode"].as_str().unwrap_or_default(),
+                ch["wifi"].as_str().unwrap_or_default()
+            );
+        }
+        if changes.is_empty() {
+            out.push_str("  no change\n");
+        }
+    }
+    out
 }

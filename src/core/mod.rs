@@ -3,7 +3,7 @@
 //! were last seen doing, and the only code that changes them.
 //!
 //! The API calls [`Core`]'s methods (it never touches a driver); each method
-//! decides with the [`policy`], writes the change to the store, and only then
+//! decides with the [`policy`](crate::policy), writes the change to the store, and only then
 //! changes memory, wakes the reconciler and announces the change on the
 //! event channel (SSE). The reconciler reads desired states from here and
 //! writes back what drivers observe.
@@ -15,11 +15,11 @@
 //!
 //! Layout: this file holds [`Core`] itself, its runtime state and the
 //! wake-ups it gives the reconciler. The write path is one file per kind of
-//! change: [`teacher`] (requests), [`overrides`] (IT, one classroom or many),
-//! [`reload`] (a new configuration), [`expiry`] (time ending inputs), and
-//! [`observed`] (what drivers report). The read path is [`desired`] (the
-//! policy over the inputs) and [`views`] (statuses, summaries, metrics).
-//! [`actor`] and [`error`] are what requests share.
+//! change: `teacher` (requests), `overrides` (IT, one classroom or many),
+//! `reload` (a new configuration), `expiry` (time ending inputs), and
+//! `observed` (what drivers report). The read path is `desired` (the
+//! policy over the inputs) and `views` (statuses, summaries, metrics).
+//! `actor` and `error` are what requests share.
 
 mod actor;
 mod clock;
