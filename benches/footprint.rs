@@ -9,29 +9,14 @@
 //! Run: `cargo bench --bench footprint` (builds the release binary first).
 //! Prints one summary line starting with `footprint`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use borne_test_support::http::get;
 use chrono::{Timelike, Utc};
 
 const CLASSROOMS: usize = 10_000;
 const APS_PER_CLASSROOM: usize = 2;
-
-fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.get(9..12)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
 
 fn proc_status(pid: u32, key: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -44,19 +44,18 @@
 //! ```
 //!
 //! Without `--bench` (`cargo test --benches`) it runs a short smoke version.
-//! Without mosquitto it prints `skipped: …` (panics instead with
-//! `BORNE_REQUIRE_PEERS=1`). Only 127.0.0.1 is used; borne, mosquitto and
+//! Without mosquitto it skips (says so on stderr; fails instead
+//! with `BORNE_REQUIRE_PEERS=1`). Only 127.0.0.1 is used; borne, mosquitto and
 //! the subscriber are killed by PID when their guards drop, also on panic.
 
-#[path = "../tests/support/mqtt/mod.rs"]
-mod mqtt_support;
+use borne_test_support::http::get;
+use borne_test_support::mqtt as mqtt_support;
+use mqtt_support::clients::{Arrival, PlainMosquitto, Subscriber};
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CLASSROOMS: usize = 1_000;
@@ -66,7 +65,6 @@ const RATES: [u32; 2] = [50, 500];
 const RATE_SECONDS: u64 = 10;
 const GET_CONNS: usize = 16;
 const GET_SECONDS: u64 = 5;
-const READY_TOPIC: &str = "bench/ready";
 /// Longest any phase may take before the bench gives up.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 const TEACHER: &str = "bench-teacher-token";
@@ -122,164 +120,8 @@ impl Drop for Guard {
     }
 }
 
-/// Mosquitto with the bench's settings.
-fn start_broker(bin: &Path, dir: &Path) -> (Guard, u16) {
-    let port = mqtt_support::free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n\
-             max_queued_messages 100000\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-        ),
-    )
-    .expect("write mosquitto.conf");
-    let log = std::fs::File::create(dir.join("mosquitto.log")).expect("mosquitto.log");
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn mosquitto");
-    let mut guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = guard.0.try_wait() {
-            panic!("mosquitto exited with {status}");
-        }
-        assert!(Instant::now() < deadline, "mosquitto did not listen");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (guard, port)
-}
-
-/// One command as the subscriber printed it.
-#[derive(Debug, Clone)]
-struct Arrival {
-    at: f64,
-    topic: String,
-    payload: String,
-}
-
-/// `mosquitto_sub` on `cmnd/+/POWER`, read line by line by a thread.
-struct Sub {
-    _child: Guard,
-    seen: Arc<Mutex<Vec<Arrival>>>,
-    /// Commands seen (markers excluded), polled while requests run.
-    commands: Arc<AtomicUsize>,
-}
-
-impl Sub {
-    fn start(port: u16) -> Sub {
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-i"])
-            .arg(format!("bench-sub-{}", std::process::id()))
-            .args(["-t", "cmnd/+/POWER", "-t", READY_TOPIC, "-F", "%U %t %p"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto_sub");
-        let out = child.stdout.take().expect("piped stdout");
-        let seen: Arc<Mutex<Vec<Arrival>>> = Arc::default();
-        let commands = Arc::new(AtomicUsize::new(0));
-        {
-            // Ends at EOF, when the guard kills the process.
-            let seen = Arc::clone(&seen);
-            let commands = Arc::clone(&commands);
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { return };
-                    let mut parts = line.splitn(3, ' ');
-                    let (Some(at), Some(topic)) = (parts.next(), parts.next()) else {
-                        continue;
-                    };
-                    let Ok(at) = at.parse::<f64>() else { continue };
-                    seen.lock().unwrap().push(Arrival {
-                        at,
-                        topic: topic.to_owned(),
-                        payload: parts.next().unwrap_or("").to_owned(),
-                    });
-                    if topic != READY_TOPIC {
-                        commands.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            });
-        }
-        let sub = Sub {
-            _child: Guard(child),
-            seen,
-            commands,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        'ready: loop {
-            let status = Command::new("mosquitto_pub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-q",
-                    "1",
-                    "-t",
-                    READY_TOPIC,
-                    "-m",
-                    "ready",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run mosquitto_pub");
-            assert!(status.success());
-            let until = Instant::now() + Duration::from_millis(300);
-            while Instant::now() < until {
-                if sub.seen.lock().unwrap().iter().any(|a| a.topic == READY_TOPIC) {
-                    break 'ready;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            assert!(Instant::now() < deadline, "mosquitto_sub did not subscribe");
-        }
-        sub
-    }
-
-    /// Commands received so far (markers excluded).
-    fn commands(&self) -> Vec<Arrival> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|a| a.topic != READY_TOPIC)
-            .cloned()
-            .collect()
-    }
-
-    fn count(&self) -> usize {
-        self.commands.load(Ordering::SeqCst)
-    }
-}
-
 fn peers() -> Option<PathBuf> {
-    let bin = mqtt_support::require_mosquitto()?;
-    let clients = ["mosquitto_sub", "mosquitto_pub"].iter().all(|c| {
-        Command::new(c)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    });
-    if !clients {
-        assert!(
-            std::env::var("BORNE_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "BORNE_REQUIRE_PEERS=1 but mosquitto_sub/mosquitto_pub are missing (Debian: mosquitto-clients)"
-        );
-        println!("skipped: mosquitto-clients not installed");
-        return None;
-    }
-    Some(bin)
+    mqtt_support::require_clients()
 }
 
 // ------------------------------------------------------------------ borne
@@ -309,22 +151,6 @@ fn config_yaml(http_port: u16, mqtt_port: u16, state_dir: &Path) -> String {
         }
     }
     y
-}
-
-/// A plain HTTP/1.0 GET (for the set-up waits, outside any runtime).
-fn get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
-    use std::io::Read as _;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.get(9..12)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
 }
 
 // ------------------------------------------------------------------ requests
@@ -434,11 +260,11 @@ fn print_latency(rate: &str, sent: &[Sent], arrivals: &[Arrival], cpu_pct: f64) 
 }
 
 /// One request at a time: send, wait for the answer and the command.
-async fn serial(client: &reqwest::Client, port: u16, sub: &Sub, plan: &mut Plan, n: usize) -> Vec<Sent> {
+async fn serial(client: &reqwest::Client, port: u16, sub: &Subscriber, plan: &mut Plan, n: usize) -> Vec<Sent> {
     let mut sent = Vec::with_capacity(n);
     for _ in 0..n {
         let (classroom, on) = plan.next();
-        let before = sub.count();
+        let before = sub.total();
         let intended = unix_now();
         let t = Instant::now();
         let ok = post(client, port, classroom, on).await;
@@ -452,7 +278,7 @@ async fn serial(client: &reqwest::Client, port: u16, sub: &Sub, plan: &mut Plan,
             ok,
         });
         let deadline = Instant::now() + Duration::from_secs(5);
-        while ok && sub.count() <= before && Instant::now() < deadline {
+        while ok && sub.total() <= before && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }
@@ -643,7 +469,8 @@ fn main() {
         pct(&fsync, 99.0)
     );
 
-    let (_broker, mqtt_port) = start_broker(&mosquitto, dir.path());
+    let broker = PlainMosquitto::start(&mosquitto, "max_queued_messages 100000\n");
+    let mqtt_port = broker.port;
     let http_port = mqtt_support::free_port();
     let path = dir.path().join("borne.yaml");
     std::fs::write(&path, config_yaml(http_port, mqtt_port, &state)).expect("write borne.yaml");
@@ -690,7 +517,7 @@ fn main() {
     let secs = if full { GET_SECONDS } else { 1 };
     get_phase(&rt, http_port, 0, secs, &tick);
 
-    let sub = Sub::start(mqtt_port);
+    let sub = Subscriber::start(mqtt_port, "cmnd/+/POWER");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -704,7 +531,7 @@ fn main() {
     let n = if full { SERIAL_N } else { 50 };
     let mut sent = Vec::new();
     let cpu = tick(&mut || sent = rt.block_on(serial(&client, http_port, &sub, &mut plan, n)));
-    print_latency("serial", &sent, &sub.commands(), cpu);
+    print_latency("serial", &sent, &sub.arrivals(), cpu);
 
     // Open loop.
     for rate in RATES {
@@ -713,15 +540,15 @@ fn main() {
         } else {
             rate as usize / 10
         };
-        let before = sub.count();
+        let before = sub.total();
         let mut sent = Vec::new();
         let cpu = tick(&mut || sent = rt.block_on(open_loop(&client, http_port, &mut plan, rate, n)));
         let expected = before + sent.iter().filter(|s| s.ok).count();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while sub.count() < expected && Instant::now() < deadline {
+        while sub.total() < expected && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        print_latency(&rate.to_string(), &sent, &sub.commands(), cpu);
+        print_latency(&rate.to_string(), &sent, &sub.arrivals(), cpu);
         // Let the group commits and the reconciler settle between rates.
         std::thread::sleep(Duration::from_secs(1));
     }

@@ -46,16 +46,16 @@
 //! ```
 //!
 //! Without `--bench` (`cargo test --benches`) it runs once on 200 APs as a
-//! smoke test. Without mosquitto it prints `skipped: …` (panics instead
-//! with `BORNE_REQUIRE_PEERS=1`). Only 127.0.0.1 is used; every process
+//! smoke test. Without mosquitto it skips (says so on stderr; fails
+//! instead with `BORNE_REQUIRE_PEERS=1`). Only 127.0.0.1 is used; every process
 //! started here is killed by PID when its guard drops, also on panic.
 
-#[path = "../tests/support/mqtt/mod.rs"]
-mod mqtt_support;
+use borne_test_support::mqtt as mqtt_support;
+use mqtt_support::clients::{Arrival, PlainMosquitto, Subscriber, publish};
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -77,7 +77,6 @@ const MAX_QUEUED: usize = 100_000;
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 /// Marker topic, subscribed next to the command filter, to know the
 /// subscriber is ready.
-const READY_TOPIC: &str = "bench/ready";
 /// Before the change: mode `on` (Tuesday 17:00 in Paris); after: `locked`.
 const BEFORE: &str = "2026-12-01T17:00:00+01:00";
 const AFTER: &str = "2026-12-01T18:00:01+01:00";
@@ -128,223 +127,9 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Mosquitto with the bench's settings, killed by PID on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start(bin: &Path) -> Broker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = mqtt_support::free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n\
-                 max_queued_messages {MAX_QUEUED}\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("mosquitto.log");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn mosquitto");
-        let mut b = Broker { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = b.child.try_wait() {
-                panic!("mosquitto exited with {status}: {}", b.log());
-            }
-            assert!(Instant::now() < deadline, "mosquitto did not listen: {}", b.log());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        b
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-
-    fn cpu_ms(&self) -> f64 {
-        cpu_ms(self.child.id())
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One command as the subscriber printed it.
-#[derive(Debug, Clone)]
-struct Arrival {
-    /// Unix time, seconds (CLOCK_REALTIME of the subscriber).
-    at: f64,
-    topic: String,
-    payload: String,
-}
-
-/// `mosquitto_sub` on the command filter, read line by line by a thread.
-struct Sub {
-    child: Child,
-    seen: Arc<Mutex<Vec<Arrival>>>,
-    /// Commands per payload (markers excluded), kept by the reader so that
-    /// polling costs nothing while borne works.
-    counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sub {
-    /// Starts it and waits until its subscription is in place.
-    fn start(port: u16, filter: &str) -> Sub {
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-i"])
-            .arg(format!("bench-sub-{}", std::process::id()))
-            .args(["-t", filter, "-t", READY_TOPIC, "-F", "%U %t %p"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto_sub");
-        let out = child.stdout.take().expect("piped stdout");
-        let seen: Arc<Mutex<Vec<Arrival>>> = Arc::default();
-        let counts: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
-        let reader = {
-            let seen = Arc::clone(&seen);
-            let counts = Arc::clone(&counts);
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { return };
-                    let mut parts = line.splitn(3, ' ');
-                    let (Some(at), Some(topic)) = (parts.next(), parts.next()) else {
-                        continue;
-                    };
-                    let Ok(at) = at.parse::<f64>() else { continue };
-                    let payload = parts.next().unwrap_or("").to_owned();
-                    if topic != READY_TOPIC {
-                        *counts.lock().unwrap().entry(payload.clone()).or_default() += 1;
-                    }
-                    seen.lock().unwrap().push(Arrival {
-                        at,
-                        topic: topic.to_owned(),
-                        payload,
-                    });
-                }
-            })
-        };
-        let sub = Sub {
-            child,
-            seen,
-            counts,
-            reader: Some(reader),
-        };
-        // Publish a marker until it comes back (bounded): subscribed.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            pub_one(port, READY_TOPIC, "ready");
-            let wait_until = Instant::now() + Duration::from_millis(300);
-            while Instant::now() < wait_until {
-                if sub.seen.lock().unwrap().iter().any(|a| a.topic == READY_TOPIC) {
-                    sub.seen.lock().unwrap().clear();
-                    return sub;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            assert!(Instant::now() < deadline, "mosquitto_sub did not subscribe");
-        }
-    }
-
-    /// Commands received so far (markers excluded).
-    fn count(&self, payload: &str) -> usize {
-        self.counts.lock().unwrap().get(payload).copied().unwrap_or(0)
-    }
-
-    fn arrivals(&self, payload: &str) -> Vec<Arrival> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|a| a.topic != READY_TOPIC && a.payload == payload)
-            .cloned()
-            .collect()
-    }
-
-    /// Polls until `n` commands `payload` arrived; false after `limit`.
-    fn wait_count(&self, payload: &str, n: usize, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.count(payload) < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        true
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-/// One `mosquitto_pub -q 1` (connect, publish, wait for PUBACK, disconnect).
-fn pub_one(port: u16, topic: &str, payload: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run mosquitto_pub");
-    assert!(status.success(), "mosquitto_pub failed: {status}");
-}
-
 /// Peers needed: mosquitto, mosquitto_sub, mosquitto_pub.
 fn peers() -> Option<PathBuf> {
-    let bin = mqtt_support::require_mosquitto()?;
-    let clients = ["mosquitto_sub", "mosquitto_pub"].iter().all(|c| {
-        Command::new(c)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    });
-    if !clients {
-        assert!(
-            std::env::var("BORNE_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "BORNE_REQUIRE_PEERS=1 but mosquitto_sub/mosquitto_pub are missing (Debian: mosquitto-clients)"
-        );
-        println!("skipped: mosquitto-clients not installed");
-        return None;
-    }
-    Some(bin)
+    mqtt_support::require_clients()
 }
 
 // ------------------------------------------------------------------ statistics
@@ -369,12 +154,12 @@ fn latencies(arrivals: &[Arrival], t0: f64) -> (f64, f64, f64) {
 
 /// N sequential `mosquitto_pub` processes; ms to the last arrival.
 fn baseline_loop(bin: &Path, n: usize) -> f64 {
-    let broker = Broker::start(bin);
-    let sub = Sub::start(broker.port, "cmnd/+/POWER");
+    let broker = PlainMosquitto::start(bin, &format!("max_queued_messages {MAX_QUEUED}\n"));
+    let sub = Subscriber::start(broker.port, "cmnd/+/POWER");
     let t0 = unix_now();
     let started = Instant::now();
     for i in 0..n {
-        pub_one(broker.port, &format!("cmnd/ap-{i}/POWER"), "OFF");
+        publish(broker.port, &format!("cmnd/ap-{i}/POWER"), "OFF");
         assert!(started.elapsed() < PHASE_LIMIT * 2, "baseline loop too slow");
     }
     assert!(
@@ -382,13 +167,13 @@ fn baseline_loop(bin: &Path, n: usize) -> f64 {
         "baseline loop: {} of {n} arrived",
         sub.count("OFF")
     );
-    latencies(&sub.arrivals("OFF"), t0).0
+    latencies(&sub.arrivals_of("OFF"), t0).0
 }
 
 /// ONE `mosquitto_pub -l` connection publishing N lines; ms to the last arrival.
 fn baseline_lines(bin: &Path, n: usize) -> f64 {
-    let broker = Broker::start(bin);
-    let sub = Sub::start(broker.port, "cmnd/+/POWER");
+    let broker = PlainMosquitto::start(bin, &format!("max_queued_messages {MAX_QUEUED}\n"));
+    let sub = Subscriber::start(broker.port, "cmnd/+/POWER");
     let mut child = Command::new("mosquitto_pub")
         .args([
             "-h",
@@ -416,15 +201,15 @@ fn baseline_lines(bin: &Path, n: usize) -> f64 {
     let _ = child.kill();
     let _ = child.wait();
     assert!(ok, "baseline lines: {} of {n} arrived", sub.count("OFF"));
-    latencies(&sub.arrivals("OFF"), t0).0
+    latencies(&sub.arrivals_of("OFF"), t0).0
 }
 
 /// N QoS 1 publishes on N topics from a bare rumqttc client set up like
 /// borne's (TCP_NODELAY, clean session, rumqttc's 100 in flight); ms to the
 /// last arrival.
 fn floor_rumqttc(bin: &Path, n: usize) -> f64 {
-    let broker = Broker::start(bin);
-    let sub = Sub::start(broker.port, "cmnd/+/POWER");
+    let broker = PlainMosquitto::start(bin, &format!("max_queued_messages {MAX_QUEUED}\n"));
+    let sub = Subscriber::start(broker.port, "cmnd/+/POWER");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -485,7 +270,7 @@ fn floor_rumqttc(bin: &Path, n: usize) -> f64 {
         "floor: {} of {n} arrived",
         sub.count("OFF")
     );
-    latencies(&sub.arrivals("OFF"), t0).0
+    latencies(&sub.arrivals_of("OFF"), t0).0
 }
 
 // ------------------------------------------------------------------ borne
@@ -526,7 +311,7 @@ fn self_cpu_ms() -> f64 {
 }
 
 fn run_borne(bin: &Path, n: usize, max_parallel: usize) -> BorneRun {
-    let broker = Broker::start(bin);
+    let broker = PlainMosquitto::start(bin, &format!("max_queued_messages {MAX_QUEUED}\n"));
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let text = yaml(n, broker.port, max_parallel, &dir.path().join("state"));
     let config = match borne::config::from_str(&text, "bench.yaml", Some(dir.path())) {
@@ -568,15 +353,15 @@ fn run_borne(bin: &Path, n: usize, max_parallel: usize) -> BorneRun {
     // Let the start-up audit and observations reach the disk first.
     std::thread::sleep(Duration::from_secs(2));
 
-    let sub = Sub::start(broker.port, "cmnd/+/POWER");
-    let (cpu0, bcpu0) = (self_cpu_ms(), broker.cpu_ms());
+    let sub = Subscriber::start(broker.port, "cmnd/+/POWER");
+    let (cpu0, bcpu0) = (self_cpu_ms(), cpu_ms(broker.pid()));
     clock.set(AFTER);
     let t0 = unix_now();
     core.poke();
     let ok = sub.wait_count("OFF", n, PHASE_LIMIT);
-    let (cpu1, bcpu1) = (self_cpu_ms(), broker.cpu_ms());
+    let (cpu1, bcpu1) = (self_cpu_ms(), cpu_ms(broker.pid()));
     assert!(ok, "fan-out: {} of {n} commands arrived", sub.count("OFF"));
-    let arrivals = sub.arrivals("OFF");
+    let arrivals = sub.arrivals_of("OFF");
     let (total_ms, p50_ms, p99_ms) = latencies(&arrivals, t0);
     let mut topics: Vec<&str> = arrivals.iter().map(|a| a.topic.as_str()).collect();
     topics.sort_unstable();

@@ -34,24 +34,19 @@
 //! average before the configuration.
 //!
 //! When the login shell is bash with rc files (sshd runs every command as
-//! `$SHELL -c`, and bash started by sshd reads `~/.bashrc`), the bench
-//! re-runs itself as root in a private mount namespace where those files
-//! are empty (see [`rerun_isolated`]); `SSH_FANOUT_ISOLATED=0` skips that.
+//! `$SHELL -c`, and bash started by sshd reads `~/.bashrc`), each fake's
+//! sshd runs in a private mount namespace where those files are empty
+//! (`borne_test_support::ssh::login_rc`), as an AP's `ash` reads nothing.
 //!
 //! Run: `cargo bench --bench ssh_fanout`. Prints one line per
 //! configuration starting with `ssh-fanout`. `RUST_LOG=borne=debug` shows
 //! the driver's per-operation timings. `SSH_FANOUT_APS=50` (a comma-separated
 //! list) picks the sizes; `SSH_FANOUT_BASELINES=0` skips the OpenSSH baselines.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-// Its in-process russh server is not used here.
-#[allow(unused_imports)]
-#[path = "../tests/support/ssh/mod.rs"]
-mod ssh_support;
+use borne_test_support::daemon as common;
+use borne_test_support::ssh as ssh_support;
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,92 +64,6 @@ const PHASE_LIMIT: Duration = Duration::from_secs(150);
 const HANDSHAKE_SAMPLES: usize = 15;
 /// Processes `xargs` runs at once in the parallel baseline.
 const XARGS_P: usize = 8;
-
-/// Set in the re-executed bench, inside its private mount namespace
-/// (`0` by hand: run without it, to see what the login shell costs).
-const ISOLATED_ENV: &str = "SSH_FANOUT_ISOLATED";
-
-/// The rc files the login shell of `user` reads for a command run over
-/// SSH, when they are not empty: sshd runs every command as `$SHELL -c`,
-/// and bash started by sshd reads `/etc/bash.bashrc` and `~/.bashrc` even
-/// when not interactive. An OpenWrt AP's `ash` reads nothing.
-fn login_rc_files(user: &str) -> Vec<String> {
-    let out = Command::new("getent").args(["passwd", user]).output();
-    let line = out
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let fields: Vec<&str> = line.split(':').collect();
-    let (Some(home), Some(shell)) = (fields.get(5), fields.get(6)) else {
-        return Vec::new();
-    };
-    if !shell.ends_with("/bash") {
-        return Vec::new();
-    }
-    [format!("{home}/.bashrc"), "/etc/bash.bashrc".to_owned()]
-        .into_iter()
-        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
-        .collect()
-}
-
-/// Re-runs this bench in a private mount namespace where the login
-/// shell's rc files are replaced by an empty file (`mount --bind
-/// /dev/null`, visible to this bench and its children only), and returns
-/// its exit code; `None` when already inside or when that is not possible.
-///
-/// Without it, every command the fake APs run pays for the bench
-/// machine's root `~/.bashrc` (here `pyenv init`, ~0.3 s, and a global
-/// lock that serializes concurrent sessions), which no AP has.
-fn rerun_isolated() -> Option<i32> {
-    if std::env::var_os(ISOLATED_ENV).is_some() {
-        return None;
-    }
-    let rc = login_rc_files(&current_user());
-    if rc.is_empty() {
-        return None;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root || !Path::new("/usr/bin/unshare").is_file() {
-        eprintln!(
-            "ssh-fanout: WARNING: the fakes' commands run through {} (not root or no unshare): \
-             figures include that shell start-up",
-            rc.join(", ")
-        );
-        return None;
-    }
-    let mut script = String::from("set -e; ");
-    for f in &rc {
-        let q = shlex::try_quote(f).expect("rc path without NUL");
-        write!(script, "mount --bind /dev/null {q}; ").expect("string write");
-    }
-    // A dry run first: a container may forbid the namespace or the mount.
-    let probe = Command::new("/usr/bin/unshare")
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-        .arg(format!("{script}true"))
-        .stderr(Stdio::null())
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!(
-            "ssh-fanout: WARNING: cannot hide {} in a mount namespace here: figures include that shell start-up",
-            rc.join(", ")
-        );
-        return None;
-    }
-    script.push_str("exec \"$0\" \"$@\"");
-    let exe = std::env::current_exe().expect("current exe");
-    let status = Command::new("/usr/bin/unshare")
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-        .arg(&script)
-        .arg(exe)
-        .args(std::env::args_os().skip(1))
-        .env(ISOLATED_ENV, rc.join(","))
-        .status()
-        .expect("run unshare");
-    Some(status.code().unwrap_or(1))
-}
 
 /// The switch command borne's OpenWrt preset sends for these radios.
 fn switch_command(wifi: Wifi) -> String {
@@ -552,22 +461,15 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    if !Path::new(ssh_support::SSHD).is_file() {
-        assert!(
-            std::env::var("BORNE_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "BORNE_REQUIRE_PEERS=1 but {} is not installed",
-            ssh_support::SSHD
-        );
-        println!("ssh-fanout skipped: sshd not installed");
+    if ssh_support::require_sshd().is_none() {
         return;
     }
-    if let Some(code) = rerun_isolated() {
-        std::process::exit(code);
-    }
-    if let Ok(rc) = std::env::var(ISOLATED_ENV)
-        && rc != "0"
-    {
-        eprintln!("ssh-fanout: login shell rc files emptied for the fakes (private mount namespace): {rc}");
+    let hidden = ssh_support::login_rc::to_hide();
+    if !hidden.is_empty() {
+        eprintln!(
+            "ssh-fanout: login shell rc files emptied for the fakes' sshd (private mount namespaces): {}",
+            hidden.join(",")
+        );
     }
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

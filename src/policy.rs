@@ -339,23 +339,17 @@ mod tests {
 
     /// Tuesday 1 December 2026, Paris: locked until 08:30, available until
     /// 10:00, `on` 10:00-11:00, available until 17:00, locked after.
-    const YAML: &str = r#"
-timezone: Europe/Paris
-teacher_session: { default_minutes: 60, max_minutes: 120 }
-schedules:
-  day:
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * *", mode: available }
-      - { at: "0 10 * * Tue", mode: on }
-      - { at: "0 11 * * Tue", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-schools:
-  - id: s
-    schedule: day
-    classrooms:
-      - { id: c, access_points: [ { id: ap, sim: {} } ] }
-"#;
+    const YAML: &str = concat!(
+        "timezone: Europe/Paris\n",
+        "teacher_session: { default_minutes: 60, max_minutes: 120 }\n",
+        // The schedule the daemon-level tests use too.
+        include_str!("../tests/support/fixtures/school-day.yaml"),
+        "schools:\n",
+        "  - id: s\n",
+        "    schedule: day\n",
+        "    classrooms:\n",
+        "      - { id: c, access_points: [ { id: ap, sim: {} } ] }\n",
+    );
 
     fn config() -> Config {
         config::from_str(YAML, "t.yaml", None).expect("valid").config

@@ -1,7 +1,7 @@
 //! HTTP API v1 against the real daemon on a loopback port: roles, teacher
 //! requests, locks, overrides, audit, live events, errors and brute force.
 
-mod common;
+use borne_test_support::daemon as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Configuration loading, `borne check`, `borne plan` and `borne token new`,
 //! through the library and the real binary.
 
-mod common;
+use borne_test_support::daemon as common;
 
 use std::process::Command;
 

@@ -2,30 +2,23 @@
 //! one dead AP delays no other, acknowledged requests survive `kill -9`,
 //! expired sessions are not restored, reload and shutdown behave.
 
-mod common;
+use borne_test_support::daemon as common;
 
 use std::time::Duration;
 
 use borne::policy::Wifi;
+use borne_test_support::fixtures::{HEAD, SCHOOL_DAY, users};
 use common::*;
 use serde_json::json;
 
 /// Tuesday 1 December 2026 in Paris; `on` 10:00-11:00, available 08:30-17:00.
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-listen: 127.0.0.1:0
-state_dir: STATE_DIR
-reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600, max_parallel: 2 }
-schedules:
-  day:
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * *", mode: available }
-      - { at: "0 10 * * Tue", mode: on }
-      - { at: "0 11 * * Tue", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-schools:
+fn config() -> String {
+    [
+        HEAD,
+        "listen: 127.0.0.1:0\n",
+        "reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600, max_parallel: 2 }\n",
+        SCHOOL_DAY,
+        r#"schools:
   - id: s1
     schedule: day
     classrooms:
@@ -36,10 +29,11 @@ schools:
       - id: c2
         access_points:
           - { id: c2-ap1, sim: {} }
-users:
-  - { name: admin, role: admin, token: admin-token-123 }
-  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
-"#;
+"#,
+        &users("classrooms: [c1]"),
+    ]
+    .concat()
+}
 
 const APS: [&str; 3] = ["c1-ap1", "c1-ap2", "c2-ap1"];
 
@@ -48,7 +42,7 @@ const APS: [&str; 3] = ["c1-ap1", "c1-ap2", "c2-ap1"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_change_switches_all_aps() {
     let clock = ManualClock::at("2026-12-01T09:59:00+01:00");
-    let d = TestDaemon::start(CONFIG, clock.clone()).await;
+    let d = TestDaemon::start(&config(), clock.clone()).await;
     for ap in APS {
         d.wait_sim(ap, Wifi::Off).await;
     }
@@ -140,7 +134,7 @@ async fn dead_ap_does_not_delay_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_restart_and_expired_ones_are_not_restored() {
     let clock = ManualClock::at("2026-12-01T09:00:00+01:00");
-    let d = TestDaemon::start(CONFIG, clock.clone()).await;
+    let d = TestDaemon::start(&config(), clock.clone()).await;
     let (status, body) = d
         .wifi("teacher-token-123", "c1", json!({"wifi": "on", "minutes": 30}))
         .await;
@@ -149,7 +143,7 @@ async fn sessions_survive_a_restart_and_expired_ones_are_not_restored() {
     let dir = d.stop().await;
 
     clock.set("2026-12-01T09:10:00+01:00");
-    let d = TestDaemon::start_in(dir, CONFIG, clock.clone()).await;
+    let d = TestDaemon::start_in(dir, &config(), clock.clone()).await;
     let (_, s) = d.get("teacher-token-123", "/api/v1/classrooms/c1").await;
     assert_eq!(s["reason"], "teacher", "{s}");
     assert_eq!(s["wifi"], "on");
@@ -158,7 +152,7 @@ async fn sessions_survive_a_restart_and_expired_ones_are_not_restored() {
     let dir = d.stop().await;
 
     clock.set("2026-12-01T09:31:00+01:00");
-    let d = TestDaemon::start_in(dir, CONFIG, clock.clone()).await;
+    let d = TestDaemon::start_in(dir, &config(), clock.clone()).await;
     let (_, s) = d.get("teacher-token-123", "/api/v1/classrooms/c1").await;
     assert_eq!(s["reason"], "schedule", "{s}");
     assert_eq!(s["session"], serde_json::Value::Null);
@@ -169,7 +163,7 @@ async fn sessions_survive_a_restart_and_expired_ones_are_not_restored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn override_ends_at_its_until() {
     let clock = ManualClock::at("2026-12-01T10:30:00+01:00");
-    let d = TestDaemon::start(CONFIG, clock.clone()).await;
+    let d = TestDaemon::start(&config(), clock.clone()).await;
     d.wait_sim("c2-ap1", Wifi::On).await;
     let (status, body) = d
         .send(
@@ -400,7 +394,7 @@ async fn corrupt_database_is_a_clear_startup_error() {
     std::fs::create_dir_all(&state).unwrap();
     let garbage = b"this is not a database, it is a shopping list\n".repeat(200);
     std::fs::write(state.join("borne.db"), &garbage).unwrap();
-    let config = load_config(CONFIG, dir.path());
+    let config = load_config(&config(), dir.path());
     let options = borne::daemon::Options {
         listener: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
         ..Default::default()

@@ -2,7 +2,8 @@
 //! test states what it does and checks that no acknowledged request is lost
 //! and that every AP converges to the desired state of now.
 
-mod common;
+use borne_test_support::daemon as common;
+use borne_test_support::peers::require_peer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,7 @@ fn can_mount(dir: &Path) -> bool {
         let _ = Command::new("umount").arg(&probe).status();
         return true;
     }
-    assert!(
-        std::env::var("BORNE_REQUIRE_PEERS").is_err(),
-        "mount(8) of a tmpfs is needed (run as root)"
-    );
-    eprintln!("skipped: cannot mount a tmpfs here (not root?)");
-    false
+    require_peer("mount(8) of a tmpfs (run as root)", false)
 }
 
 /// A tmpfs mounted for the test, unmounted when dropped.

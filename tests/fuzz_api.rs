@@ -2,29 +2,25 @@
 //! process, without a socket): never a 5xx, never a panic, and every
 //! `/api/` answer is JSON with the error shape when it is an error.
 
-mod common;
+use borne_test_support::daemon as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use borne_test_support::fixtures::{ALWAYS_AVAILABLE, HEAD, users};
 use common::*;
 use proptest::prelude::*;
 use tower::ServiceExt;
 
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-schedules:
-  open: { default_mode: available, rules: [] }
-schools:
-  - id: s1
-    schedule: open
-    classrooms:
-      - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }
-users:
-  - { name: admin, role: admin, token: admin-token-123 }
-  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
-"#;
+fn config() -> String {
+    [
+        HEAD,
+        ALWAYS_AVAILABLE,
+        "schools:\n  - id: s1\n    schedule: open\n    classrooms:\n",
+        "      - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }\n",
+        &users("classrooms: [c1]"),
+    ]
+    .concat()
+}
 
 fn method() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
@@ -87,7 +83,10 @@ fn random_requests_never_get_a_5xx() {
         .enable_all()
         .build()
         .unwrap();
-    let d = rt.block_on(TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")));
+    let d = rt.block_on(TestDaemon::start(
+        &config(),
+        ManualClock::at("2026-12-01T10:00:00+01:00"),
+    ));
     let app = borne::api::router(d.core.clone(), None, d.token.clone());
     let config = ProptestConfig {
         cases: 400,

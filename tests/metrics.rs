@@ -4,23 +4,22 @@
 //! name, no free-text reason), and the endpoint needs a token unless
 //! `metrics_public: true`.
 
-mod common;
+use borne_test_support::daemon as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use borne::policy::Wifi;
+use borne_test_support::fixtures::{ALWAYS_AVAILABLE, FAST_RETRIES, HEAD};
 use common::*;
 use serde_json::json;
 
 /// Always `available` (a teacher may switch on); c2 holds an AP that never answers.
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600 }
-schedules:
-  open: { default_mode: available, rules: [] }
-schools:
+fn config() -> String {
+    [
+        HEAD,
+        FAST_RETRIES,
+        ALWAYS_AVAILABLE,
+        r#"schools:
   - id: s1
     schedule: open
     classrooms:
@@ -32,7 +31,10 @@ users:
   - { name: mme-durand, role: teacher, classrooms: [c1], token: teacher-secret-token-4f1c }
   - { name: supervision, role: viewer, token: viewer-secret-token-9a7e }
   - { name: dsi-astreinte, role: admin, token: admin-secret-token-2b5d }
-"#;
+"#,
+    ]
+    .concat()
+}
 
 const TEACHER: &str = "teacher-secret-token-4f1c";
 const VIEWER: &str = "viewer-secret-token-9a7e";
@@ -296,7 +298,7 @@ const WIFI_POST_OK: [(&str, &str); 3] = [
 /// counter; nothing secret or unbounded shows up in the labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_a_teacher_switching_a_classroom_on() {
-    let d = TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
+    let d = TestDaemon::start(&config(), ManualClock::at("2026-12-01T10:00:00+01:00")).await;
     d.wait_sim("c1-ap1", Wifi::Off).await;
 
     // Without a token: 401, and nothing leaks in the answer.
@@ -476,7 +478,7 @@ async fn metrics_follow_a_teacher_switching_a_classroom_on() {
 /// `metrics_public: true` serves the exposition without a token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_public_needs_no_token() {
-    let config = format!("metrics_public: true\n{CONFIG}");
+    let config = format!("metrics_public: true\n{}", config());
     let d = TestDaemon::start(&config, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
     d.wait_sim("c1-ap1", Wifi::Off).await;
     let (status, _, body) = scrape(&d, None).await;
@@ -527,13 +529,13 @@ fn parser_reads_labels_escapes_and_suffixes() {
 /// the API do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_gauge_resets_when_the_ap_answers_again() {
-    let d = TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
+    let d = TestDaemon::start(&config(), ManualClock::at("2026-12-01T10:00:00+01:00")).await;
     scrape_until(&d, "c2-dead failing", |m| {
         m.get("borne_ap_consecutive_failures", &DEAD).is_some_and(|n| n >= 1.0)
     })
     .await;
     // The AP is repaired: same configuration, but it now answers (and is off, as wanted).
-    let repaired = CONFIG.replace("{ id: c2-dead, sim: { fail_rate: 1.0 } }", "{ id: c2-dead, sim: {} }");
+    let repaired = config().replace("{ id: c2-dead, sim: { fail_rate: 1.0 } }", "{ id: c2-dead, sim: {} }");
     d.core
         .replace_config(std::sync::Arc::new(load_config(&repaired, d.dir.path())))
         .await

@@ -10,51 +10,24 @@
 //! harness's `TIMEOUT`, except the 30 s outage the fault-injection test is
 //! about.
 
-mod common;
-#[path = "support/mqtt/mod.rs"]
-mod mqtt_support;
+use borne_test_support::daemon as common;
+use borne_test_support::mqtt as mqtt_support;
 
 use std::time::{Duration, Instant};
 
 use borne::config::ApId;
 use borne::core::Core;
+use borne_test_support::fixtures::{FAST_RETRIES, HEAD, SCHOOL_DAY, users};
 use common::{ManualClock, TestDaemon};
-use mqtt_support::{FakeDevice, TIMEOUT, TestBroker, TestMosquitto, wait_for};
+use mqtt_support::{FakeDevice, TIMEOUT, TestBroker, TestMosquitto, wait_for_at_most};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-123";
 const TEACHER: &str = "teacher-token-123";
 
-/// Tuesday 1 December 2026 in Paris: locked until 08:30, available until
-/// 10:00, `on` 10:00-11:00, available until 17:00, locked after.
-/// `CLASSROOMS` is replaced by the classroom list, `PORT` by the broker's.
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600 }
-mqtt: { host: 127.0.0.1, port: PORT, client_id: borne-daemon-test, keep_alive_seconds: 5 }
-schedules:
-  day:
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * *", mode: available }
-      - { at: "0 10 * * Tue", mode: on }
-      - { at: "0 11 * * Tue", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-schools:
-  - id: s1
-    schedule: day
-    classrooms:
-CLASSROOMS
-users:
-  - { name: admin, role: admin, token: admin-token-123 }
-  - { name: teacher1, role: teacher, schools: [s1], token: teacher-token-123 }
-"#;
-
 /// The configuration for a broker port and classrooms given as
-/// `(classroom, [(ap id, mqtt settings)])`.
+/// `(classroom, [(ap id, mqtt settings)])`, on the [`SCHOOL_DAY`] schedule.
 fn config(port: u16, classrooms: &[(&str, Vec<(String, String)>)]) -> String {
     let mut list = String::new();
     for (c, aps) in classrooms {
@@ -63,7 +36,16 @@ fn config(port: u16, classrooms: &[(&str, Vec<(String, String)>)]) -> String {
             list.push_str(&format!("          - {{ id: {id}, mqtt: {mqtt} }}\n"));
         }
     }
-    CONFIG.replace("PORT", &port.to_string()).replace("CLASSROOMS\n", &list)
+    [
+        HEAD,
+        FAST_RETRIES,
+        &format!("mqtt: {{ host: 127.0.0.1, port: {port}, client_id: borne-daemon-test, keep_alive_seconds: 5 }}\n"),
+        SCHOOL_DAY,
+        "schools:\n  - id: s1\n    schedule: day\n    classrooms:\n",
+        &list,
+        &users("schools: [s1]"),
+    ]
+    .concat()
 }
 
 fn tasmota(id: &str, topic: &str) -> (String, String) {
@@ -157,7 +139,7 @@ async fn schedule_change_switches_mqtt_plugs() {
     let core = d.core.clone();
 
     // Available, no session: off from the start.
-    wait_for("both plugs off at start", TIMEOUT, || {
+    wait_for_at_most("both plugs off at start", TIMEOUT, || {
         plug.relay() == Some(false)
             && relay.relay() == Some(false)
             && reported(&core, "c1-plug", "off")
@@ -173,7 +155,7 @@ async fn schedule_change_switches_mqtt_plugs() {
         clock.set(at);
         d.core.poke();
         let on = wifi == "on";
-        wait_for(&format!("both plugs {wifi} at {at}"), TIMEOUT, || {
+        wait_for_at_most(&format!("both plugs {wifi} at {at}"), TIMEOUT, || {
             plug.relay() == Some(on)
                 && relay.relay() == Some(on)
                 && reported(&core, "c1-plug", wifi)
@@ -218,13 +200,13 @@ async fn device_back_online_is_resent_its_desired_state() {
     // 10:30: mode `on`.
     let d = TestDaemon::start(&yaml, ManualClock::at("2026-12-01T10:30:00+01:00")).await;
     let core = d.core.clone();
-    wait_for("the plug on", TIMEOUT, || {
+    wait_for_at_most("the plug on", TIMEOUT, || {
         plug.relay() == Some(true) && reported(&core, "c1-plug", "on")
     })
     .await;
 
     plug.vanish();
-    wait_for("the plug shown unreachable", TIMEOUT, || unreachable(&core, "c1-plug")).await;
+    wait_for_at_most("the plug shown unreachable", TIMEOUT, || unreachable(&core, "c1-plug")).await;
     let s = status(&d, "c1").await;
     let v = ap_view(&s, "c1-plug");
     assert_eq!(v["reachable"], false, "{v}");
@@ -235,7 +217,7 @@ async fn device_back_online_is_resent_its_desired_state() {
     publish_retained(port, "cmnd/plug-c1/POWER", "OFF").await;
 
     let back = FakeDevice::tasmota(port, "plug-c1").await;
-    wait_for("the plug back on after coming online", TIMEOUT, || {
+    wait_for_at_most("the plug back on after coming online", TIMEOUT, || {
         back.relay() == Some(true) && reported(&core, "c1-plug", "on")
     })
     .await;
@@ -304,7 +286,7 @@ async fn broker_killed_for_30_s_during_a_schedule_change_converges() {
     assert_eq!(code, 200, "{body}");
     let ap = |i: usize| format!("c{i}-plug");
     let want_before = |i: usize| i != 1;
-    wait_for("c1 off, c2..c20 on before the outage", TIMEOUT, || {
+    wait_for_at_most("c1 off, c2..c20 on before the outage", TIMEOUT, || {
         (1..=N).all(|i| {
             let wifi = if want_before(i) { "on" } else { "off" };
             plugs[i - 1].relay() == Some(want_before(i)) && reported(&core, &ap(i), wifi)
@@ -321,7 +303,7 @@ async fn broker_killed_for_30_s_during_a_schedule_change_converges() {
     assert_eq!(code, 200, "acknowledged while the broker is down: {body}");
     assert_eq!(body["wifi"], "on", "{body}");
     assert_eq!(body["reason"], "teacher", "{body}");
-    wait_for("every AP shown unreachable during the outage", TIMEOUT, || {
+    wait_for_at_most("every AP shown unreachable during the outage", TIMEOUT, || {
         (1..=N).all(|i| unreachable(&core, &ap(i)))
     })
     .await;
@@ -349,7 +331,7 @@ async fn broker_killed_for_30_s_during_a_schedule_change_converges() {
     tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
     broker.restart().await;
 
-    wait_for("every plug converged after the restart", TIMEOUT, || {
+    wait_for_at_most("every plug converged after the restart", TIMEOUT, || {
         (1..=N).all(|i| {
             let on = i == 1;
             plugs[i - 1].relay() == Some(on) && reported(&core, &ap(i), if on { "on" } else { "off" })
@@ -386,7 +368,7 @@ async fn unreachable_ap_is_reported_and_recovers() {
     let yaml = config(port, &[("c1", vec![tasmota("c1-plug", "plug-c1")])]);
     let d = TestDaemon::start(&yaml, ManualClock::at("2026-12-01T10:30:00+01:00")).await;
     let core = d.core.clone();
-    wait_for("the AP shown unreachable", TIMEOUT, || {
+    wait_for_at_most("the AP shown unreachable", TIMEOUT, || {
         core.ap_state(&ApId::from("c1-plug"))
             .is_some_and(|s| !s.observed.reachable && s.consecutive_failures >= 1)
     })
@@ -404,7 +386,7 @@ async fn unreachable_ap_is_reported_and_recovers() {
 
     broker.restart().await;
     let plug = FakeDevice::tasmota(port, "plug-c1").await;
-    wait_for("the AP switched and reachable", TIMEOUT, || {
+    wait_for_at_most("the AP switched and reachable", TIMEOUT, || {
         plug.relay() == Some(true) && reported(&core, "c1-plug", "on")
     })
     .await;

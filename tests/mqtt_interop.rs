@@ -7,8 +7,7 @@
 //! installed` and passes when the binary is missing, unless
 //! `BORNE_REQUIRE_PEERS=1`). All traffic stays on 127.0.0.1.
 
-#[path = "support/mqtt/mod.rs"]
-mod mqtt_support;
+use borne_test_support::mqtt as mqtt_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use mqtt_support::{
     FakeDevice, ScriptedBroker, Spy, TIMEOUT, TestBroker, TestMosquitto, ap_line, config, config_from, config_yaml,
-    free_port, next_report, reports_until, wait_for,
+    free_port, next_report, reports_until, wait_for_at_most,
 };
 
 /// A running driver with the receiving end of its reports.
@@ -42,7 +41,7 @@ impl Harness {
     async fn start_with(config: Arc<Config>, options: MqttDriverOptions) -> Self {
         let h = Self::start_unconnected(config, options);
         let driver = Arc::clone(&h.driver);
-        wait_for("the driver to connect and subscribe", TIMEOUT, || {
+        wait_for_at_most("the driver to connect and subscribe", TIMEOUT, || {
             driver.is_subscribed()
         })
         .await;
@@ -304,7 +303,7 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
 
     b.stop();
     let driver = Arc::clone(&h.driver);
-    wait_for("the driver to notice the broker is gone", TIMEOUT, || {
+    wait_for_at_most("the driver to notice the broker is gone", TIMEOUT, || {
         !driver.is_connected()
     })
     .await;
@@ -325,7 +324,7 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
     assert!(matches!(h.observe("rs").await, Err(DriverError::Unreachable(_))));
 
     b.restart().await;
-    wait_for("the driver to reconnect by itself", TIMEOUT, || {
+    wait_for_at_most("the driver to reconnect by itself", TIMEOUT, || {
         driver.connections() == 2
     })
     .await;
@@ -340,11 +339,11 @@ async fn broker_restart_is_survived(b: &mut impl TestBroker) {
     lost.sort();
     assert_eq!(lost, [id("gen"), id("rs")]);
 
-    wait_for("the device to come back", TIMEOUT, || {
+    wait_for_at_most("the device to come back", TIMEOUT, || {
         device.connections() >= 2 && device.is_ready()
     })
     .await;
-    wait_for("the driver to re-subscribe", TIMEOUT, || driver.is_subscribed()).await;
+    wait_for_at_most("the driver to re-subscribe", TIMEOUT, || driver.is_subscribed()).await;
     assert_eq!(h.apply("rs", Wifi::Off).await.unwrap().wifi, ObservedWifi::Off);
     // The command refused while down was not delivered late.
     assert_eq!(device.wait_commands(2).await, ["ON", "OFF"]);
@@ -474,7 +473,7 @@ async fn reconfigure_follows_the_new_topics(b: &mut impl TestBroker) {
     h.driver.reconfigure(&config2).await;
     h.config = config2;
     let driver = Arc::clone(&h.driver);
-    wait_for("the new subscriptions", TIMEOUT, || driver.is_subscribed()).await;
+    wait_for_at_most("the new subscriptions", TIMEOUT, || driver.is_subscribed()).await;
     assert_eq!(next_report(&mut h.rx).await, (id("new"), Report::Available(true)));
 
     old.publish_state("ON").await;
@@ -491,7 +490,7 @@ async fn shutdown_disconnects_cleanly() {
     let broker = ScriptedBroker::start().await;
     let h = Harness::start(config(broker.port(), &tasmota("sd", "plug-sd"))).await;
     h.driver.shutdown().await;
-    wait_for("the DISCONNECT", TIMEOUT, || {
+    wait_for_at_most("the DISCONNECT", TIMEOUT, || {
         broker.clean_disconnects() == ["borne-test"]
     })
     .await;
@@ -509,12 +508,12 @@ async fn cancelling_the_token_stops_the_driver() {
     let broker = ScriptedBroker::start().await;
     let h = Harness::start(config(broker.port(), &tasmota("tk", "plug-tk"))).await;
     h.token.cancel();
-    wait_for("the DISCONNECT", TIMEOUT, || {
+    wait_for_at_most("the DISCONNECT", TIMEOUT, || {
         broker.clean_disconnects() == ["borne-test"]
     })
     .await;
     let driver = Arc::clone(&h.driver);
-    wait_for("the driver to stop", TIMEOUT, || !driver.is_connected()).await;
+    wait_for_at_most("the driver to stop", TIMEOUT, || !driver.is_connected()).await;
 }
 
 /// A broker that never acknowledges makes `apply` time out (bounded), and
@@ -575,7 +574,7 @@ async fn refused_apply_before_first_connection_reports_lost() {
     assert!(h.apply("fc", Wifi::On).await.is_err());
     broker.restart().await;
     let driver = Arc::clone(&h.driver);
-    wait_for("the first connection", TIMEOUT, || driver.connections() == 1).await;
+    wait_for_at_most("the first connection", TIMEOUT, || driver.connections() == 1).await;
     assert_eq!(next_report(&mut h.rx).await, (id("fc"), Report::Lost));
 }
 

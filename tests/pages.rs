@@ -7,18 +7,17 @@
 use std::collections::BTreeSet;
 
 use borne::daemon::{Options, Running, start};
+use borne_test_support::fixtures::{ALWAYS_AVAILABLE, HEAD};
 use regex::Regex;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use tokio_util::sync::CancellationToken;
 
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-schedules:
-  open: { default_mode: available, rules: [] }
-schools:
+fn config() -> String {
+    [
+        HEAD,
+        ALWAYS_AVAILABLE,
+        r#"schools:
   - id: s1
     name: École des tests
     schedule: open
@@ -28,7 +27,10 @@ schools:
         access_points: [ { id: c1-ap1, sim: {} } ]
 users:
   - { name: admin, role: admin, token: pages-admin-token-1 }
-"#;
+"#,
+    ]
+    .concat()
+}
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -55,7 +57,7 @@ struct Server {
 impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = CONFIG.replace("STATE_DIR", &dir.path().join("state").display().to_string());
+        let text = config().replace("STATE_DIR", &dir.path().join("state").display().to_string());
         let loaded = borne::config::from_str(&text, "pages-test.yaml", Some(dir.path())).expect("valid config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let shutdown = CancellationToken::new();

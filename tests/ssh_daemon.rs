@@ -12,24 +12,13 @@
 //! Skipped (with a message) when `/usr/sbin/sshd` is missing, unless
 //! `BORNE_REQUIRE_PEERS=1`, where that is a failure.
 //!
-//! **Login shell.** sshd runs every command as `<login shell> -c`, and
-//! bash started by sshd reads `~/.bashrc` even when not interactive. On a
-//! developer machine that file can cost a lot per command (here: root's
-//! `pyenv init`, 0.3 s and a lock that serializes concurrent sessions)
-//! and print to stderr; an OpenWrt AP's `ash` reads nothing. When the
-//! tests run as root, each sshd therefore runs in a private mount
-//! namespace where those rc files are an empty file (`unshare --mount`,
-//! `mount --bind /dev/null`), visible to that sshd and its sessions only.
+//! **Login shell.** Each sshd hides the test user's login rc files from
+//! its sessions when it can (see `borne_test_support::ssh::login_rc`).
 
-mod common;
-// Its in-process russh server is not used here.
-#[allow(unused_imports)]
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
+use borne_test_support::daemon as common;
+use borne_test_support::ssh as ssh_support;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use borne::driver::ObservedWifi;
@@ -41,129 +30,13 @@ const ADMIN: &str = "admin-token-123";
 
 // ------------------------------------------------------------ the peers
 
-/// The rc files bash reads for a command run over SSH for `user`, when
-/// they are not empty and the login shell is bash.
-fn login_rc_files(user: &str) -> Vec<String> {
-    let out = Command::new("getent").args(["passwd", user]).output();
-    let line = out
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let fields: Vec<&str> = line.split(':').collect();
-    let (Some(home), Some(shell)) = (fields.get(5), fields.get(6)) else {
-        return Vec::new();
-    };
-    if !shell.ends_with("/bash") {
-        return Vec::new();
-    }
-    [format!("{home}/.bashrc"), "/etc/bash.bashrc".to_owned()]
-        .into_iter()
-        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
-        .collect()
-}
-
-/// The rc files to hide from the fakes' sessions, or nothing when that is
-/// not needed or not possible (not root, no `unshare`).
-fn rc_files_to_hide() -> Vec<String> {
-    let rc = login_rc_files(&current_user());
-    if rc.is_empty() {
-        return rc;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    // A dry run: a container may forbid the namespace or the mount.
-    let works = root
-        && Path::new("/usr/bin/unshare").is_file()
-        && Command::new("/usr/bin/unshare")
-            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-            .arg(hide_script(&rc, "true"))
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if works {
-        rc
-    } else {
-        println!(
-            "note: the fakes' commands run through {} (not root or no unshare)",
-            rc.join(", ")
-        );
-        Vec::new()
-    }
-}
-
-/// A shell script that hides `rc` (bind-mounts an empty file over each)
-/// then runs `then`.
-fn hide_script(rc: &[String], then: &str) -> String {
-    let mut script = String::from("set -e; ");
-    for f in rc {
-        script.push_str(&format!(
-            "mount --bind /dev/null {}; ",
-            shlex::try_quote(f).expect("path without NUL")
-        ));
-    }
-    script.push_str(then);
-    script
-}
-
-/// Every process below `pid` (from `/proc/*/stat`).
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|s| s.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((child, ppid));
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for &(child, ppid) in &parent_of {
-            if ppid == p && !out.contains(&child) {
-                out.push(child);
-                frontier.push(child);
-            }
-        }
-    }
-    out
-}
-
-/// A [`TestSshd`] whose sshd, when the login shell needs it, is one this
-/// test starts in a private mount namespace (see the module docs), on the
-/// same port with the same configuration and host key. Stopped by PID,
-/// with its session processes, on drop (also when the test panics).
+/// A fake AP behind OpenSSH's sshd, stopped by PID with its session
+/// processes on drop (also when the test panics).
 struct Peer {
     server: TestSshd,
-    hide: Vec<String>,
-    own: Option<Child>,
 }
 
 impl Peer {
-    fn start(hide: &[String]) -> Option<Peer> {
-        let server = TestSshd::start()?;
-        let mut peer = Peer {
-            server,
-            hide: hide.to_vec(),
-            own: None,
-        };
-        if !peer.hide.is_empty() {
-            peer.server.kill();
-            peer.listen();
-        }
-        Some(peer)
-    }
-
     fn fake(&self) -> &ssh_support::FakeOpenWrt {
         &self.server.fake
     }
@@ -174,94 +47,20 @@ impl Peer {
 
     /// Starts sshd again on its port (after [`Peer::stop`]).
     fn listen(&mut self) {
-        if self.hide.is_empty() {
-            self.server.restart();
-            return;
-        }
-        let dir = self.server.dir.path().join("sshd");
-        let config = dir.join("sshd_config").display().to_string();
-        let script = hide_script(
-            &self.hide,
-            &format!(
-                "exec {} -D -e -f {}",
-                ssh_support::SSHD,
-                shlex::try_quote(&config).expect("path without NUL")
-            ),
-        );
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("sshd.log"))
-            .expect("open sshd.log");
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let mut child = Command::new("/usr/bin/unshare")
-                .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", &script])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log.try_clone().expect("clone log"))
-                .spawn()
-                .expect("spawn unshare");
-            // Wait until it accepts connections, or exits (port not yet free).
-            let exited = loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break true;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", self.port())).is_ok() {
-                    break false;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "sshd did not listen on port {} within {TIMEOUT:?}:\n{}",
-                        self.port(),
-                        self.server.log()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            };
-            if !exited {
-                self.own = Some(child);
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("sshd in a mount namespace would not start:\n{}", self.server.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.server.restart();
     }
 
     /// Stops sshd and its sessions: connections to its port are refused.
     fn stop(&mut self) {
-        if let Some(mut child) = self.own.take() {
-            let mut pids = descendants(child.id());
-            pids.reverse();
-            let _ = child.kill();
-            let _ = child.wait();
-            if !pids.is_empty() {
-                let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-                let _ = Command::new("/bin/sh")
-                    .arg("-c")
-                    .arg(format!("kill -9 {} 2>/dev/null", list.join(" ")))
-                    .status();
-            }
-        }
         self.server.kill();
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
 /// The peers, or `None` (test skipped) without sshd.
 fn peers(n: usize) -> Option<Vec<Peer>> {
-    ssh_support::require_sshd()?;
-    let hide = rc_files_to_hide();
-    (0..n).map(|_| Peer::start(&hide)).collect()
+    (0..n)
+        .map(|_| TestSshd::start().map(|server| Peer { server }))
+        .collect()
 }
 
 // -------------------------------------------------------------- helpers

@@ -4,8 +4,7 @@
 //! `russh`, always run). Every scenario runs against both; the harness is
 //! `tests/support/ssh/`.
 
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
+use borne_test_support::ssh as ssh_support;
 
 use std::time::{Duration, Instant};
 
@@ -257,8 +256,7 @@ async fn host_key_fingerprint_is_checked(server: &mut dyn SshFake) {
 }
 
 async fn hashed_known_hosts_entry_is_accepted(server: &mut dyn SshFake) {
-    if std::process::Command::new("ssh-keygen").arg("-?").output().is_err() {
-        println!("skipped: ssh-keygen not installed");
+    if !require_ssh_keygen() {
         return;
     }
     let d = driver();

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::worker::ApWorker;
+use super::worker::{ApWorker, Signals};
 use super::{Drivers, MAX_SLEEP};
 use crate::config::{ApId, ClassroomId, Config};
 use crate::core::Core;
@@ -22,8 +23,8 @@ use crate::store::{AuditRecord, Batch};
 /// The planner's handle on one worker.
 struct Worker {
     desired: watch::Sender<Option<Wifi>>,
-    /// Wakes the worker to look again (a device report).
-    poke: Arc<Notify>,
+    /// What device reports tell the worker.
+    signals: Arc<Signals>,
     /// Stops this worker only (AP removed by a reload).
     cancel: CancellationToken,
 }
@@ -234,13 +235,18 @@ impl Reconciler {
             }
             Report::Available(false) => {
                 tracing::warn!(school = %ap.school, classroom = %ap.classroom, ap = %ap_id, "device reported itself offline");
+                if let Some(w) = self.workers.get(ap_id) {
+                    w.signals.offline.store(true, Ordering::SeqCst);
+                }
                 self.core.forget_observation(ap, Some(false));
                 return;
             }
             Report::Lost => self.core.forget_observation(ap, None),
         }
         if let Some(w) = self.workers.get(ap_id) {
-            w.poke.notify_one();
+            // Any other report means the device (or its broker) talks again.
+            w.signals.offline.store(false, Ordering::SeqCst);
+            w.signals.poke.notify_one();
         }
     }
 
@@ -259,14 +265,14 @@ impl Reconciler {
             }
             // An AP added to a known classroom starts from its desired state.
             let (tx, rx) = watch::channel(self.last.get(&ap.classroom).map(|d| d.wifi));
-            let poke = Arc::new(Notify::new());
+            let signals = Arc::new(Signals::default());
             let cancel = self.shutdown.child_token();
             let worker = ApWorker {
                 core: self.core.clone(),
                 drivers: self.drivers.clone(),
                 id: ap.id.clone(),
                 desired: rx,
-                poke: poke.clone(),
+                signals: signals.clone(),
                 permits: self.permits.clone(),
                 cancel: cancel.clone(),
             };
@@ -275,7 +281,7 @@ impl Reconciler {
                 ap.id.clone(),
                 Worker {
                     desired: tx,
-                    poke,
+                    signals,
                     cancel,
                 },
             );

@@ -2,6 +2,7 @@
 //! driver until they agree, retrying failures with backoff and jitter.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -13,13 +14,23 @@ use crate::core::Core;
 use crate::policy::Wifi;
 use crate::store::{AuditRecord, Batch};
 
+/// What the planner passes on to a worker from its device's own reports.
+#[derive(Debug, Default)]
+pub(super) struct Signals {
+    /// Wakes the worker to look again (a state or availability report).
+    pub(super) poke: Notify,
+    /// The device said it went offline (an MQTT last will) and has said
+    /// nothing since.
+    pub(super) offline: AtomicBool,
+}
+
 /// One AP's worker; see the module docs.
 pub(super) struct ApWorker {
     pub(super) core: Arc<Core>,
     pub(super) drivers: Drivers,
     pub(super) id: ApId,
     pub(super) desired: watch::Receiver<Option<Wifi>>,
-    pub(super) poke: Arc<Notify>,
+    pub(super) signals: Arc<Signals>,
     pub(super) permits: Arc<Semaphore>,
     pub(super) cancel: CancellationToken,
 }
@@ -40,6 +51,7 @@ impl ApWorker {
         // Read before acting: a restart of borne must not bounce radios
         // that are already right (switching drops every client).
         let mut verified = false;
+        let mut resync_due = false;
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -53,17 +65,24 @@ impl ApWorker {
             };
             let observed = self.core.ap_state(&self.id).map(|s| s.observed.wifi);
             let in_sync = observed.is_some_and(|o| o.is(target));
-            if verified && in_sync {
+            // A device that said it is offline would not get a command: the
+            // broker would only hold it and acknowledge it for nobody. Its
+            // next report wakes this worker; the resync tries anyway, in
+            // case that report was missed.
+            let offline = self.signals.offline.load(Ordering::SeqCst) && !resync_due;
+            if (verified && in_sync) || offline {
                 match self.wait(Some(next_resync)).await {
                     Wake::Stop => return,
                     Wake::Resync => {
                         verified = false;
+                        resync_due = true;
                         next_resync = tokio::time::Instant::now() + settings.resync;
                     }
                     Wake::Changed => {}
                 }
                 continue;
             }
+            resync_due = false;
             let ok = self.step(target, &mut verified).await;
             if ok {
                 backoff = settings.backoff_initial;
@@ -90,7 +109,7 @@ impl ApWorker {
         tokio::select! {
             _ = self.cancel.cancelled() => Wake::Stop,
             r = self.desired.changed() => if r.is_ok() { Wake::Changed } else { Wake::Stop },
-            _ = self.poke.notified() => Wake::Changed,
+            _ = self.signals.poke.notified() => Wake::Changed,
             _ = deadline => Wake::Resync,
         }
     }

@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{TIMEOUT, wait_for};
+use crate::wait::{TIMEOUT, wait_for_at_most};
 
 /// Largest packet accepted (the tests send 1 MiB payloads).
 const MAX_PACKET: usize = 16 << 20;
@@ -102,7 +102,7 @@ impl ScriptedBroker {
         self.stop();
         let addr = format!("127.0.0.1:{}", self.port);
         let mut listener = None;
-        wait_for("the scripted broker's port to be free", TIMEOUT, || {
+        wait_for_at_most("the scripted broker's port to be free", TIMEOUT, || {
             listener = std::net::TcpListener::bind(&addr).ok();
             listener.is_some()
         })

@@ -1,12 +1,9 @@
 //! SSH test harness: fake OpenWrt access points behind real SSH servers,
 //! reusable by the SSH driver tests and by daemon-level tests.
 //!
-//! Include it from a test crate with
-//! `#[path = "support/ssh/mod.rs"] mod ssh_support;` (it is not a crate).
-//!
 //! **The fake AP** ([`FakeOpenWrt`]) is a directory: `bin/` holds small
 //! POSIX shell scripts standing in for OpenWrt's `uci`, `wifi`, `ubus` and
-//! `iw` (copied from `fake-openwrt/` next to this file), `state/` holds the
+//! `iw` (copied from `ssh/fake-openwrt/`), `state/` holds the
 //! AP's state in plain files. Commands from borne run with `/bin/sh -c`
 //! and `bin/` first on `PATH`, exactly as a real AP's shell would run them,
 //! so quoting, `&&` chains and pipes are exercised for real.
@@ -34,10 +31,11 @@
 //!   process on a free loopback port (`ListenAddress 127.0.0.1`, keys made
 //!   with `ssh-keygen -t ed25519`, `ForceCommand` = `bin/login`, which logs
 //!   and runs the command with the fake first on `PATH`), waits until it
-//!   accepts connections, and kills it and its session processes by PID on
-//!   drop, also when the test panics. When sshd is not installed it prints
-//!   `skipped: sshd not installed` and returns `None`, unless
-//!   `BORNE_REQUIRE_PEERS=1`, where it panics (CI).
+//!   accepts connections (in a mount namespace that hides the test user's
+//!   login rc files, see [`login_rc`]), and kills it and its session processes by PID on
+//!   drop, also when the test panics. When sshd is not installed it returns
+//!   `None` after [`require_peer`](crate::peers::require_peer) (a skip on
+//!   stderr, or a failure under `BORNE_REQUIRE_PEERS=1`).
 //! - [`InProcessSsh::start`] (in `inprocess.rs`) is an SSH server written
 //!   with the `russh` crate, on its own Tokio runtime in the test process;
 //!   it serves the same fake and needs nothing but Rust and `/bin/sh`.
@@ -51,12 +49,11 @@
 //! [`wait_for`] polls a condition (never a bare sleep); [`TIMEOUT`] is the
 //! one limit for anything a test waits for.
 
-#![allow(dead_code)] // each test crate uses a different part
-
 pub mod inprocess;
+pub mod login_rc;
 
 use std::fmt::Write as _;
-use std::net::{TcpListener as StdListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,38 +66,19 @@ use sha2::{Digest as _, Sha256};
 
 pub use inprocess::InProcessSsh;
 
-/// The one limit for anything a test waits for.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub use crate::wait::{TIMEOUT, free_port, wait_for};
 
 /// Where Debian's `openssh-server` puts sshd (it must be run by absolute path).
 pub const SSHD: &str = "/usr/sbin/sshd";
 
 /// The fake's commands, copied into each fake's `bin/`.
 const SCRIPTS: [(&str, &str); 5] = [
-    ("uci", include_str!("fake-openwrt/uci")),
-    ("wifi", include_str!("fake-openwrt/wifi")),
-    ("ubus", include_str!("fake-openwrt/ubus")),
-    ("iw", include_str!("fake-openwrt/iw")),
-    ("login", include_str!("fake-openwrt/login")),
+    ("uci", include_str!("ssh/fake-openwrt/uci")),
+    ("wifi", include_str!("ssh/fake-openwrt/wifi")),
+    ("ubus", include_str!("ssh/fake-openwrt/ubus")),
+    ("iw", include_str!("ssh/fake-openwrt/iw")),
+    ("login", include_str!("ssh/fake-openwrt/login")),
 ];
-
-/// Polls `cond` every 10 ms until it holds; panics naming `what` after [`TIMEOUT`].
-pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A loopback port free right now (bind port 0, read it, release it).
-pub fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
 
 /// The user running the tests, who logs in to the fakes.
 pub fn current_user() -> String {
@@ -427,17 +405,26 @@ pub fn config(aps: &[(&str, &dyn SshFake)]) -> Arc<Config> {
 
 // ---------------------------------------------------------------- sshd
 
-/// `/usr/sbin/sshd`, or `None` after printing `skipped: sshd not
-/// installed`; panics instead when `BORNE_REQUIRE_PEERS=1`.
+/// `/usr/sbin/sshd`, or `None` after a skip (a failure under
+/// `BORNE_REQUIRE_PEERS=1`).
+#[track_caller]
 pub fn require_sshd() -> Option<PathBuf> {
-    if Path::new(SSHD).is_file() {
-        return Some(PathBuf::from(SSHD));
-    }
-    if std::env::var("BORNE_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("BORNE_REQUIRE_PEERS=1 but {SSHD} is not installed (Debian: apt-get install -y openssh-server)");
-    }
-    println!("skipped: sshd not installed");
-    None
+    let found = Path::new(SSHD).is_file();
+    crate::peers::require_peer(&format!("{SSHD} (Debian: apt-get install -y openssh-server)"), found)
+        .then(|| PathBuf::from(SSHD))
+}
+
+/// Whether `ssh-keygen` runs, or a skip (a failure under
+/// `BORNE_REQUIRE_PEERS=1`).
+#[track_caller]
+pub fn require_ssh_keygen() -> bool {
+    let found = Command::new("ssh-keygen")
+        .arg("-?")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    crate::peers::require_peer("ssh-keygen (Debian: apt-get install -y openssh-client)", found)
 }
 
 /// Runs `ssh-keygen` with these arguments; panics when it fails.
@@ -576,9 +563,8 @@ impl TestSshd {
             .append(true)
             .open(self.sshd_dir().join("sshd.log"))
             .expect("open sshd.log");
-        let mut child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
+        let config = config.to_str().expect("utf-8 path");
+        let mut child = login_rc::command(SSHD, &["-D", "-e", "-f", config])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,8 +1,5 @@
 //! MQTT test harness, reusable by driver, daemon-level tests and benchmarks.
 //!
-//! Include it from a test crate with
-//! `#[path = "support/mqtt/mod.rs"] mod mqtt_support;` (it is not a crate).
-//!
 //! Brokers (both implement [`TestBroker`]: `port`, `stop`, `restart`):
 //! - [`TestMosquitto::start`] runs a real `mosquitto` as a child process on a
 //!   free loopback port (`listener PORT 127.0.0.1`, anonymous, no
@@ -10,9 +7,9 @@
 //!   in a tempdir), waits until it accepts connections,
 //!   can [`stop`](TestBroker::stop) it (SIGKILL, as a crash) and
 //!   [`restart`](TestBroker::restart) it on the same port, and kills it by
-//!   PID on drop, also when the test panics. It returns `None` after
-//!   printing `skipped: mosquitto not installed` when the binary is missing,
-//!   unless `BORNE_REQUIRE_PEERS=1`, where it panics instead (CI).
+//!   PID on drop, also when the test panics. It returns `None` when the
+//!   binary is missing, after [`require_peer`](crate::peers::require_peer)
+//!   (a skip on stderr, or a failure under `BORNE_REQUIRE_PEERS=1`).
 //!   [`TestMosquitto::start_tls`] adds a TLS listener with a throw-away CA
 //!   made with `openssl` ([`TlsFiles`]).
 //! - [`ScriptedBroker::start`] (in `broker.rs`) is an in-process broker on
@@ -30,22 +27,23 @@
 //! - [`Spy`] subscribes to a filter and records what it receives;
 //!   [`Spy::sync`] is a barrier (everything the broker sent it before is in).
 //!
-//! Helpers: [`wait_for`] polls a condition (never a bare sleep),
+//! - [`require_clients`] finds `mosquitto_sub` and `mosquitto_pub`;
+//!   [`Subscriber`] runs `mosquitto_sub -v` and hands over its lines.
+//!
+//! Helpers: [`wait_for_at_most`] polls a condition (never a bare sleep),
 //! [`TIMEOUT`] is the one global limit, [`config_yaml`]/[`config`] build a
 //! validated `Config` for a broker port, [`next_report`]/[`reports_until`]
 //! read the driver's `ReportSink`.
 
-#![allow(dead_code)] // each test crate uses a different part
-
 pub mod broker;
+pub mod clients;
 
 use std::io::Write as _;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use borne::config::{ApId, Config};
 use borne::driver::Report;
@@ -55,26 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use broker::ScriptedBroker;
 
-/// The one limit for anything a test waits for.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Polls `cond` every 10 ms until it holds; panics naming `what` after `timeout`.
-pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A loopback port free right now (bind port 0, read it, release it).
-pub fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
+pub use crate::wait::{TIMEOUT, free_port, wait_for_at_most};
 
 /// A broker the tests can crash and bring back.
 pub trait TestBroker {
@@ -100,32 +79,52 @@ impl TestBroker for ScriptedBroker {
 
 // ---------------------------------------------------------------- mosquitto
 
-/// Where `mosquitto` is: on `PATH`, else Debian's `/usr/sbin/mosquitto`
-/// (`/usr/sbin` is not on every user's `PATH`).
+/// Where `mosquitto` is (Debian puts it in `/usr/sbin`, not on every
+/// user's `PATH`).
 pub fn mosquitto_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("mosquitto"));
-    on_path
-        .chain([PathBuf::from("/usr/sbin/mosquitto")])
-        .find(|p| p.is_file())
+    crate::peers::find_program("mosquitto")
 }
 
-/// The `mosquitto` binary, or `None` after printing `skipped: mosquitto not
-/// installed`; panics instead when `BORNE_REQUIRE_PEERS=1`.
+/// The `mosquitto` binary, or `None` after a skip (a failure under
+/// `BORNE_REQUIRE_PEERS=1`).
+#[track_caller]
 pub fn require_mosquitto() -> Option<PathBuf> {
-    if let Some(bin) = mosquitto_binary() {
-        return Some(bin);
-    }
-    if std::env::var("BORNE_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!(
-            "BORNE_REQUIRE_PEERS=1 but mosquitto is not installed \
-             (Debian: apt-get install -y mosquitto mosquitto-clients)"
-        );
-    }
-    println!("skipped: mosquitto not installed");
-    None
+    crate::peers::require_program("mosquitto", "mosquitto")
+}
+
+/// The `mosquitto` binary when the command-line clients (`mosquitto_sub`,
+/// `mosquitto_pub`) are there too, or `None` after a skip.
+#[track_caller]
+pub fn require_clients() -> Option<PathBuf> {
+    let bin = require_mosquitto()?;
+    let clients = ["mosquitto_sub", "mosquitto_pub"]
+        .iter()
+        .all(|c| crate::peers::find_program(c).is_some());
+    crate::peers::require_peer(
+        "mosquitto_sub and mosquitto_pub (Debian: apt-get install -y mosquitto-clients)",
+        clients,
+    )
+    .then_some(bin)
+}
+
+/// Writes `conf` to `dir/mosquitto.conf` and starts `bin` on it, its
+/// stderr appended to `dir/mosquitto.log`.
+pub fn spawn_mosquitto(bin: &Path, dir: &Path, conf: &str) -> Child {
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf).expect("write mosquitto.conf");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("mosquitto.log"))
+        .expect("mosquitto.log");
+    Command::new(bin)
+        .arg("-c")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn mosquitto")
 }
 
 /// Certificates for a TLS test: a throw-away CA and a server certificate
@@ -246,7 +245,7 @@ impl TestMosquitto {
             match TlsFiles::make(dir.path()) {
                 Some(files) => Some(files),
                 None => {
-                    println!("skipped: openssl could not make test certificates");
+                    crate::peers::require_peer("openssl, to make test certificates", false);
                     return None;
                 }
             }
@@ -280,7 +279,6 @@ impl TestMosquitto {
     }
 
     async fn spawn(&mut self) {
-        let conf = self.dir.path().join("mosquitto.conf");
         let mut text = format!(
             "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\n\
              log_type error\nlog_type warning\nlog_type notice\n",
@@ -294,25 +292,11 @@ impl TestMosquitto {
                 t.key.display()
             ));
         }
-        std::fs::write(&conf, text).expect("write mosquitto.conf");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("mosquitto.log"))
-            .expect("mosquitto.log");
-        let child = Command::new(&self.bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn mosquitto");
-        self.child = Some(child);
+        self.child = Some(spawn_mosquitto(&self.bin, self.dir.path(), &text));
         let port = self.port;
         let mut exited = None;
         let child = self.child.as_mut().expect("just set");
-        wait_for("mosquitto to accept connections", TIMEOUT, || {
+        wait_for_at_most("mosquitto to accept connections", TIMEOUT, || {
             if let Ok(Some(status)) = child.try_wait() {
                 exited = Some(status);
                 return true;
@@ -597,7 +581,7 @@ impl FakeDevice {
     /// Waits until connected and subscribed to its command topic.
     pub async fn wait_ready(&self) {
         let ready = Arc::clone(&self.ready);
-        wait_for("the fake device to subscribe", TIMEOUT, || ready.load(Ordering::SeqCst)).await;
+        wait_for_at_most("the fake device to subscribe", TIMEOUT, || ready.load(Ordering::SeqCst)).await;
     }
 
     /// Whether connected and subscribed right now.
@@ -618,7 +602,7 @@ impl FakeDevice {
     /// Waits until `n` commands were received; returns them.
     pub async fn wait_commands(&self, n: usize) -> Vec<String> {
         let commands = Arc::clone(&self.commands);
-        wait_for(&format!("{n} command(s) at the fake device"), TIMEOUT, || {
+        wait_for_at_most(&format!("{n} command(s) at the fake device"), TIMEOUT, || {
             commands.lock().unwrap().len() >= n
         })
         .await;
@@ -733,7 +717,7 @@ impl Spy {
                 }
             });
         }
-        wait_for("the spy to subscribe", TIMEOUT, || subacks.load(Ordering::SeqCst) >= 2).await;
+        wait_for_at_most("the spy to subscribe", TIMEOUT, || subacks.load(Ordering::SeqCst) >= 2).await;
         Spy {
             client,
             received,
@@ -753,7 +737,7 @@ impl Spy {
             .await
             .expect("queue marker");
         let seen = Arc::clone(&self.markers_seen);
-        wait_for("the spy's marker", TIMEOUT, || seen.load(Ordering::SeqCst) > before).await;
+        wait_for_at_most("the spy's marker", TIMEOUT, || seen.load(Ordering::SeqCst) > before).await;
     }
 
     /// Messages received: (topic, payload, retain flag).

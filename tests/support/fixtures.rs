@@ -1,0 +1,35 @@
+//! The pieces of test configuration several suites share. A test builds its
+//! YAML from them (`[HEAD, FAST_RETRIES, SCHOOL_DAY, …].concat()`) and
+//! writes out only what is its own: schools, classrooms, access points.
+
+/// Every in-process daemon's first lines: demo mode (no TLS, loopback),
+/// Paris time, the state in `STATE_DIR` (replaced by
+/// [`load_config`](crate::daemon::load_config)).
+pub const HEAD: &str = "demo: true\ntimezone: Europe/Paris\nstate_dir: STATE_DIR\n";
+
+/// A reconciler that retries after a second and never resyncs on its own
+/// during a test.
+pub const FAST_RETRIES: &str =
+    "reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600 }\n";
+
+/// `schedules:` with `day`; on Tuesday 1 December 2026 in Paris: locked
+/// until 08:30, available until 10:00, `on` 10:00–11:00, available until
+/// 17:00, locked after. The same file serves `policy`'s unit tests.
+pub const SCHOOL_DAY: &str = include_str!("fixtures/school-day.yaml");
+
+/// `schedules:` with `open`: available all the time (a teacher may switch on).
+pub const ALWAYS_AVAILABLE: &str = "schedules:\n  open: { default_mode: available, rules: [] }\n";
+
+/// The admin's token in [`users`].
+pub const ADMIN_TOKEN: &str = "admin-token-123";
+/// The teacher's token in [`users`].
+pub const TEACHER_TOKEN: &str = "teacher-token-123";
+
+/// `users:` with `admin` ([`ADMIN_TOKEN`]) and `teacher1`
+/// ([`TEACHER_TOKEN`]) limited to `scope`, e.g. `classrooms: [c1]`.
+pub fn users(scope: &str) -> String {
+    format!(
+        "users:\n  - {{ name: admin, role: admin, token: {ADMIN_TOKEN} }}\n  \
+         - {{ name: teacher1, role: teacher, {scope}, token: {TEACHER_TOKEN} }}\n"
+    )
+}
