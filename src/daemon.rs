@@ -114,6 +114,8 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     }
 
     let tracker = TaskTracker::new();
+    let run_started = core.start_run();
+    tracker.spawn(core.clone().run_usage(run_started, shutdown.child_token()));
     let mut reconciler = Reconciler::new(
         core.clone(),
         drivers.clone(),

@@ -30,5 +30,6 @@ pub mod driver;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;
+pub mod report;
 pub mod schedule;
 pub mod store;

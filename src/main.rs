@@ -58,6 +58,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The usage report (on-time by cause, sessions, overrides, refusals),
+    /// read from the state database; works while the daemon runs.
+    Report {
+        /// First day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// One row per classroom, school or for the whole city.
+        #[arg(long, value_enum, default_value_t = GroupArg::Classroom)]
+        group: GroupArg,
+        /// One row per day, week or month.
+        #[arg(long, value_enum, default_value_t = PeriodArg::Day)]
+        period: PeriodArg,
+        /// CSV output (the API's columns).
+        #[arg(long)]
+        csv: bool,
+        /// CSV separator.
+        #[arg(long, value_enum, default_value_t = SepArg::Comma, requires = "csv")]
+        sep: SepArg,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -91,6 +113,26 @@ enum TokenCommand {
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GroupArg {
+    Classroom,
+    School,
+    City,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PeriodArg {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SepArg {
+    Comma,
+    Semicolon,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -134,6 +176,43 @@ fn main() -> ExitCode {
             };
             match text {
                 Ok(t) => print_out(&t),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Report {
+            from,
+            to,
+            group,
+            period,
+            csv,
+            sep,
+        } => {
+            use borne::report::{Group, Period};
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            let group = match group {
+                GroupArg::Classroom => Group::Classroom,
+                GroupArg::School => Group::School,
+                GroupArg::City => Group::City,
+            };
+            let period = match period {
+                PeriodArg::Day => Period::Day,
+                PeriodArg::Week => Period::Week,
+                PeriodArg::Month => Period::Month,
+            };
+            let sep = csv.then_some(match sep {
+                SepArg::Comma => borne::api::csv::Sep::Comma,
+                SepArg::Semicolon => borne::api::csv::Sep::Semicolon,
+            });
+            match borne::cli::report_rows(&loaded.config, from, to, group, period, Utc::now()) {
+                Ok(rows) => {
+                    print!("{}", borne::cli::render_report(&rows, group, sep));
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

@@ -114,6 +114,11 @@ impl Writer {
         }
     }
 
+    /// The document as text.
+    pub fn text(self) -> String {
+        self.out
+    }
+
     /// The document as an HTTP answer, offered as a download named `filename`.
     pub fn into_response(self, filename: &str) -> Response {
         let mut r = self.out.into_response();

@@ -9,12 +9,13 @@
 mod audit;
 mod auth;
 mod classrooms;
-mod csv;
+pub mod csv;
 mod error;
 mod events;
 pub mod openapi;
 mod overrides;
 mod pages;
+mod report;
 pub mod server;
 mod write_limit;
 
@@ -80,6 +81,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/overrides", post(overrides::bulk_set).delete(overrides::bulk_clear))
         .route("/access-points", get(classrooms::access_points))
         .route("/audit", get(audit::audit))
+        .route("/report", get(report::report))
         .route("/me", get(classrooms::me))
         .route("/summary", get(classrooms::summary))
         .layer(middleware::from_fn(error::timeout))

@@ -22,6 +22,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("delete", "/api/v1/overrides"),
     ("get", "/api/v1/access-points"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/report"),
     ("get", "/api/v1/events"),
 ];
 
@@ -102,6 +103,19 @@ pub fn document() -> Value {
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
         {"name": "cursor", "in": "query", "schema": {"type": "integer"}}
     ]);
+    let mut report = op(
+        "The usage report: observed on-time by cause, sessions, overrides, refusals (JSON, or CSV with Accept: text/csv or format=csv)",
+        json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object", "required": ["from", "to", "group", "period", "rows"]}}, "text/csv": {}}}),
+        &with(&["400", "503"]),
+    );
+    report["parameters"] = json!([
+        {"name": "from", "in": "query", "required": true, "schema": {"type": "string", "format": "date"}},
+        {"name": "to", "in": "query", "required": true, "description": "inclusive; at most 400 days after from", "schema": {"type": "string", "format": "date"}},
+        {"name": "group", "in": "query", "schema": {"type": "string", "enum": ["classroom", "school", "city"]}},
+        {"name": "period", "in": "query", "schema": {"type": "string", "enum": ["day", "week", "month"]}},
+        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+        {"name": "sep", "in": "query", "schema": {"type": "string", "enum": ["comma", "semicolon"]}}
+    ]);
     let time = json!({"type": "string", "format": "date-time"});
     let time_or_null = json!({"type": ["string", "null"], "format": "date-time"});
     let error_response = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
@@ -123,6 +137,7 @@ pub fn document() -> Value {
             "/api/v1/overrides": {"post": bulk, "delete": clear},
             "/api/v1/access-points": {"get": op("Every access point, unreachable first (admin, viewer)", ok_ref("AccessPointList"), &auth)},
             "/api/v1/audit": {"get": audit},
+            "/api/v1/report": {"get": report},
             "/api/v1/events": {"get": {"summary": "Server-Sent Events: one `status` event (data: Status) per change", "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {}}}, "401": error_response("no token")}}}
         },
         "components": {

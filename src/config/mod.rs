@@ -116,6 +116,8 @@ pub struct Config {
     pub demo: bool,
     /// Audit log retention.
     pub audit_retention_days: u32,
+    /// Usage report aggregates retention, in days.
+    pub report_retention_days: u32,
     /// `/metrics` without a token.
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.

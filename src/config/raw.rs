@@ -45,6 +45,9 @@ pub struct RawConfig {
     pub demo: bool,
     /// How many days the audit log is kept. Default 365.
     pub audit_retention_days: Option<u32>,
+    /// How many days the usage report's daily aggregates are kept. Default
+    /// 1,830 (five school years).
+    pub report_retention_days: Option<u32>,
     /// Serve `/metrics` without a token.
     pub metrics_public: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the real client (for

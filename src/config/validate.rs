@@ -267,6 +267,10 @@ impl Validator {
         if audit_retention_days == 0 {
             self.error("audit_retention_days", "must be at least 1");
         }
+        let report_retention_days = raw.report_retention_days.unwrap_or(1830);
+        if !(1..=36_500).contains(&report_retention_days) {
+            self.error("report_retention_days", "must be between 1 and 36500");
+        }
 
         let mut schools = Vec::new();
         let mut classrooms = Vec::new();
@@ -452,6 +456,7 @@ impl Validator {
             reconciler,
             demo: raw.demo,
             audit_retention_days,
+            report_retention_days,
             metrics_public: raw.metrics_public,
             trusted_proxies,
             limits,

@@ -19,7 +19,8 @@
 //! `reload` (a new configuration), `expiry` (time ending inputs), and
 //! `observed` (what drivers report). The read path is `desired` (the
 //! policy over the inputs) and `views` (statuses, summaries, metrics).
-//! `actor` and `error` are what requests share.
+//! `actor` and `error` are what requests share. [`usage`] keeps the
+//! usage report's run heartbeat and daily aggregates.
 
 mod actor;
 mod clock;
@@ -34,6 +35,7 @@ mod readiness;
 mod reload;
 mod session_end;
 mod teacher;
+pub mod usage;
 mod views;
 
 pub use actor::Actor;

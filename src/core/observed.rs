@@ -44,7 +44,7 @@ impl Core {
     /// returns whether what is seen changed.
     pub fn record_observation(&self, ap: &AccessPoint, result: Result<Observation, String>) -> bool {
         let now = self.now();
-        let (changed, record) = {
+        let (changed, record, before_record) = {
             let mut state = self.lock_state();
             let entry = state.aps.entry(ap.id.clone()).or_insert_with(|| ApState::unknown(now));
             let before = entry.observed.clone();
@@ -73,10 +73,16 @@ impl Core {
                 || o.last_error != before.last_error
                 || o.clients != before.clients
                 || o.assumed != before.assumed;
-            (changed, entry.observed.clone())
+            (changed, entry.observed.clone(), before)
         };
         if changed {
             let mut batch = Batch::default();
+            if effective(&before_record) != effective(&record) {
+                batch
+                    .usage
+                    .ap_history
+                    .push((ap.id.to_string(), now, effective(&record)));
+            }
             batch.observed.push((ap.id.clone(), record));
             self.writer.enqueue(batch);
             self.announce(&ap.classroom);
@@ -87,10 +93,20 @@ impl Core {
     /// A device's state is presumed lost (came back online, broker
     /// reconnected): forget what was seen so the reconciler re-sends.
     pub fn forget_observation(&self, ap: &AccessPoint, reachable: Option<bool>) {
+        let now = self.now();
         let changed = {
             let mut state = self.lock_state();
             match state.aps.get_mut(&ap.id) {
                 Some(entry) => {
+                    if effective(&entry.observed) != ObservedWifi::Unknown {
+                        // The usage report counts this stretch as unknown.
+                        let mut batch = Batch::default();
+                        batch
+                            .usage
+                            .ap_history
+                            .push((ap.id.to_string(), now, ObservedWifi::Unknown));
+                        self.writer.enqueue(batch);
+                    }
                     entry.observed.wifi = ObservedWifi::Unknown;
                     if let Some(r) = reachable {
                         entry.observed.reachable = r;
@@ -107,4 +123,10 @@ impl Core {
             self.announce(&ap.classroom);
         }
     }
+}
+
+/// What the usage report records of an observation: unreachable is unknown,
+/// whatever was seen before.
+fn effective(o: &ObservedRecord) -> ObservedWifi {
+    if o.reachable { o.wifi } else { ObservedWifi::Unknown }
 }

@@ -25,6 +25,8 @@ struct Device {
     rng: SmallRng,
     /// Operations applied, for tests and the demo's log.
     applied: u64,
+    /// Cut off (a test's outage): every operation fails.
+    unreachable: bool,
 }
 
 /// The simulated driver; cheap to clone, shares its devices.
@@ -49,6 +51,14 @@ impl SimDriver {
         self.lock().get(ap).map_or(0, |d| d.applied)
     }
 
+    /// Cuts an AP off (every operation fails as unreachable) or brings it
+    /// back, keeping its radio state: an outage on demand, at a known time.
+    pub fn set_unreachable(&self, ap: &str, unreachable: bool) {
+        if let Some(d) = self.lock().get_mut(ap) {
+            d.unreachable = unreachable;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ApId, Device>> {
         // A panic while holding this lock can only come from a bug in this
         // file; the map stays consistent, so keep using it.
@@ -62,7 +72,11 @@ impl SimDriver {
             wifi: Wifi::Off,
             rng: SmallRng::seed_from_u64(sim.seed),
             applied: 0,
+            unreachable: false,
         });
+        if device.unreachable {
+            return Err(DriverError::Unreachable(format!("{} is cut off", ap.id)));
+        }
         if sim.fail_rate > 0.0 && device.rng.random_bool(sim.fail_rate) {
             return Err(DriverError::Unreachable(format!("simulated failure of {}", ap.id)));
         }

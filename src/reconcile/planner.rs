@@ -137,11 +137,23 @@ impl Reconciler {
             Some(_) => selected.iter().map(|c| self.core.desired(c, now)).collect(),
         };
         let mut mode_changes = Vec::new();
+        let mut history = Batch::default();
         for (classroom, d) in selected.into_iter().zip(desired) {
             if let Some(n) = d.next_change {
                 wake_at = wake_at.min(n.at);
             }
             let previous = self.last.get(&classroom.id);
+            if previous.is_none_or(|p| (p.mode, p.wifi, p.reason) != (d.mode, d.wifi, d.reason)) {
+                history.usage.desired_history.push((
+                    classroom.id.to_string(),
+                    now,
+                    crate::report::DesiredState {
+                        mode: d.mode,
+                        wifi: d.wifi,
+                        reason: d.reason,
+                    },
+                ));
+            }
             if previous.is_some_and(|p| p.wifi == d.wifi) {
                 // Same state for the APs; only the explanation may differ.
                 if previous != Some(&d) {
@@ -169,6 +181,9 @@ impl Reconciler {
                 self.core.announce(&classroom.id);
             }
             self.last.insert(classroom.id.clone(), d);
+        }
+        if !history.usage.desired_history.is_empty() {
+            self.core.writer().enqueue(history);
         }
         if let Some(t) = self.core.next_input_expiry(now) {
             wake_at = wake_at.min(t);

@@ -13,6 +13,7 @@
 //! daemons); [`sqlite::SqliteStore`] is the one borne ships.
 
 pub mod sqlite;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -150,6 +151,8 @@ pub struct Batch {
     pub observed: Vec<(ApId, ObservedRecord)>,
     /// Audit lines.
     pub audit: Vec<AuditRecord>,
+    /// Rows for the usage report (histories, run heartbeat, daily aggregates).
+    pub usage: usage::UsageBatch,
     /// A heartbeat: proves the database takes a write (`/readyz`).
     pub heartbeat: Option<DateTime<Utc>>,
 }
@@ -168,6 +171,7 @@ impl Batch {
             && self.overrides.is_empty()
             && self.observed.is_empty()
             && self.audit.is_empty()
+            && self.usage.is_empty()
             && self.heartbeat.is_none()
     }
 }
@@ -210,6 +214,19 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// The database cannot be written.
     fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
+
+    /// Runs `f` over the usage report's tables.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    fn with_usage(&self, f: &mut dyn FnMut(&usage::UsageReader<'_>)) -> Result<(), StoreError>;
+
+    /// Deletes daily aggregates before `day` and history rows before
+    /// `history_before` (keeping the state that still holds); returns how many.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    fn prune_usage(&self, day: chrono::NaiveDate, history_before: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// Flushes everything to the main database file (at shutdown).
     ///
@@ -342,6 +359,44 @@ impl Writer {
                 return Ok(total);
             }
         }
+    }
+
+    /// Runs `f` over the usage report's tables on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn usage<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&usage::UsageReader<'_>) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = Some(f);
+            let mut out = None;
+            store.with_usage(&mut |r| {
+                if let Some(f) = f.take() {
+                    out = Some(f(r));
+                }
+            })?;
+            out.ok_or(StoreError::Closed)
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// Prunes the report's tables on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub async fn prune_usage(
+        &self,
+        day: chrono::NaiveDate,
+        history_before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.prune_usage(day, history_before))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
     }
 
     /// Waits for queued writes, then checkpoints the database.

@@ -59,7 +59,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_at ON audit(at);
      CREATE INDEX audit_classroom ON audit(classroom, id);
      CREATE INDEX audit_actor ON audit(actor, id);",
-    // 2: one row that `/readyz` rewrites to prove the database takes writes.
+    // 2: usage report (observation and desired-state histories, runs, daily aggregates).
+    super::usage::MIGRATION,
+    // 3: one row that `/readyz` rewrites to prove the database takes writes.
     "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
 ];
 
@@ -68,13 +70,15 @@ pub struct SqliteStore {
     path: PathBuf,
     write: Mutex<Connection>,
     read: Mutex<Connection>,
+    /// The run this process writes heartbeats for (see [`super::usage`]).
+    current_run: Mutex<Option<DateTime<Utc>>>,
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
+pub(super) fn time(ms: i64) -> DateTime<Utc> {
     // Only values this file wrote are read back; out-of-range ones (a
     // hand-edited database) read as the epoch rather than failing the load.
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
@@ -124,6 +128,17 @@ impl SqliteStore {
             )));
         }
         Self::migrate(&write).map_err(open_err)?;
+        // A file system found read-only must stop the start here, naming
+        // the file, not at the first request. Taking the write lock is not
+        // enough (WAL locks live in the -shm file, which a read-only mount
+        // still maps): write a page for real, in a transaction that leaves
+        // nothing behind.
+        write
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE write_probe (x); DROP TABLE write_probe; COMMIT;")
+            .map_err(|e| {
+                let _ = write.execute_batch("ROLLBACK");
+                open_err(format!("{e} (is the state directory writable?)"))
+            })?;
         let read = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -135,6 +150,7 @@ impl SqliteStore {
             path,
             write: Mutex::new(write),
             read: Mutex::new(read),
+            current_run: Mutex::new(None),
         })
     }
 
@@ -343,6 +359,10 @@ impl Store for SqliteStore {
                         ])
                         .map_err(io)?;
                 }
+                super::usage::write(&tx, &b.usage).map_err(io)?;
+                if let Some((started, _)) = b.usage.run {
+                    *self.current_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+                }
                 if let Some(at) = b.heartbeat {
                     tx.prepare_cached("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?1)")
                         .and_then(|mut st| st.execute(params![ms(at)]))
@@ -447,6 +467,18 @@ impl Store for SqliteStore {
         c.prepare_cached("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)")
             .and_then(|mut st| st.execute(params![ms(before), limit]))
             .map_err(io)
+    }
+
+    fn with_usage(&self, f: &mut dyn FnMut(&super::usage::UsageReader<'_>)) -> Result<(), StoreError> {
+        let current_run = *self.current_run.lock().unwrap_or_else(|e| e.into_inner());
+        let c = Self::lock(&self.read);
+        f(&super::usage::UsageReader { conn: &c, current_run });
+        Ok(())
+    }
+
+    fn prune_usage(&self, day: chrono::NaiveDate, history_before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let c = Self::lock(&self.write);
+        super::usage::prune(&c, day, history_before).map_err(io)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -1,0 +1,191 @@
+//! The usage report for the steering committee: how long each classroom's
+//! Wi-Fi was on, by cause, with sessions, overrides and refusals, per day.
+//!
+//! The truth about the radios is the observation history (what drivers saw,
+//! written on change), not the desired state; the desired-state history
+//! only says *why* an observed "on" happened. [`day`] integrates one
+//! classroom's day from those histories (pure); [`table`] groups days into
+//! rows. [`collect`] assembles a date range from the stored daily
+//! aggregates, computing any day that has none (the current one, or one
+//! lost to a crash) from the histories through a [`Source`].
+
+pub mod day;
+pub mod table;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+pub use day::{DayFigures, DayInputs, DesiredState, figures};
+pub use table::{ClassroomDay, Group, Period, Row};
+
+use crate::config::Classroom;
+
+/// How far back the desired history is read before a day, to find where a
+/// session running at midnight began.
+pub const LOOKBACK: chrono::Duration = chrono::Duration::hours(48);
+
+/// Where the report reads: the state database, or a test's lists.
+pub trait Source {
+    /// Stored daily aggregates of days in `[from, to]`:
+    /// (day, classroom) → figures.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn stored_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, String, DayFigures)>, String>;
+
+    /// The histories of these classrooms over `[from, to)` (desired
+    /// history from `from - LOOKBACK`), keyed by classroom id.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn inputs(
+        &self,
+        classrooms: &[&Classroom],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<HashMap<String, DayInputs>, String>;
+
+    /// When borne first ran: nothing before is known.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn first_run(&self) -> Result<Option<DateTime<Utc>>, String>;
+}
+
+/// Midnight starting `day` in `tz`, as an instant (the earliest one if the
+/// clocks went back at midnight; the first instant after the gap if they
+/// went forward).
+pub fn day_start(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
+    let mut t = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    for _ in 0..4 {
+        if let Some(s) = tz.from_local_datetime(&t).earliest() {
+            return s.with_timezone(&Utc);
+        }
+        t += chrono::Duration::minutes(30);
+    }
+    Utc.from_utc_datetime(&t)
+}
+
+/// The local date of `t` in `tz`.
+pub fn local_day(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&tz).date_naive()
+}
+
+/// Computes the figures of `day` for `classrooms` from the histories, up to
+/// `now` if the day is not over.
+///
+/// # Errors
+/// The source cannot be read.
+pub fn compute_day(
+    source: &dyn Source,
+    classrooms: &[&Classroom],
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClassroomDay>, String> {
+    if classrooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let window = |c: &Classroom| {
+        let from = day_start(c.timezone, day);
+        let to = day_start(c.timezone, day.succ_opt().unwrap_or(day)).min(now);
+        (from, to)
+    };
+    let (mut from, mut to) = window(classrooms[0]);
+    for c in classrooms {
+        let (f, t) = window(c);
+        from = from.min(f);
+        to = to.max(t);
+    }
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    let mut inputs = source.inputs(classrooms, from, to)?;
+    Ok(classrooms
+        .iter()
+        .map(|c| {
+            let (f, t) = window(c);
+            let i = inputs.remove(c.id.as_str()).unwrap_or_default();
+            ClassroomDay {
+                day,
+                school: c.school.to_string(),
+                classroom: c.id.to_string(),
+                figures: figures(&i, f, t),
+            }
+        })
+        .collect())
+}
+
+/// Every (classroom, day) of `[from, to]` for `classrooms`: stored days as
+/// stored, the others computed (days after `now` are left out).
+///
+/// # Errors
+/// The source cannot be read.
+pub fn collect(
+    source: &dyn Source,
+    classrooms: &[&Classroom],
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClassroomDay>, String> {
+    let wanted: HashSet<&str> = classrooms.iter().map(|c| c.id.as_str()).collect();
+    let mut out = Vec::new();
+    let mut have: HashSet<(NaiveDate, String)> = HashSet::new();
+    let by_id: HashMap<&str, &Classroom> = classrooms.iter().map(|c| (c.id.as_str(), *c)).collect();
+    for (day, classroom, figures) in source.stored_days(from, to)? {
+        let Some(c) = by_id.get(classroom.as_str()) else {
+            continue;
+        };
+        if !wanted.contains(classroom.as_str()) {
+            continue;
+        }
+        have.insert((day, classroom.clone()));
+        out.push(ClassroomDay {
+            day,
+            school: c.school.to_string(),
+            classroom,
+            figures,
+        });
+    }
+    let first_run = source.first_run()?;
+    let mut day = from;
+    while day <= to {
+        let missing: Vec<&Classroom> = classrooms
+            .iter()
+            .copied()
+            .filter(|c| day_start(c.timezone, day) < now && !have.contains(&(day, c.id.to_string())))
+            .collect();
+        // Before borne ever ran nothing is known: no history to read.
+        let (unknown, known): (Vec<&Classroom>, Vec<&Classroom>) = missing.into_iter().partition(|c| {
+            let end = day_start(c.timezone, day.succ_opt().unwrap_or(day)).min(now);
+            first_run.is_none_or(|f| end <= f)
+        });
+        for c in unknown {
+            let end = day_start(c.timezone, day.succ_opt().unwrap_or(day)).min(now);
+            out.push(ClassroomDay {
+                day,
+                school: c.school.to_string(),
+                classroom: c.id.to_string(),
+                figures: DayFigures {
+                    unknown: (end - day_start(c.timezone, day)).num_seconds(),
+                    ..DayFigures::default()
+                },
+            });
+        }
+        out.extend(compute_day(source, &known, day, now)?);
+        match day.succ_opt() {
+            Some(d) => day = d,
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The (school, classroom) order of report rows: the classrooms' order.
+pub fn order(classrooms: &[&Classroom]) -> Vec<(String, String)> {
+    classrooms
+        .iter()
+        .map(|c| (c.school.to_string(), c.id.to_string()))
+        .collect()
+}
