@@ -244,7 +244,7 @@ pub const PRUNE_CHUNK: usize = 500;
 /// What the writer thread does, in the order asked.
 enum Job {
     /// Commit a batch (group-committed with its neighbours).
-    Write(Batch, Option<Ack>),
+    Write(Box<Batch>, Option<Ack>),
     /// Delete one chunk of old audit lines.
     Prune {
         before: DateTime<Utc>,
@@ -286,7 +286,7 @@ impl Writer {
                     }
                 }
                 if !pending.is_empty() {
-                    let batches: Vec<&Batch> = pending.iter().map(|(b, _)| b).filter(|b| !b.is_empty()).collect();
+                    let batches: Vec<&Batch> = pending.iter().map(|(b, _)| &**b).filter(|b| !b.is_empty()).collect();
                     let result = if batches.is_empty() {
                         Ok(())
                     } else {
@@ -316,7 +316,7 @@ impl Writer {
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Job::Write(batch, Some(ack)))
+            .send(Job::Write(Box::new(batch), Some(ack)))
             .map_err(|_| StoreError::Closed)?;
         done.await.map_err(|_| StoreError::Closed)?
     }
@@ -325,7 +325,7 @@ impl Writer {
     /// lines: losing the last few at a crash is harmless, the next
     /// observation rewrites them).
     pub fn enqueue(&self, batch: Batch) {
-        let _ = self.tx.send(Job::Write(batch, None));
+        let _ = self.tx.send(Job::Write(Box::new(batch), None));
     }
 
     /// Reads audit lines on the blocking pool.
