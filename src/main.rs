@@ -89,6 +89,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// List the users with their scope, expiry and last use (reads the
+    /// configuration and the state database; the daemon may be running).
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a fresh token and the `users:` entry holding its SHA-256.
     New {
         /// The user's name (shown in the audit log).
@@ -213,6 +220,26 @@ fn main() -> ExitCode {
                     print!("{}", borne::cli::render_report(&rows, group, sep));
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::List { json },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            let c = &loaded.config;
+            match borne::store::sqlite::token_uses_offline(&c.state_dir) {
+                Ok(uses) => print_out(&borne::cli::token_list(
+                    c,
+                    &uses.into_iter().collect(),
+                    Utc::now(),
+                    json,
+                )),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

@@ -199,6 +199,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> 
         }
         if let Some(user) = found {
             // Valid: the failure limiter has no say (see the module docs).
+            super::users::check_in(state, user)?;
             return Ok(user.clone());
         }
     }

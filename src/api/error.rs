@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 401.
     #[error("{0}")]
     Unauthorized(String),
+    /// 401: a known token past its `expires` day.
+    #[error("this token expired: it was accepted through {0}; ask IT for a new link")]
+    TokenExpired(chrono::NaiveDate),
     /// 403.
     #[error("{0}")]
     Forbidden(String),
@@ -89,7 +92,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::TokenExpired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -108,6 +111,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(code, _) => code,
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::TokenExpired(_) => "token_expired",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -152,6 +156,12 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"borne\""),
+                );
+            }
+            ApiError::TokenExpired(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"borne\", error=\"invalid_token\""),
                 );
             }
             _ => {}

@@ -17,6 +17,7 @@ mod overrides;
 mod pages;
 mod report;
 pub mod server;
+mod users;
 mod write_limit;
 
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The configuration file (for `/readyz`).
     pub config_path: Option<PathBuf>,
+    /// Last use of each token, written at most once a minute.
+    pub last_use: Arc<users::LastUse>,
 }
 
 /// The whole HTTP application.
@@ -69,6 +72,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         writes: Arc::new(WriteLimiter::default()),
         shutdown,
         config_path,
+        last_use: Arc::default(),
     };
     let api = Router::new()
         .route("/classrooms", get(classrooms::list))
@@ -84,6 +88,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/report", get(report::report))
         .route("/me", get(classrooms::me))
         .route("/summary", get(classrooms::summary))
+        .route("/users", get(users::list))
         .layer(middleware::from_fn(error::timeout))
         // The event stream lives as long as the page: no timeout for it.
         .route("/events", get(events::stream))

@@ -23,6 +23,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/access-points"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/report"),
+    ("get", "/api/v1/users"),
     ("get", "/api/v1/events"),
 ];
 
@@ -138,6 +139,7 @@ pub fn document() -> Value {
             "/api/v1/access-points": {"get": op("Every access point, unreachable first (admin, viewer)", ok_ref("AccessPointList"), &auth)},
             "/api/v1/audit": {"get": audit},
             "/api/v1/report": {"get": report},
+            "/api/v1/users": {"get": op("The users the admin may see, with scope, expiry and last use (admin)", ok_ref("UserList"), &auth)},
             "/api/v1/events": {"get": {"summary": "Server-Sent Events: one `status` event (data: Status) per change", "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {}}}, "401": error_response("no token")}}}
         },
         "components": {
@@ -168,6 +170,10 @@ pub fn document() -> Value {
                     "classrooms": {"type": "integer"}, "classrooms_on": {"type": "integer"}, "access_points": {"type": "integer"},
                     "observed_on": {"type": "integer"}, "observed_off": {"type": "integer"}, "observed_unknown": {"type": "integer"},
                     "unreachable": {"type": "integer"}, "in_sync": {"type": "integer"}}},
+                "UserList": {"type": "object", "properties": {"users": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "role": {"type": "string", "enum": ["teacher", "viewer", "admin"]},
+                    "scope": {"type": ["object", "null"], "properties": {"schools": {"type": "array", "items": {"type": "string"}}, "classrooms": {"type": "array", "items": {"type": "string"}}}},
+                    "expires": {"type": ["string", "null"], "format": "date"}, "expired": {"type": "boolean"}, "last_used": time_or_null}}}}},
                 "Me": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["teacher", "viewer", "admin"]}, "classrooms": {"type": ["array", "null"], "items": {"type": "string"}}}},
                 "AccessPoint": {"type": "object", "properties": {
                     "id": {"type": "string"}, "driver": {"type": "string", "enum": ["ssh", "mqtt", "sim"]},

@@ -10,4 +10,4 @@ mod token;
 pub use check::{summary, warnings};
 pub use plan::{PlanOptions, plan_at, plan_interval};
 pub use report::{render as render_report, report_rows};
-pub use token::{new_token, token_entry, token_sha256};
+pub use token::{new_token, token_entry, token_list, token_sha256};

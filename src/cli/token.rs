@@ -76,3 +76,87 @@ fn yaml_scalar(s: &str) -> String {
         serde_json::to_string(s).unwrap_or_default()
     }
 }
+
+/// What `borne token list` prints: each user's role, scope, expiry and
+/// last use (from the state database; `never` when none is recorded).
+pub fn token_list(
+    config: &crate::config::Config,
+    uses: &std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    json: bool,
+) -> String {
+    let tz = config.timezone;
+    let rows: Vec<serde_json::Value> = config
+        .users
+        .iter()
+        .map(|u| {
+            let last = uses.get(&hex::encode(u.token_sha256));
+            serde_json::json!({
+                "name": u.name,
+                "role": u.role,
+                "scope": if u.scope.is_none() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!({ "schools": u.schools, "classrooms": u.classrooms })
+                },
+                "expires": u.expires.map(|d| d.to_string()),
+                "expired": u.expired(now, tz),
+                "last_used": last.map(|t| t.with_timezone(&tz).fixed_offset().to_rfc3339()),
+            })
+        })
+        .collect();
+    if json {
+        return format!("{}\n", serde_json::json!({ "users": rows }));
+    }
+    let scope_text = |u: &crate::config::User| {
+        if u.scope.is_none() {
+            return "everything".to_owned();
+        }
+        let mut parts = Vec::new();
+        if !u.schools.is_empty() {
+            parts.push(format!(
+                "schools {}",
+                u.schools.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            ));
+        }
+        if !u.classrooms.is_empty() {
+            parts.push(format!(
+                "classrooms {}",
+                u.classrooms.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            ));
+        }
+        parts.join("; ")
+    };
+    let table: Vec<[String; 5]> = config
+        .users
+        .iter()
+        .zip(&rows)
+        .map(|(u, r)| {
+            let expires = match (u.expires, r["expired"].as_bool() == Some(true)) {
+                (Some(d), true) => format!("{d} (expired)"),
+                (Some(d), false) => d.to_string(),
+                (None, _) => "-".to_owned(),
+            };
+            [
+                u.name.clone(),
+                u.role.to_string(),
+                scope_text(u),
+                expires,
+                r["last_used"].as_str().unwrap_or("never").to_owned(),
+            ]
+        })
+        .collect();
+    let head = ["name", "role", "scope", "expires", "last used"];
+    let mut widths = head.map(str::len);
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(head.map(str::to_owned)).chain(table) {
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}

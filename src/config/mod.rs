@@ -506,9 +506,24 @@ pub struct User {
     pub demo_token: Option<String>,
     /// Classrooms this user may see; `None` means every classroom.
     pub scope: Option<BTreeSet<ClassroomId>>,
+    /// Schools as configured (`users[].schools`), for display.
+    pub schools: Vec<SchoolId>,
+    /// Classrooms as configured (`users[].classrooms`), for display.
+    pub classrooms: Vec<ClassroomId>,
+    /// Last day the token is accepted (in the configuration's time zone);
+    /// `None`: no end.
+    pub expires: Option<chrono::NaiveDate>,
 }
 
 impl User {
+    /// Whether the token has expired at `now`: it is accepted through its
+    /// `expires` day, in the configuration's time zone `tz`, and refused
+    /// from the next midnight.
+    pub fn expired(&self, now: chrono::DateTime<chrono::Utc>, tz: Tz) -> bool {
+        self.expires
+            .is_some_and(|last| now.with_timezone(&tz).date_naive() > last)
+    }
+
     /// Whether this user may see the classroom.
     pub fn can_see(&self, classroom: &ClassroomId) -> bool {
         self.scope.as_ref().is_none_or(|s| s.contains(classroom))

@@ -301,6 +301,8 @@ pub struct RawUser {
     pub classrooms: Vec<String>,
     /// Schools whose classrooms the user may see (and switch, as teacher or admin).
     pub schools: Vec<String>,
+    /// Last day the token is accepted, `YYYY-MM-DD` (refused from the next midnight).
+    pub expires: Option<String>,
 }
 
 /// `self`'s keys over `defaults`'.

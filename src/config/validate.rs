@@ -1081,6 +1081,19 @@ impl Validator {
                     "an admin is limited by schools, not classrooms",
                 );
             }
+            let expires = match &u.expires {
+                None => None,
+                Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        self.error(
+                            format!("{loc}.expires"),
+                            format!("\"{text}\" is not a date YYYY-MM-DD (the last day the token is accepted)"),
+                        );
+                        None
+                    }
+                },
+            };
             if let (Some(role), Some(token_sha256)) = (role, hash) {
                 out.push(User {
                     name: u.name.clone(),
@@ -1088,6 +1101,9 @@ impl Validator {
                     token_sha256,
                     demo_token: if demo { u.token.clone() } else { None },
                     scope: limited.then_some(scope),
+                    schools: u.schools.iter().map(|s| SchoolId::from(s.as_str())).collect(),
+                    classrooms: u.classrooms.iter().map(|c| ClassroomId::from(c.as_str())).collect(),
+                    expires,
                 });
             }
         }

@@ -153,6 +153,8 @@ pub struct Batch {
     pub audit: Vec<AuditRecord>,
     /// Rows for the usage report (histories, run heartbeat, daily aggregates).
     pub usage: usage::UsageBatch,
+    /// Token last uses: hex SHA-256 and when (a later time wins).
+    pub token_use: Vec<(String, DateTime<Utc>)>,
     /// A heartbeat: proves the database takes a write (`/readyz`).
     pub heartbeat: Option<DateTime<Utc>>,
 }
@@ -172,6 +174,7 @@ impl Batch {
             && self.observed.is_empty()
             && self.audit.is_empty()
             && self.usage.is_empty()
+            && self.token_use.is_empty()
             && self.heartbeat.is_none()
     }
 }
@@ -201,6 +204,12 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Nothing was written.
     fn commit(&self, batches: &[&Batch]) -> Result<(), StoreError>;
+
+    /// When each token (hex SHA-256) was last used.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 
     /// Audit lines, newest first.
     ///
@@ -335,6 +344,17 @@ impl Writer {
     pub async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.audit(&query))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// Reads token last uses on the blocking pool.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.token_uses())
             .await
             .map_err(|e| StoreError::Io(e.to_string()))?
     }

@@ -61,7 +61,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_actor ON audit(actor, id);",
     // 2: usage report (observation and desired-state histories, runs, daily aggregates).
     super::usage::MIGRATION,
-    // 3: one row that `/readyz` rewrites to prove the database takes writes.
+    // 3: when each token was last used (issue 15), keyed by its SHA-256 so
+    // that a new token for the same name starts with no history.
+    "CREATE TABLE token_use (
+        token_sha256 TEXT PRIMARY KEY,
+        last_used INTEGER NOT NULL
+     );",
+    // 4: one row that `/readyz` rewrites to prove the database takes writes.
     "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
 ];
 
@@ -204,6 +210,48 @@ impl SqliteStore {
     }
 }
 
+fn read_token_uses(c: &Connection) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let mut q = c.prepare("SELECT token_sha256, last_used FROM token_use").map_err(io)?;
+    let rows = q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, time(r.get(1)?))))
+        .map_err(io)?;
+    rows.collect::<Result<_, _>>().map_err(io)
+}
+
+/// Last use of each token (hex SHA-256) read from `state_dir/borne.db`
+/// without writing to it, for `borne token list` while the daemon runs.
+/// No database yet, or one from before token use was recorded: no use.
+///
+/// # Errors
+/// The database exists but cannot be read.
+pub fn token_uses_offline(state_dir: &Path) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let path = state_dir.join("borne.db");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let c = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_err)?;
+    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+    let has_table: bool = c
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'token_use'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(open_err)?;
+    if !has_table {
+        return Ok(Vec::new());
+    }
+    read_token_uses(&c)
+}
+
 impl Store for SqliteStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let c = Self::lock(&self.write);
@@ -294,6 +342,12 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(io)?;
+            let mut put_token_use = tx
+                .prepare_cached(
+                    "INSERT INTO token_use (token_sha256, last_used) VALUES (?1, ?2)
+                     ON CONFLICT(token_sha256) DO UPDATE SET last_used = max(last_used, excluded.last_used)",
+                )
+                .map_err(io)?;
             let mut put_audit = tx
                 .prepare_cached(
                     "INSERT INTO audit (at, actor, role, classroom, ap, action, detail, result, source)
@@ -344,6 +398,9 @@ impl Store for SqliteStore {
                         ])
                         .map_err(io)?;
                 }
+                for (hash, at) in &b.token_use {
+                    put_token_use.execute(params![hash, ms(*at)]).map_err(io)?;
+                }
                 for a in &b.audit {
                     put_audit
                         .execute(params![
@@ -371,6 +428,11 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(io)
+    }
+
+    fn token_uses(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let c = Self::lock(&self.read);
+        read_token_uses(&c)
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {

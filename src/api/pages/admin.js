@@ -69,7 +69,7 @@ function signOut(message, tone) {
 }
 
 function errorText(e) {
-  if (e.status === 401) return t.sessionExpired;
+  if (e.status === 401) return e.code === 'token_expired' ? t.tokenExpired : t.sessionExpired;
   if (e.status === 429) return t.tooManyAttempts(e.retryAfter);
   if (e.status === 0) return t.networkError;
   if (e.status === 403) return `${t.forbidden} (${e.message})`;
@@ -89,7 +89,7 @@ async function start(token, typed) {
       setTimeout(() => start(token, false), 5000);
       return;
     }
-    showSignin(e.status === 401 ? t.tokenRejected : errorText(e));
+    showSignin(e.status === 401 && e.code !== 'token_expired' ? t.tokenRejected : errorText(e));
     return;
   }
   store.set(token);

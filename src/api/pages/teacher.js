@@ -46,7 +46,7 @@ function signOut(message, tone) {
 }
 
 function startupError(e) {
-  if (e.status === 401) return t.tokenRejected;
+  if (e.status === 401) return e.code === 'token_expired' ? t.tokenExpired : t.tokenRejected;
   if (e.status === 429) return t.tooManyAttempts(e.retryAfter);
   if (e.status === 0) return t.networkError;
   return t.genericError(e.message);
@@ -380,7 +380,7 @@ async function send(card, body) {
   } catch (e) {
     if (current !== session) return;
     if (e.status === 401) {
-      signOut(t.sessionExpired);
+      signOut(e.code === 'token_expired' ? t.tokenExpired : t.sessionExpired);
       return;
     }
     setText(card.message, refusal(e, card.status));
