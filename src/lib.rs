@@ -21,6 +21,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod calendars;
 pub mod cli;
 pub mod config;
 pub mod core;

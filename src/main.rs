@@ -80,6 +80,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SepArg::Comma, requires = "csv")]
         sep: SepArg,
     },
+    /// Inspect calendars.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -113,6 +118,21 @@ enum TokenCommand {
         /// Base URL of the pages for the sign-in link (default: public_url of the configuration).
         #[arg(long)]
         url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Print a calendar's closed days with their source (ICS event, public holiday, local).
+    Show {
+        /// The calendar's name under `calendars:`.
+        name: String,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
     },
 }
 
@@ -226,6 +246,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Calendar {
+            command: CalendarCommand::Show { name, from, to },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            match borne::cli::calendar_show(&loaded.config, &name, from, to) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Token {
             command: TokenCommand::List { json },
         } => {
@@ -327,9 +364,11 @@ fn load(path: &std::path::Path) -> Option<Loaded> {
 }
 
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
-    let Some(loaded) = load(path) else {
+    let Some(mut loaded) = load(path) else {
         return ExitCode::FAILURE;
     };
+    let coverage = loaded.config.coverage_warnings(chrono::Local::now().date_naive());
+    loaded.warnings.extend(coverage);
     eprint!("{}", borne::cli::warnings(&loaded));
     if strict && !loaded.warnings.is_empty() {
         eprintln!(

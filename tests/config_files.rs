@@ -510,8 +510,14 @@ fn plan_filters_and_groups() {
             seen.push(id.as_str().unwrap().to_owned());
         }
     }
-    let distinct: std::collections::BTreeSet<&str> =
-        config.classrooms.iter().map(|c| c.schedule_name.as_str()).collect();
+    // A schedule is distinct by its name and its calendars: a school's own
+    // calendar (voltaire-local in the example) gives its classrooms their
+    // own closed days.
+    let distinct: std::collections::BTreeSet<(&str, &Vec<String>)> = config
+        .classrooms
+        .iter()
+        .map(|c| (c.schedule_name.as_str(), &c.calendars))
+        .collect();
     assert_eq!(groups.len(), distinct.len(), "{g}");
     seen.sort();
     want = config.classrooms.iter().map(|c| c.id.as_str()).collect();

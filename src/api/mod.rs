@@ -135,6 +135,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(serde_json::json!({
             "status": "ready",
             "classrooms": state.core.config().classrooms.len(),
+            "calendars": state.core.config().calendar_statuses(),
         }))
         .into_response(),
         Err(e) => ApiError::Unavailable(e.to_string()).into_response(),

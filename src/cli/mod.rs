@@ -1,12 +1,14 @@
-//! The offline commands, one file each: `check`, `plan`, `report` and `token`. Each one
+//! The offline commands, one file each: `calendar`, `check`, `plan`, `report` and `token`. Each one
 //! is a function from its arguments to the text it prints, so tests call them
 //! without spawning the binary.
 
+mod calendar;
 mod check;
 mod plan;
 mod report;
 mod token;
 
+pub use calendar::calendar_show;
 pub use check::{summary, warnings};
 pub use plan::{PlanOptions, plan_at, plan_interval};
 pub use report::{render as render_report, report_rows};

@@ -7,6 +7,7 @@
 //! schedule engine, the policy, the reconciler and the drivers receive it and
 //! never re-check.
 
+pub mod calendars;
 pub mod changes;
 mod include;
 mod limits;
@@ -122,6 +123,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Calendars by name, with their closed days and sources.
+    pub calendars: std::collections::BTreeMap<String, Arc<calendars::NamedCalendar>>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: Limits,
     classroom_index: HashMap<ClassroomId, usize>,
@@ -183,8 +186,10 @@ pub struct Classroom {
     pub school: SchoolId,
     /// The name of its schedule.
     pub schedule_name: String,
-    /// Its schedule (shared by every classroom naming it).
+    /// Its schedule (shared by every classroom naming it with the same calendars).
     pub schedule: Arc<Schedule>,
+    /// The calendars closing it: its schedule's, then its school's and its own.
+    pub calendars: Vec<String>,
     /// The time zone its schedule is read in.
     pub timezone: Tz,
     /// Its access points.

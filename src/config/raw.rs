@@ -73,6 +73,14 @@ pub struct RawTeacherSession {
 pub struct RawCalendar {
     /// Closed days: `YYYY-MM-DD` or an inclusive range `YYYY-MM-DD..YYYY-MM-DD`.
     pub closed: Vec<String>,
+    /// An iCalendar file (relative to the configuration file), read with the
+    /// Ministry of Education's semantics (see docs/configuration.md).
+    pub ics: Option<PathBuf>,
+    /// An iCalendar URL, fetched by the daemon (start, reload, daily) and
+    /// cached in `state_dir/calendars/`.
+    pub url: Option<String>,
+    /// Computed public holidays: `fr` or `fr-alsace-moselle`.
+    pub public_holidays: Option<String>,
 }
 
 /// One entry of `schedules:`.
@@ -107,6 +115,8 @@ pub struct RawSchool {
     pub name: Option<String>,
     /// Default schedule of its classrooms.
     pub schedule: Option<String>,
+    /// Calendars closing this school, added to its classrooms' schedules' ones.
+    pub calendars: Vec<String>,
     /// IANA time zone, default the top-level one.
     pub timezone: Option<String>,
     /// Defaults for its SSH access points, over the top-level `ssh:`.
@@ -127,6 +137,8 @@ pub struct RawClassroom {
     pub name: Option<String>,
     /// Overrides the school's schedule.
     pub schedule: Option<String>,
+    /// Calendars closing this classroom, added to its schedule's and school's ones.
+    pub calendars: Vec<String>,
     /// Its access points.
     pub access_points: Vec<RawAccessPoint>,
 }

@@ -19,7 +19,7 @@ use super::raw::{
 };
 use super::yaml;
 use super::*;
-use crate::schedule::{CronExpr, DateRange, Mode, Rule, Schedule};
+use crate::schedule::{CronExpr, Mode, Rule, Schedule};
 
 /// Reads and validates the file at `path` and the files it includes.
 ///
@@ -260,7 +260,7 @@ impl Validator {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{listen}"));
         let teacher_session = self.teacher_session(&raw.teacher_session);
-        let calendars = self.calendars(&raw.calendars);
+        let mut calendars = self.calendars(&raw.calendars, &state_dir, timezone);
         let schedules = self.schedules(&raw.schedules, &calendars);
         let reconciler = self.reconciler(&raw.reconciler);
         let audit_retention_days = raw.audit_retention_days.unwrap_or(365);
@@ -279,6 +279,7 @@ impl Validator {
         let mut seen_classrooms: HashMap<String, String> = HashMap::new();
         let mut seen_aps: HashMap<String, String> = HashMap::new();
         let mut uses_mqtt = false;
+        let mut extra_schedules = HashMap::new();
         if raw.schools.is_empty() {
             // An empty or truncated file must not pass for a city without
             // schools: adopting it would end every session at a reload.
@@ -317,6 +318,7 @@ impl Validator {
                 );
             }
             let school_id = SchoolId::from(school.id.as_str());
+            let school_calendars = self.known_calendars(&sloc, &school.calendars, &calendars);
             let school_ssh = match &school.ssh {
                 Some(s) => s.under(&raw.ssh),
                 None => raw.ssh.clone(),
@@ -388,12 +390,23 @@ impl Validator {
                     }
                 }
                 if let Some((schedule_name, schedule)) = schedule {
+                    let mut extra = school_calendars.clone();
+                    extra.extend(self.known_calendars(&cloc, &classroom.calendars, &calendars));
+                    let (schedule, classroom_calendars) = Self::classroom_schedule(
+                        &raw.schedules,
+                        &calendars,
+                        &mut extra_schedules,
+                        &extra,
+                        &schedule_name,
+                        schedule,
+                    );
                     classrooms.push(Classroom {
                         id: classroom_id.clone(),
                         name: classroom.name.clone().unwrap_or_else(|| classroom.id.clone()),
                         school: school_id.clone(),
                         schedule_name,
                         schedule,
+                        calendars: classroom_calendars,
                         timezone: school_tz,
                         access_points: ap_ids,
                     });
@@ -433,6 +446,14 @@ impl Validator {
             self.error(key, message);
         }
 
+        let used: BTreeSet<&str> = classrooms.iter().map(|c| c.schedule_name.as_str()).collect();
+        for (_, schedule) in raw.schedules.iter().filter(|(n, _)| used.contains(n.as_str())) {
+            for cal in &schedule.calendars {
+                if let Some(c) = calendars.get_mut(cal) {
+                    Arc::make_mut(c).in_schedule = true;
+                }
+            }
+        }
         let classroom_index = classrooms.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let ap_index = access_points
             .iter()
@@ -459,6 +480,7 @@ impl Validator {
             report_retention_days,
             metrics_public: raw.metrics_public,
             trusted_proxies,
+            calendars,
             limits,
             classroom_index,
             ap_index,
@@ -489,44 +511,84 @@ impl Validator {
         }
     }
 
-    fn calendars(&mut self, raw: &BTreeMap<String, RawCalendar>) -> BTreeMap<String, Vec<DateRange>> {
-        let mut out = BTreeMap::new();
-        for (name, calendar) in raw {
-            let loc = format!("calendars.{name}");
-            let mut ranges: Vec<(usize, DateRange)> = Vec::new();
-            for (i, entry) in calendar.closed.iter().enumerate() {
-                match DateRange::parse(entry) {
-                    Ok(r) => ranges.push((i, r)),
-                    Err(e) => self.error(format!("{loc}.closed[{i}]"), e),
-                }
+    fn calendars(
+        &mut self,
+        raw: &BTreeMap<String, RawCalendar>,
+        state_dir: &Path,
+        tz: Tz,
+    ) -> BTreeMap<String, Arc<super::calendars::NamedCalendar>> {
+        let built = super::calendars::build(raw, self.base_dir.as_deref(), state_dir, tz);
+        self.errors.extend(built.errors);
+        self.warnings.extend(built.warnings);
+        built.calendars
+    }
+
+    /// The calendars of `raw_names` (a school's or a classroom's list at
+    /// `loc`) that exist; an error for each unknown one.
+    fn known_calendars(
+        &mut self,
+        loc: &str,
+        raw_names: &[String],
+        calendars: &BTreeMap<String, Arc<super::calendars::NamedCalendar>>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, name) in raw_names.iter().enumerate() {
+            if calendars.contains_key(name) {
+                out.push(name.clone());
+            } else {
+                self.error(
+                    format!("{loc}.calendars[{i}]"),
+                    format!(
+                        "unknown calendar \"{name}\"; {}",
+                        known(calendars.keys().map(String::as_str))
+                    ),
+                );
             }
-            let mut sorted = ranges.clone();
-            sorted.sort_by_key(|(_, r)| r.first);
-            for pair in sorted.windows(2) {
-                let ((ia, a), (ib, b)) = (pair[0], pair[1]);
-                if b.first <= a.last {
-                    self.error(
-                        format!("{loc}.closed[{}]", ia.max(ib)),
-                        format!(
-                            "{}..{} overlaps {}..{} (closed[{}]); merge them into one range",
-                            b.first,
-                            b.last,
-                            a.first,
-                            a.last,
-                            ia.min(ib)
-                        ),
-                    );
-                }
-            }
-            out.insert(name.clone(), ranges.into_iter().map(|(_, r)| r).collect());
         }
         out
+    }
+
+    /// A classroom's calendars (its schedule's, then `extra`: its school's
+    /// and its own) and its schedule with all their closed days. Classrooms
+    /// with the same schedule and calendars share one schedule (`memo`).
+    fn classroom_schedule(
+        raw_schedules: &BTreeMap<String, RawSchedule>,
+        calendars: &BTreeMap<String, Arc<super::calendars::NamedCalendar>>,
+        memo: &mut HashMap<(String, Vec<String>), Arc<Schedule>>,
+        extra: &[String],
+        schedule_name: &str,
+        schedule: Arc<Schedule>,
+    ) -> (Arc<Schedule>, Vec<String>) {
+        let mut names: Vec<String> = raw_schedules
+            .get(schedule_name)
+            .map(|s| s.calendars.clone())
+            .unwrap_or_default();
+        let before = names.len();
+        for name in extra {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        if names.len() == before {
+            return (schedule, names);
+        }
+        let schedule = memo
+            .entry((schedule_name.to_owned(), names.clone()))
+            .or_insert_with(|| {
+                Arc::new(Schedule::new(
+                    schedule.default_mode(),
+                    schedule.rules().to_vec(),
+                    super::calendars::closed_ranges(calendars, &names),
+                ))
+            })
+            .clone();
+        (schedule, names)
     }
 
     fn schedules(
         &mut self,
         raw: &BTreeMap<String, RawSchedule>,
-        calendars: &BTreeMap<String, Vec<DateRange>>,
+        calendars: &BTreeMap<String, Arc<super::calendars::NamedCalendar>>,
     ) -> BTreeMap<String, Arc<Schedule>> {
         let mut out = BTreeMap::new();
         for (name, schedule) in raw {
@@ -535,7 +597,7 @@ impl Validator {
             let mut closed = Vec::new();
             for (i, cal) in schedule.calendars.iter().enumerate() {
                 match calendars.get(cal) {
-                    Some(ranges) => closed.extend(ranges.iter().copied()),
+                    Some(c) => closed.extend(c.calendar.ranges()),
                     None => {
                         ok = false;
                         self.error(

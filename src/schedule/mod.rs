@@ -65,19 +65,26 @@
 //!
 //! - `mode`: the [`Mode`] values;
 //! - `cron_expr`: parsing cron expressions and finding their firings;
-//! - `closed_days`: the closed days from calendars ([`DateRange`]);
+//! - `closed_days`: closed-day ranges ([`DateRange`]) and their merging;
+//! - [`calendar`]: a named calendar's closed days with their origins, read
+//!   from an iCalendar file ([`ics`]), computed public holidays
+//!   ([`public_holidays`]) and local dates;
 //! - `wall_clock`: local wall-clock times ↔ instants across DST changes;
 //! - `engine`: the [`Schedule`], which combines them.
 
+pub mod calendar;
 mod closed_days;
 mod cron_expr;
 mod engine;
+pub mod ics;
 mod mode;
+pub mod public_holidays;
 mod wall_clock;
 
 #[cfg(test)]
 mod test_support;
 
+pub use calendar::{Calendar, ClosedDays, Origin};
 pub use closed_days::DateRange;
 pub use cron_expr::CronExpr;
 pub use engine::{Change, HORIZON, MAX_SCAN_STEPS, RULE_MEMORY, Rule, Schedule};
