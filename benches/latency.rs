@@ -131,7 +131,8 @@ fn config_yaml(http_port: u16, mqtt_port: u16, state_dir: &Path) -> String {
     let school_list: Vec<String> = (0..schools).map(|s| format!("school-{s}")).collect();
     let mut y = format!(
         "demo: true\ntimezone: Europe/Paris\nlisten: 127.0.0.1:{http_port}\nstate_dir: {}\n\
-         reconciler: {{ resync_seconds: 3600 }}\n\
+         reconciler: {{ resync_seconds: 3600, min_switch_interval_seconds: 0 }}\n\
+         limits: {{ writes_per_minute: 100000 }}\n\
          mqtt: {{ host: 127.0.0.1, port: {mqtt_port}, client_id: borne-bench, keep_alive_seconds: 30 }}\n\
          schedules:\n  open: {{ default_mode: available, rules: [] }}\n\
          users:\n\

@@ -278,7 +278,7 @@ fn floor_rumqttc(bin: &Path, n: usize) -> f64 {
 fn yaml(n: usize, port: u16, max_parallel: usize, state_dir: &Path) -> String {
     let mut y = format!(
         "timezone: Europe/Paris\nlisten: 127.0.0.1:0\nstate_dir: {}\n\
-         reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600 }}\n\
+         reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600, min_switch_interval_seconds: 0 }}\n\
          mqtt: {{ host: 127.0.0.1, port: {port}, client_id: borne-bench, keep_alive_seconds: 30 }}\n\
          schedules:\n  city:\n    default_mode: on\n    rules:\n      - {{ at: \"0 8 * * *\", mode: on }}\n      - {{ at: \"0 18 * * *\", mode: locked }}\n\
          schools:\n",

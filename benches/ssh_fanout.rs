@@ -308,7 +308,7 @@ fn config_yaml(aps: &[TestSshd], c: Setup) -> String {
     };
     let mut yaml = format!(
         "timezone: Europe/Paris\nlisten: 127.0.0.1:0\nstate_dir: STATE_DIR\n\
-         reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600, backoff_initial_seconds: 1, backoff_max_seconds: 2 }}\n\
+         reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600, min_switch_interval_seconds: 0, backoff_initial_seconds: 1, backoff_max_seconds: 2 }}\n\
          ssh: {{ user: \"{user}\", reuse_seconds: {reuse_seconds}, connect_timeout_seconds: 10, command_timeout_seconds: 20{radios} }}\n\
          schedules:\n  day:\n    default_mode: on\n    rules:\n\
          \x20     - {{ at: \"0 18 * * *\", mode: locked }}\n\

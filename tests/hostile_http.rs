@@ -23,7 +23,12 @@ schools:
     classrooms:
       - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }
       - { id: c2, access_points: [ { id: c2-ap1, sim: {} } ] }
+  - id: s2
+    schedule: open
+    classrooms:
+      - { id: c3, access_points: [ { id: c3-ap1, sim: {} } ] }
 users:
+  - { name: admin-s2, role: admin, schools: [s2], token: admin-s2-token-1 }
   - { name: admin, role: admin, token: admin-token-123 }
   - { name: viewer, role: viewer, token: viewer-token-123 }
   - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
@@ -37,6 +42,7 @@ const ADMIN: &str = "admin-token-123";
 const VIEWER: &str = "viewer-token-123";
 const TEACHER: &str = "teacher-token-123";
 const TEACHER2: &str = "teacher2-token-12";
+const ADMIN_S2: &str = "admin-s2-token-1";
 
 async fn daemon() -> TestDaemon {
     TestDaemon::start(CONFIG, ManualClock::at("2026-12-01T10:00:00+01:00")).await
@@ -170,7 +176,13 @@ async fn writes_past_the_per_user_limit_get_429() {
     );
     // The refused write was not applied nor audited.
     let (_, audit) = d.get(ADMIN, "/api/v1/audit?user=teacher1").await;
-    assert_eq!(audit["entries"].as_array().unwrap().len(), 5, "{audit}");
+    let requests = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("teacher.")))
+        .count();
+    assert_eq!(requests, 5, "{audit}");
 }
 
 /// Issue 12, item 7: `/metrics` is for viewers and admins, not teachers.
@@ -214,4 +226,218 @@ async fn a_wrong_type_in_the_body_is_bad_body() {
         .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "bad_json", "{v}");
+}
+
+/// Reads an event stream until `done` holds for what was read, the stream
+/// ends (`true`), or `limit` passes (`false`).
+async fn read_events(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+    limit: std::time::Duration,
+    done: impl Fn(&str) -> bool,
+) -> bool {
+    use futures_util::StreamExt;
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(b)) => buf.push_str(&String::from_utf8_lossy(&b)),
+                _ => return true,
+            }
+            if done(buf) {
+                return false;
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Issue 12, item 6: after a reload that removes teacher1 and moves
+/// teacher2 from c2 to c1, teacher1's open event stream ends without
+/// delivering anything more, and teacher2's shows c1 and no longer c2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_ends_the_streams_of_removed_users_and_rescopes_the_others() {
+    let d = daemon().await;
+    let open = |token: &'static str| {
+        let r = d.http.get(d.url("/api/v1/events")).bearer_auth(token).send();
+        async move {
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes_stream()
+        }
+    };
+    let mut s1 = open(TEACHER).await;
+    let mut s2 = open(TEACHER2).await;
+    let (mut b1, mut b2) = (String::new(), String::new());
+    let snapshot = std::time::Duration::from_secs(5);
+    read_events(&mut s1, &mut b1, snapshot, |b| b.contains("\"id\":\"c1\"")).await;
+    read_events(&mut s2, &mut b2, snapshot, |b| b.contains("\"id\":\"c2\"")).await;
+    b2.clear();
+
+    let reloaded = CONFIG
+        .replace(
+            "  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }\n",
+            "",
+        )
+        .replace("classrooms: [c2], token: teacher2", "classrooms: [c1], token: teacher2");
+    assert_ne!(reloaded, CONFIG);
+    d.core
+        .replace_config(std::sync::Arc::new(load_config(&reloaded, d.dir.path())))
+        .await
+        .expect("reload stored");
+    for (classroom, reason) in [("c2", "secret-c2-reason"), ("c1", "visible-c1-reason")] {
+        let (status, body) = d
+            .send(
+                Method::PUT,
+                ADMIN,
+                &format!("/api/v1/classrooms/{classroom}/override"),
+                json!({"wifi": "off", "reason": reason}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let ended = read_events(&mut s1, &mut b1, std::time::Duration::from_secs(10), |_| false).await;
+    assert!(ended, "the removed user's stream is still open");
+    assert!(
+        !b1.contains("visible-c1-reason"),
+        "the removed user still got events: {b1}"
+    );
+
+    read_events(&mut s2, &mut b2, std::time::Duration::from_secs(10), |b| {
+        b.contains("visible-c1-reason")
+    })
+    .await;
+    assert!(
+        b2.contains("visible-c1-reason"),
+        "the re-scoped user does not see c1: {b2}"
+    );
+    assert!(
+        !b2.contains("secret-c2-reason"),
+        "the re-scoped user still sees c2: {b2}"
+    );
+}
+
+/// Issue 12, item 8: an admin limited to school s2 asking for the whole
+/// city is refused without the refusal naming any classroom of s1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_never_names_a_classroom_outside_the_scope() {
+    let d = daemon().await;
+    let (status, v) = d
+        .send(
+            Method::POST,
+            ADMIN_S2,
+            "/api/v1/overrides",
+            json!({"scope": {"all": true}, "wifi": "off", "reason": "exam"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let text = v.to_string();
+    for hidden in ["c1", "c2", "s1"] {
+        assert!(!text.contains(hidden), "the refusal names {hidden}: {text}");
+    }
+    // Its own school is fine.
+    let (status, v) = d
+        .send(
+            Method::POST,
+            ADMIN_S2,
+            "/api/v1/overrides",
+            json!({"scope": {"school": "s2"}, "wifi": "off", "reason": "exam"}),
+        )
+        .await;
+    assert_eq!((status, v["count"].as_u64()), (200, Some(1)), "{v}");
+}
+
+/// Issue 12, item 9: `until` is at most `limits.override_max_days` (400)
+/// ahead, and a leap second is echoed as plain RFC 3339 (the next second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_until_is_bounded_and_echoed_as_rfc_3339() {
+    let d = daemon().await;
+    let put = |until: &str| {
+        d.send(
+            Method::PUT,
+            ADMIN,
+            "/api/v1/classrooms/c1/override",
+            json!({"wifi": "off", "until": until, "reason": "exam"}),
+        )
+    };
+    for far in ["9999-12-31T23:59:59Z", "2028-02-01T00:00:00Z"] {
+        let (status, v) = put(far).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (422, Some("unprocessable")),
+            "{far}: {v}"
+        );
+        assert!(v["message"].as_str().unwrap().contains("400 days"), "{v}");
+    }
+    let (status, v) = put("2026-12-01T10:00:60Z").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["override"]["until"], "2026-12-01T11:01:00+01:00", "{v}");
+    let (status, v) = put("2027-06-01T12:00:00+02:00").await;
+    assert_eq!(status, 200, "{v}");
+}
+
+/// Issue 12, item 10: a reason must have a visible character and no
+/// control character.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invisible_or_control_character_reasons_are_refused() {
+    let d = daemon().await;
+    for reason in [
+        "\u{200B}".repeat(500),
+        "\u{FEFF} \u{2060}".into(),
+        "two\nlines".into(),
+        "rtl\u{202E}txt".into(),
+    ] {
+        let (status, v) = d
+            .send(
+                Method::PUT,
+                ADMIN,
+                "/api/v1/classrooms/c1/override",
+                json!({"wifi": "off", "reason": reason}),
+            )
+            .await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (422, Some("unprocessable")),
+            "{reason:?}: {v}"
+        );
+    }
+    let (status, v) = d
+        .send(
+            Method::POST,
+            ADMIN,
+            "/api/v1/overrides",
+            json!({"scope": {"all": true}, "wifi": "off", "reason": "\u{200B}\u{200C}"}),
+        )
+        .await;
+    assert_eq!(status, 422, "bulk too: {v}");
+}
+
+/// Issue 12, item 4: a token alternating on and off 20 times as fast as it
+/// can does not flap the access point: with the default
+/// `reconciler.min_switch_interval_seconds` (2), the driver switches it at
+/// most once per 2 s, and ends in the state asked last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_requests_do_not_flap_the_access_point() {
+    let config = CONFIG.replace("writes_per_minute: 5", "writes_per_minute: 1000");
+    let d = TestDaemon::start(&config, ManualClock::at("2026-12-01T10:00:00+01:00")).await;
+    d.wait_sim("c1-ap1", borne::policy::Wifi::Off).await;
+    let before = d.sim.applied("c1-ap1");
+    let start = std::time::Instant::now();
+    for i in 0..20 {
+        let wifi = if i % 2 == 0 { "on" } else { "off" };
+        let (status, v) = d.wifi(TEACHER, "c1", json!({"wifi": wifi})).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    // The last request asked for off: wait until the AP has settled there
+    // and the interval that followed the last switch has passed.
+    d.wait_sim("c1-ap1", borne::policy::Wifi::Off).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let switches = d.sim.applied("c1-ap1") - before;
+    let allowed = 1 + start.elapsed().as_secs() / 2;
+    assert!(
+        switches <= allowed,
+        "{switches} switches in {:?} (at most {allowed} allowed)",
+        start.elapsed()
+    );
+    assert_eq!(d.sim.state("c1-ap1"), Some(borne::policy::Wifi::Off));
 }

@@ -12,6 +12,7 @@ mod classrooms;
 pub mod csv;
 mod error;
 mod events;
+mod input;
 pub mod openapi;
 mod overrides;
 mod pages;

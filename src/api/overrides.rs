@@ -23,14 +23,24 @@ pub struct OverrideBody {
     reason: String,
 }
 
-impl From<OverrideBody> for OverrideRequest {
-    fn from(b: OverrideBody) -> Self {
-        OverrideRequest {
-            wifi: b.wifi,
-            until: b.until.map(|u| u.with_timezone(&Utc)),
-            reason: b.reason.trim().to_owned(),
-        }
-    }
+/// The core's request from what was sent, after the checks on free input
+/// (see [`super::input`]).
+fn request(
+    state: &AppState,
+    wifi: Wifi,
+    until: Option<DateTime<FixedOffset>>,
+    reason: &str,
+) -> Result<OverrideRequest, ApiError> {
+    let max = state.core.config().limits.override_max;
+    let until = until
+        .map(|u| super::input::until(u.with_timezone(&Utc), state.core.now(), max))
+        .transpose()?;
+    super::input::reason(reason)?;
+    Ok(OverrideRequest {
+        wifi,
+        until,
+        reason: reason.trim().to_owned(),
+    })
 }
 
 fn actor(auth: &Auth) -> Actor<'_> {
@@ -48,7 +58,8 @@ pub async fn put_one(
     ApiJson(body): ApiJson<OverrideBody>,
 ) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
-    Ok(Json(state.core.set_override(&actor(&auth), &id, body.into()).await?))
+    let request = request(&state, body.wifi, body.until, &body.reason)?;
+    Ok(Json(state.core.set_override(&actor(&auth), &id, request).await?))
 }
 
 /// `DELETE /api/v1/classrooms/{id}/override` (admin).
@@ -110,11 +121,7 @@ pub async fn bulk_set(
     ApiJson(body): ApiJson<BulkBody>,
 ) -> Result<Json<BulkResult>, ApiError> {
     let scope = scope(&body.scope)?;
-    let request = OverrideRequest {
-        wifi: body.wifi,
-        until: body.until.map(|u| u.with_timezone(&Utc)),
-        reason: body.reason.trim().to_owned(),
-    };
+    let request = request(&state, body.wifi, body.until, &body.reason)?;
     let ids = state.core.bulk_override(&actor(&auth), &scope, Some(request)).await?;
     Ok(Json(BulkResult {
         count: ids.len(),

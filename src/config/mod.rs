@@ -455,6 +455,8 @@ pub struct ReconcilerSettings {
     pub backoff_max: Duration,
     /// Shutdown grace for operations in flight.
     pub shutdown_grace: Duration,
+    /// Shortest time between two switches of one AP.
+    pub min_switch_interval: Duration,
 }
 
 impl Default for ReconcilerSettings {
@@ -465,6 +467,7 @@ impl Default for ReconcilerSettings {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            min_switch_interval: Duration::from_secs(2),
         }
     }
 }

@@ -295,6 +295,9 @@ pub struct RawReconciler {
     pub backoff_max_seconds: Option<u64>,
     /// How long shutdown waits for operations in flight. Default 10.
     pub shutdown_grace_seconds: Option<u64>,
+    /// Never switch one AP more often than this; changes in between are
+    /// coalesced to the latest. 0 to 3600, default 2.
+    pub min_switch_interval_seconds: Option<u64>,
 }
 
 /// One API user.

@@ -652,7 +652,11 @@ impl Validator {
             backoff_initial: secs(raw.backoff_initial_seconds, d.backoff_initial),
             backoff_max: secs(raw.backoff_max_seconds, d.backoff_max),
             shutdown_grace: secs(raw.shutdown_grace_seconds, d.shutdown_grace),
+            min_switch_interval: secs(raw.min_switch_interval_seconds, d.min_switch_interval),
         };
+        if s.min_switch_interval > Duration::from_secs(3600) {
+            self.error("reconciler.min_switch_interval_seconds", "must be between 0 and 3600");
+        }
         if s.resync.is_zero() {
             self.error("reconciler.resync_seconds", "must be at least 1");
         }

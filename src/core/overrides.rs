@@ -138,10 +138,20 @@ impl Core {
             )));
         }
         if let Some(denied) = ids.iter().find(|c| !actor.user.can_override(c)) {
-            return Err(RequestError::Forbidden(format!(
-                "{} may not override classroom {denied}, which this scope covers",
-                actor.user.name
-            )));
+            // Name the classroom only if the user may see it: a refusal
+            // never tells what lies outside the caller's scope (issue 12).
+            let message = if actor.user.can_see(denied) {
+                format!(
+                    "{} may not override classroom {denied}, which this scope covers",
+                    actor.user.name
+                )
+            } else {
+                format!(
+                    "{} may not override every classroom this scope covers; name one of your schools instead",
+                    actor.user.name
+                )
+            };
+            return Err(RequestError::Forbidden(message));
         }
         let now = self.now();
         if let Some(r) = &request {

@@ -51,6 +51,12 @@ impl ApWorker {
         // Read before acting: a restart of borne must not bounce radios
         // that are already right (switching drops every client).
         let mut verified = false;
+        // When the driver was last asked to switch: a flapping desired state
+        // (a script toggling on and off) must not flap the radios, which
+        // drops every client at each switch (issue 12). Changes that arrive
+        // within `min_switch_interval` wait, and only the newest is applied:
+        // the watch channel keeps the latest value alone.
+        let mut last_switch: Option<tokio::time::Instant> = None;
         let mut resync_due = false;
         loop {
             if self.cancel.is_cancelled() {
@@ -82,8 +88,17 @@ impl ApWorker {
                 }
                 continue;
             }
+            if let Some(last) = last_switch {
+                let ready = last + self.core.config().reconciler.min_switch_interval;
+                if tokio::time::Instant::now() < ready {
+                    if let Wake::Stop = self.wait(Some(ready)).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
             resync_due = false;
-            let ok = self.step(target, &mut verified).await;
+            let ok = self.step(target, &mut verified, &mut last_switch).await;
             if ok {
                 backoff = settings.backoff_initial;
                 continue;
@@ -115,7 +130,12 @@ impl ApWorker {
     }
 
     /// Observes if needed, then applies if needed. Returns false on failure.
-    async fn step(&mut self, target: Wifi, verified: &mut bool) -> bool {
+    async fn step(
+        &mut self,
+        target: Wifi,
+        verified: &mut bool,
+        last_switch: &mut Option<tokio::time::Instant>,
+    ) -> bool {
         let core = self.core.clone();
         let metrics = &core.metrics;
         metrics.queue_depth.inc();
@@ -123,13 +143,18 @@ impl ApWorker {
             p = self.permits.clone().acquire_owned() => p,
             _ = self.cancel.cancelled() => { metrics.queue_depth.dec(); return true }
         };
-        let result = self.operate(target, verified).await;
+        let result = self.operate(target, verified, last_switch).await;
         drop(permit);
         metrics.queue_depth.dec();
         result
     }
 
-    async fn operate(&mut self, target: Wifi, verified: &mut bool) -> bool {
+    async fn operate(
+        &mut self,
+        target: Wifi,
+        verified: &mut bool,
+        last_switch: &mut Option<tokio::time::Instant>,
+    ) -> bool {
         let config = self.core.config();
         let Some(ap) = config.access_point(self.id.as_str()) else {
             self.cancel.cancel();
@@ -166,6 +191,7 @@ impl ApWorker {
         // The desired state may have moved while observing: take the newest.
         let target = (*self.desired.borrow()).unwrap_or(target);
         let t = std::time::Instant::now();
+        *last_switch = Some(tokio::time::Instant::now());
         let result = driver.apply(ap, target).await;
         self.account(ap, "apply", t, &result);
         match result {
