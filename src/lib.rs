@@ -18,11 +18,14 @@
 //! - [`api`]: the HTTP API v1 and the pages, a thin layer over [`core`].
 //! - [`daemon`]: `borne run`, which wires all of the above and takes it down.
 //! - [`cli`]: the offline commands `check`, `plan` and `token new`.
+//! - [`clock`]: wall-clock steps and synchronisation state, read by the
+//!   planner for the [`core`].
 #![recursion_limit = "256"]
 
 pub mod api;
 pub mod calendars;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;

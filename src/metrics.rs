@@ -38,6 +38,8 @@ pub struct ApSample {
     pub reachable: bool,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// When the device's lease runs out (Unix seconds), while it holds one.
+    pub lease_expiry: Option<i64>,
 }
 
 /// Encodes the per-AP gauges from samples.
@@ -84,6 +86,24 @@ impl Collector for ApCollector {
                 ConstGauge::new(value(s)).encode(family.encode_family(&labels)?)?;
             }
         }
+        // Only APs holding a lease have a series: an absent series reads
+        // "no lease", where a 0 would read "expired in 1970".
+        let mut family = encoder.encode_descriptor(
+            "ap_lease_expiry_timestamp_seconds",
+            "When the access point switches itself off unless borne renews its lease (Unix time)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in &self.0 {
+            if let Some(t) = s.lease_expiry {
+                let labels = [
+                    ("school", s.school.as_str()),
+                    ("classroom", s.classroom.as_str()),
+                    ("ap", s.ap.as_str()),
+                ];
+                ConstGauge::new(t).encode(family.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -125,6 +145,13 @@ struct BuildLabels {
     version: String,
 }
 
+/// Labels of lease renewals.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
 /// Every instrument, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -135,6 +162,11 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     /// Classroom mode changes the planner applied.
     pub schedule_changes: Counter,
+    lease_renewals: Family<ResultLabels, Counter>,
+    /// Wall-clock steps the planner saw (more than 2 s either way).
+    pub clock_steps: Counter,
+    /// 1 while the clock is synchronised (kernel and plausibility), else 0.
+    pub clock_synchronized: Gauge,
 }
 
 impl Default for Metrics {
@@ -175,6 +207,24 @@ impl Metrics {
             schedule_changes.clone(),
         );
         registry.register("build_info", "Build information", build);
+        let lease_renewals = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "lease_renewals",
+            "Device-side lease renewals by result",
+            lease_renewals.clone(),
+        );
+        let clock_steps = Counter::default();
+        registry.register(
+            "clock_steps",
+            "Wall-clock steps of more than 2 s seen by the planner",
+            clock_steps.clone(),
+        );
+        let clock_synchronized = Gauge::default();
+        registry.register(
+            "clock_synchronized",
+            "Whether the system clock is synchronised (1) or not (0)",
+            clock_synchronized.clone(),
+        );
         Self {
             registry,
             operations,
@@ -182,6 +232,9 @@ impl Metrics {
             queue_depth,
             http,
             schedule_changes,
+            lease_renewals,
+            clock_steps,
+            clock_synchronized,
         }
     }
 
@@ -212,6 +265,15 @@ impl Metrics {
                 op: op.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records a lease renewal.
+    pub fn lease_renewal(&self, ok: bool) {
+        self.lease_renewals
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
     }
 
     /// Records an HTTP request.

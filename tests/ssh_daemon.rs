@@ -333,7 +333,7 @@ async fn faulty_aps_are_reported_and_delay_no_healthy_one() {
     eventually("every AP on", async || {
         names
             .iter()
-            .all(|n| p[idx(n)].fake().all(true) && borne_sees(&d, n, ObservedWifi::On))
+            .all(|n| p[idx(n)].fake().on_with_saved_off() && borne_sees(&d, n, ObservedWifi::On))
     })
     .await;
     println!("healthy APs off in {healthy_took:?}; all seven converged {repaired_took:?} after the repairs");

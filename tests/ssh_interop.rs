@@ -27,6 +27,7 @@ fn custom(on: &str, off: &str, status: &str, status_on: Option<&str>, status_off
         status_on: status_on.map(|r| regex::Regex::new(r).expect("regex")),
         status_off: status_off.map(|r| regex::Regex::new(r).expect("regex")),
         clients_command: None,
+        lease_command: None,
     })
 }
 

@@ -50,6 +50,12 @@ pub enum ApiError {
     /// 429 with Retry-After seconds.
     #[error("too many failed authentications from this address; retry in {0} s")]
     TooManyAttempts(u64),
+    /// 503: `clock.require_sync` and the clock is not synchronised.
+    #[error(
+        "Horloge du serveur non synchronisée : le Wi-Fi ne peut pas être allumé pour l'instant. / \
+         The server clock is not synchronised: Wi-Fi cannot be switched on until it is."
+    )]
+    ClockUnsynchronized,
     /// 429 with Retry-After seconds: the user's writes per minute are used up.
     #[error("too many changes from this user (at most {per_minute} a minute); retry in {retry} s")]
     TooManyWrites {
@@ -77,6 +83,7 @@ impl From<RequestError> for ApiError {
             ),
             RequestError::Refused(r, tz) => ApiError::Refused(r, tz),
             RequestError::Invalid(m) => ApiError::Unprocessable(m),
+            RequestError::ClockUnsynchronized => ApiError::ClockUnsynchronized,
             RequestError::Store(e) => {
                 tracing::error!(error = %e, "request refused: the state database cannot be written");
                 ApiError::Unavailable(
@@ -102,7 +109,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyAttempts(_) | ApiError::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ClockUnsynchronized => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +130,7 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => "too_many_attempts",
             ApiError::TooManyWrites { .. } => "too_many_writes",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::ClockUnsynchronized => "clock_unsynchronized",
             ApiError::Internal => "internal",
         }
     }

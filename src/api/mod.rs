@@ -136,6 +136,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(serde_json::json!({
             "status": "ready",
             "classrooms": state.core.config().classrooms.len(),
+            // Informative: the API serves whatever the clock says.
+            "clock": state.core.clock_status(),
             "calendars": state.core.config().calendar_statuses(),
         }))
         .into_response(),

@@ -9,6 +9,7 @@
 
 pub mod calendars;
 pub mod changes;
+mod failsafe;
 mod include;
 mod limits;
 pub mod raw;
@@ -27,6 +28,10 @@ use serde::Serialize;
 
 use crate::schedule::Schedule;
 
+pub use failsafe::{
+    ClockSettings, DEFAULT_LEASE_MINUTES, Failsafe, MAX_LEASE, MIN_LEASE, lease_payload, lease_seconds, lease_support,
+    pulse_time,
+};
 pub use limits::Limits;
 pub use validate::{from_str, load};
 
@@ -123,6 +128,10 @@ pub struct Config {
     pub metrics_public: bool,
     /// Reverse proxies trusted for `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Device-side leases.
+    pub failsafe: Failsafe,
+    /// Clock synchronisation policy.
+    pub clock: ClockSettings,
     /// Calendars by name, with their closed days and sources.
     pub calendars: std::collections::BTreeMap<String, Arc<calendars::NamedCalendar>>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
@@ -160,6 +169,9 @@ pub struct TeacherSession {
     pub default_minutes: u32,
     /// Longest "on".
     pub max_minutes: u32,
+    /// A session ends after this many minutes without any associated
+    /// client on every AP that counts them; 0: never.
+    pub idle_off_minutes: u32,
 }
 
 /// A school.
@@ -207,6 +219,10 @@ pub struct AccessPoint {
     pub school: SchoolId,
     /// How it is switched.
     pub driver: DriverConfig,
+    /// The off-timer armed on the device at every "on" and renewed while
+    /// it must stay on: `failsafe`'s lease when the driver can hold one,
+    /// `None` when it cannot or leases are disabled.
+    pub lease: Option<Duration>,
 }
 
 /// The driver block of an access point.
@@ -309,6 +325,8 @@ pub struct CustomCommands {
     pub status_off: Option<regex::Regex>,
     /// Prints the number of associated clients.
     pub clients_command: Option<String>,
+    /// Arms the AP's own off-timer (`{seconds}` replaced by the lease).
+    pub lease_command: Option<String>,
 }
 
 /// The broker connection.
@@ -344,7 +362,7 @@ pub struct MqttTls {
 /// An MQTT access point with its preset expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttAp {
-    /// Preset it came from (`tasmota`, `shelly`, `generic`), for display.
+    /// Preset it came from (`tasmota`, `shelly`, `shelly-gen2`, `generic`), for display.
     pub preset: String,
     /// Where commands go.
     pub command_topic: String,
@@ -368,6 +386,41 @@ pub struct MqttAp {
     pub qos: u8,
     /// Whether commands are retained.
     pub retain: bool,
+    /// How state messages are read.
+    pub state_format: StateFormat,
+    /// How the device is told to switch itself off after a while, if it can.
+    pub lease: Option<MqttLease>,
+    /// Sent once at first contact so that the device comes back off after a
+    /// power cut: `(topic, payload)`. `None` with `failsafe.configure_devices: false`.
+    pub configure: Option<(String, String)>,
+}
+
+/// How an MQTT device's state messages are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateFormat {
+    /// The payload is one of two words (`state_on`, `state_off`).
+    #[default]
+    Words,
+    /// Shelly Gen2 JSON-RPC notifications: `NotifyStatus` (or
+    /// `NotifyFullStatus`) whose `params["switch:0"].output` is the relay.
+    ShellyNotify,
+}
+
+/// How an MQTT device holds a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttLease {
+    /// Tasmota: `PulseTime` (lease + 100) published on `topic` before `ON`
+    /// and alone to renew: setting it while the relay is on re-arms the
+    /// running timer, and the value never changes, so renewals do not
+    /// write the device's flash.
+    PulseTime {
+        /// `cmnd/<topic>/PulseTime`.
+        topic: String,
+    },
+    /// The "on" command carries the lease (`{seconds}` replaced), sent
+    /// instead of `payload_on` and again to renew (Shelly Gen2
+    /// `toggle_after`, generic `lease_payload`).
+    Payload(String),
 }
 
 impl MqttAp {
@@ -387,6 +440,11 @@ impl MqttAp {
             payload_not_available: "Offline".into(),
             qos: 1,
             retain: false,
+            state_format: StateFormat::Words,
+            lease: Some(MqttLease::PulseTime {
+                topic: format!("cmnd/{topic}/PulseTime"),
+            }),
+            configure: Some((format!("cmnd/{topic}/PowerOnState"), "0".into())),
         }
     }
 
@@ -406,6 +464,41 @@ impl MqttAp {
             payload_not_available: "false".into(),
             qos: 1,
             retain: false,
+            state_format: StateFormat::Words,
+            lease: None,
+            configure: None,
+        }
+    }
+
+    /// A Shelly Gen2 (Plus/Pro) switch, JSON-RPC over MQTT: `Switch.Set`
+    /// requests on `<topic>/rpc` (with `toggle_after` for the lease),
+    /// `NotifyStatus` on `<topic>/events/rpc`, `<topic>/online` true|false.
+    /// Replies would go to `borne/rpc` (`src`); borne does not need them:
+    /// the broker's acknowledgement and the notification say enough.
+    pub fn shelly_gen2(topic: &str) -> Self {
+        let set = |on: bool, extra: &str| {
+            format!(r#"{{"id":1,"src":"borne","method":"Switch.Set","params":{{"id":0,"on":{on}{extra}}}}}"#)
+        };
+        Self {
+            preset: "shelly-gen2".into(),
+            command_topic: format!("{topic}/rpc"),
+            payload_on: set(true, ""),
+            payload_off: set(false, ""),
+            state_topic: Some(format!("{topic}/events/rpc")),
+            state_on: "true".into(),
+            state_off: "false".into(),
+            availability_topic: Some(format!("{topic}/online")),
+            payload_available: "true".into(),
+            payload_not_available: "false".into(),
+            qos: 1,
+            retain: false,
+            state_format: StateFormat::ShellyNotify,
+            lease: Some(MqttLease::Payload(set(true, r#","toggle_after":{seconds}"#))),
+            configure: Some((
+                format!("{topic}/rpc"),
+                r#"{"id":2,"src":"borne","method":"Switch.SetConfig","params":{"id":0,"config":{"initial_state":"off"}}}"#
+                    .into(),
+            )),
         }
     }
 
@@ -425,6 +518,9 @@ impl MqttAp {
             payload_not_available: "offline".into(),
             qos: 1,
             retain: false,
+            state_format: StateFormat::Words,
+            lease: None,
+            configure: None,
         }
     }
 }

@@ -55,6 +55,34 @@ pub struct RawConfig {
     pub trusted_proxies: Vec<String>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: RawLimits,
+    /// Device-side leases: how an "on" ends by itself when borne cannot end it.
+    pub failsafe: RawFailsafe,
+    /// What borne does while the server's clock is not synchronised.
+    pub clock: RawClock,
+}
+
+/// `failsafe:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawFailsafe {
+    /// Off-timer armed on the device at every "on" and renewed while the AP
+    /// must stay on. Default 20; 0 disables leases.
+    pub lease_minutes: Option<u32>,
+    /// The lease in seconds, instead of `lease_minutes` (tests and labs:
+    /// a short lease shows the fail-safe at work in seconds). At least 12.
+    pub lease_seconds: Option<u64>,
+    /// Set the device's power-on state to off at first contact (Tasmota
+    /// `PowerOnState 0`, Shelly Gen2 `initial_state: off`). Default true.
+    pub configure_devices: Option<bool>,
+}
+
+/// `clock:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClock {
+    /// No new "on" while the kernel says the clock is not synchronised.
+    /// Default false.
+    pub require_sync: Option<bool>,
 }
 
 /// `teacher_session:` block.
@@ -65,6 +93,9 @@ pub struct RawTeacherSession {
     pub default_minutes: Option<u32>,
     /// Longest "on" a teacher may ask for. Default 240.
     pub max_minutes: Option<u32>,
+    /// End a session once every AP that counts clients has had none for
+    /// this long. Default 0 (never).
+    pub idle_off_minutes: Option<u32>,
 }
 
 /// One entry of `calendars:`.
@@ -201,6 +232,9 @@ pub struct RawSsh {
     pub status_off: Option<String>,
     /// custom: command printing the number of associated clients.
     pub clients_command: Option<String>,
+    /// custom: command arming the AP's own off-timer; `{seconds}` is
+    /// replaced by the lease. Run after `on_command` and at every renewal.
+    pub lease_command: Option<String>,
 }
 
 /// The top-level `mqtt:` block.
@@ -239,7 +273,7 @@ pub struct RawMqttTls {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawMqttAp {
-    /// `tasmota`, `shelly` or `generic`.
+    /// `tasmota`, `shelly`, `shelly-gen2` or `generic`.
     pub preset: Option<String>,
     /// Device topic for the presets.
     pub topic: Option<String>,
@@ -265,6 +299,10 @@ pub struct RawMqttAp {
     pub qos: Option<u8>,
     /// Retain commands (only for devices without availability topic). Default false.
     pub retain: Option<bool>,
+    /// generic: the "on" command carrying a lease, `{seconds}` replaced,
+    /// e.g. `{"state":"ON","expires_in":{seconds}}`. Sent instead of
+    /// `payload_on` and at every renewal.
+    pub lease_payload: Option<String>,
 }
 
 /// An access point's `sim:` block.
@@ -366,7 +404,8 @@ impl RawSsh {
             status_command,
             status_on,
             status_off,
-            clients_command
+            clients_command,
+            lease_command
         )
     }
 }
@@ -389,7 +428,8 @@ impl RawMqttAp {
             payload_available,
             payload_not_available,
             qos,
-            retain
+            retain,
+            lease_payload
         )
     }
 }

@@ -263,6 +263,10 @@ impl Validator {
         let mut calendars = self.calendars(&raw.calendars, &state_dir, timezone);
         let schedules = self.schedules(&raw.schedules, &calendars);
         let reconciler = self.reconciler(&raw.reconciler);
+        let failsafe = self.failsafe(&raw.failsafe);
+        let clock = ClockSettings {
+            require_sync: raw.clock.require_sync.unwrap_or(false),
+        };
         let audit_retention_days = raw.audit_retention_days.unwrap_or(365);
         if audit_retention_days == 0 {
             self.error("audit_retention_days", "must be at least 1");
@@ -385,6 +389,7 @@ impl Validator {
                             id,
                             classroom: classroom_id.clone(),
                             school: school_id.clone(),
+                            lease: None,
                             driver,
                         });
                     }
@@ -441,6 +446,7 @@ impl Validator {
             }
         }
 
+        self.leases(&failsafe, &mut access_points);
         let (limits, limit_errors) = super::limits::validate(&raw.limits);
         for (key, message) in limit_errors {
             self.error(key, message);
@@ -480,6 +486,8 @@ impl Validator {
             report_retention_days,
             metrics_public: raw.metrics_public,
             trusted_proxies,
+            failsafe,
+            clock,
             calendars,
             limits,
             classroom_index,
@@ -505,9 +513,89 @@ impl Validator {
                 format!("{max_minutes} minutes is more than a day; a teacher's session must end the same day"),
             );
         }
+        let idle_off_minutes = raw.idle_off_minutes.unwrap_or(0);
+        if idle_off_minutes > 24 * 60 {
+            self.error(
+                "teacher_session.idle_off_minutes",
+                format!("{idle_off_minutes} minutes is more than a day; use 0 to never end an idle session"),
+            );
+        }
         TeacherSession {
             default_minutes,
             max_minutes,
+            idle_off_minutes,
+        }
+    }
+
+    fn failsafe(&mut self, raw: &super::raw::RawFailsafe) -> Failsafe {
+        let lease = match (raw.lease_seconds, raw.lease_minutes) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    "failsafe.lease_seconds",
+                    "give lease_minutes or lease_seconds, not both",
+                );
+                None
+            }
+            (Some(0), None) | (None, Some(0)) => None,
+            (Some(s), None) => Some(Duration::from_secs(s)),
+            (None, Some(m)) => Some(Duration::from_secs(u64::from(m) * 60)),
+            (None, None) => Failsafe::default().lease,
+        };
+        if let Some(l) = lease
+            && !(MIN_LEASE..=MAX_LEASE).contains(&l)
+        {
+            let key = if raw.lease_seconds.is_some() {
+                "failsafe.lease_seconds"
+            } else {
+                "failsafe.lease_minutes"
+            };
+            self.error(
+                key,
+                format!(
+                    "a lease of {} s is outside {}..={} s (Tasmota's PulseTime range); 0 disables leases",
+                    l.as_secs(),
+                    MIN_LEASE.as_secs(),
+                    MAX_LEASE.as_secs()
+                ),
+            );
+        }
+        Failsafe {
+            lease,
+            configure_devices: raw.configure_devices.unwrap_or(true),
+        }
+    }
+
+    /// Gives each AP its lease, or a warning saying why it holds none; drops
+    /// the first-contact configuration when IT asked borne not to touch it.
+    fn leases(&mut self, failsafe: &Failsafe, aps: &mut [AccessPoint]) {
+        let location = |ap: &AccessPoint| {
+            format!(
+                "access point \"{}\" (school {}, classroom {})",
+                ap.id, ap.school, ap.classroom
+            )
+        };
+        for ap in aps.iter_mut() {
+            if !failsafe.configure_devices
+                && let DriverConfig::Mqtt(m) = &mut ap.driver
+            {
+                m.configure = None;
+            }
+            let Some(lease) = failsafe.lease else {
+                let at = location(ap);
+                self.warn(
+                    at,
+                    "failsafe.lease_minutes is 0: no off-timer on the device, so if borne stops, this AP stays \
+                     on until someone switches it off",
+                );
+                continue;
+            };
+            match lease_support(&ap.driver) {
+                Ok(()) => ap.lease = Some(lease),
+                Err(why) => {
+                    let at = location(ap);
+                    self.warn(at, why);
+                }
+            }
         }
     }
 
@@ -843,6 +931,7 @@ impl Validator {
                     status_on,
                     status_off,
                     clients_command: pick!(clients_command),
+                    lease_command: pick!(lease_command).filter(|c| !c.trim().is_empty()),
                 }))
             }
             other => {
@@ -941,6 +1030,10 @@ impl Validator {
                 needs_topic(self);
                 MqttAp::shelly(&topic)
             }
+            "shelly-gen2" => {
+                needs_topic(self);
+                MqttAp::shelly_gen2(&topic)
+            }
             "generic" => {
                 if raw.command_topic.is_none() {
                     self.error(format!("{loc}.command_topic"), "preset generic needs command_topic");
@@ -957,7 +1050,7 @@ impl Validator {
             other => {
                 self.error(
                     format!("{loc}.preset"),
-                    format!("unknown preset \"{other}\"; use tasmota, shelly or generic"),
+                    format!("unknown preset \"{other}\"; use tasmota, shelly, shelly-gen2 or generic"),
                 );
                 return None;
             }
@@ -974,8 +1067,22 @@ impl Validator {
             payload_not_available: raw.payload_not_available.clone().unwrap_or(base.payload_not_available),
             qos: raw.qos.unwrap_or(base.qos),
             retain: raw.retain.unwrap_or(base.retain),
+            state_format: base.state_format,
+            lease: match &raw.lease_payload {
+                Some(template) => Some(MqttLease::Payload(template.clone())),
+                None => base.lease,
+            },
+            configure: base.configure,
             preset: base.preset,
         };
+        if let Some(template) = &raw.lease_payload
+            && !template.contains("{seconds}")
+        {
+            self.warn(
+                format!("{loc}.lease_payload"),
+                "has no {seconds}: the device is never told how long the lease is",
+            );
+        }
         let topics = [
             ("command_topic", Some(&ap.command_topic)),
             ("state_topic", ap.state_topic.as_ref()),

@@ -1,11 +1,22 @@
 //! Where "now" comes from.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
 /// Where "now" comes from: the system clock, or a test's.
 pub trait Clock: Send + Sync {
     /// The current wall-clock time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Monotonic time since a fixed origin, against which the planner
+    /// detects steps of [`Clock::now`]. `None` (the default) for clocks
+    /// that tests move by hand as if time passed: no step is ever seen.
+    fn monotonic(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The system clock.
@@ -15,5 +26,13 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn monotonic(&self) -> Option<Duration> {
+        // tokio's clock is the monotonic clock (and follows a paused test
+        // runtime); the origin is the first call.
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        Some(Instant::now().saturating_duration_since(origin))
     }
 }

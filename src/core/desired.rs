@@ -13,21 +13,24 @@ use crate::policy::{self, Desired, Inputs};
 impl Core {
     /// The desired state of a classroom at `now`.
     pub fn desired(&self, classroom: &Classroom, now: DateTime<Utc>) -> Desired {
+        let untrusted = self.clock_untrusted();
         let state = self.lock_state();
-        policy::desired(
+        let d = policy::desired(
             classroom,
             Inputs {
                 session: state.sessions.get(&classroom.id),
                 override_: state.overrides.get(&classroom.id),
             },
             now,
-        )
+        );
+        self.clock_guard(d, untrusted)
     }
 
     /// Evaluates every classroom at `now`, computing each (schedule, time
     /// zone) pair once: 10,000 classrooms usually share a handful.
     pub fn desired_all(&self, config: &Config, now: DateTime<Utc>) -> Vec<Desired> {
         let mut memo: HashMap<(*const crate::schedule::Schedule, Tz), policy::ScheduleNow> = HashMap::new();
+        let untrusted = self.clock_untrusted();
         let state = self.lock_state();
         config
             .classrooms
@@ -35,7 +38,7 @@ impl Core {
             .map(|c| {
                 let key = (Arc::as_ptr(&c.schedule), c.timezone);
                 let sched = *memo.entry(key).or_insert_with(|| policy::ScheduleNow::of(c, now));
-                policy::desired_with(
+                let d = policy::desired_with(
                     c,
                     sched,
                     Inputs {
@@ -43,7 +46,8 @@ impl Core {
                         override_: state.overrides.get(&c.id),
                     },
                     now,
-                )
+                );
+                self.clock_guard(d, untrusted)
             })
             .collect()
     }

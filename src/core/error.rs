@@ -21,6 +21,10 @@ pub enum RequestError {
     /// The request is malformed in a way only the core can tell.
     #[error("{0}")]
     Invalid(String),
+    /// `clock.require_sync` is set and the clock is not synchronised: no
+    /// new "on" is accepted.
+    #[error("the server clock is not synchronised: no new \"on\" until it is")]
+    ClockUnsynchronized,
     /// The change could not be stored, so it was not made.
     #[error("the request was not applied: {0}")]
     Store(#[from] StoreError),

@@ -29,12 +29,14 @@ mod error;
 mod expiry;
 #[cfg(test)]
 mod fixture;
+mod lease;
 mod observed;
 mod overrides;
 mod readiness;
 mod reload;
 mod session_end;
 mod teacher;
+mod timekeeping;
 pub mod usage;
 mod views;
 
@@ -44,6 +46,7 @@ pub use error::{RequestError, refusal_code};
 pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
 pub use session_end::{SessionEnd, session_end_record};
+pub use timekeeping::ClockStatus;
 pub use views::{ApView, ChangeView, OverrideView, SessionLimits, SessionView, Status, Summary};
 
 use std::collections::HashMap;
@@ -83,9 +86,8 @@ pub struct Core {
     classroom_locks: RwLock<HashMap<ClassroomId, Arc<tokio::sync::Mutex<()>>>>,
     writer: Writer,
     clock: Arc<dyn Clock>,
-    /// The latest "now" handed out: time used for decisions never goes
-    /// backwards, so a wall clock stepped back does not replay transitions.
-    high_water: Mutex<DateTime<Utc>>,
+    /// Steps of the wall clock and its synchronisation; see `timekeeping.rs`.
+    timekeeping: Mutex<timekeeping::Timekeeping>,
     events: broadcast::Sender<Event>,
     /// Wakes the reconciler's planner; held by the reconciler's loop.
     pub(crate) wake: Notify,
@@ -133,6 +135,9 @@ impl Core {
                     ApState {
                         observed,
                         consecutive_failures: 0,
+                        // Not stored: after a restart a lease is unknown
+                        // until the next "on" or renewal arms one.
+                        lease_until: None,
                     },
                 );
             }
@@ -153,7 +158,7 @@ impl Core {
             state: Mutex::new(runtime),
             writer,
             clock,
-            high_water: Mutex::new(now),
+            timekeeping: Mutex::new(timekeeping::Timekeeping::default()),
             events,
             wake: Notify::new(),
             dirty: Mutex::new(Default::default()),
@@ -202,14 +207,12 @@ impl Core {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Now, never earlier than a "now" already handed out.
+    /// Now, as the wall clock says. A mode is a pure function of the
+    /// instant, so a clock stepped back replays nothing: the planner
+    /// notices the step and re-evaluates at the corrected time
+    /// (`timekeeping.rs`).
     pub fn now(&self) -> DateTime<Utc> {
-        let t = self.clock.now();
-        let mut hw = self.high_water.lock().unwrap_or_else(|e| e.into_inner());
-        if t > *hw {
-            *hw = t;
-        }
-        *hw
+        self.clock.now()
     }
 
     /// The store writer.

@@ -15,6 +15,9 @@ pub struct ApState {
     pub observed: ObservedRecord,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// When the device switches itself off unless the lease is renewed
+    /// (borne's clock at arming + the lease), while it holds one.
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 impl ApState {
@@ -30,6 +33,7 @@ impl ApState {
                 last_contact: None,
             },
             consecutive_failures: 0,
+            lease_until: None,
         }
     }
 }

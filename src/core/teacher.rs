@@ -40,6 +40,9 @@ impl Core {
                 actor.user.name, actor.user.role, classroom.id
             )));
         }
+        if matches!(request, Request::On { .. }) && self.clock_untrusted() {
+            return Err(RequestError::ClockUnsynchronized);
+        }
         let _guard = self.lock_classrooms(std::slice::from_ref(&classroom.id)).await;
         let now = self.now();
         let (decision, ended) = {

@@ -67,6 +67,7 @@ impl Core {
                             observed: st.map_or(ObservedWifi::Unknown, |s| s.observed.wifi),
                             reachable: st.is_none_or(|s| s.observed.reachable),
                             consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
+                            lease_expiry: st.and_then(|s| s.lease_until).map(|t| t.timestamp()),
                         }
                     })
                 })
@@ -152,6 +153,8 @@ impl Core {
                         assumed: s.observed.assumed,
                         last_contact: s.observed.last_contact.map(|t| local(t, tz)),
                         consecutive_failures: s.consecutive_failures,
+                        lease_held: s.lease_until.is_some_and(|t| t > now),
+                        lease_until: s.lease_until.filter(|t| *t > now).map(|t| local(t, tz)),
                     },
                     None => ApView {
                         id: id.clone(),
@@ -164,6 +167,8 @@ impl Core {
                         assumed: false,
                         last_contact: None,
                         consecutive_failures: 0,
+                        lease_held: false,
+                        lease_until: None,
                     },
                 })
             })
@@ -326,6 +331,11 @@ pub struct ApView {
     pub last_contact: Option<DateTime<FixedOffset>>,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// The device holds a lease: it switches itself off at `lease_until`
+    /// unless borne renews it.
+    pub lease_held: bool,
+    /// When the device's lease runs out, while it holds one.
+    pub lease_until: Option<DateTime<FixedOffset>>,
 }
 
 #[cfg(test)]

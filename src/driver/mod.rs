@@ -90,6 +90,18 @@ pub trait Driver: Send + Sync {
     /// A [`DriverError`] saying what failed.
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError>;
 
+    /// Re-arms the off-timer on the device of an AP that is on
+    /// ([`AccessPoint::lease`]), so that it stays on for another lease.
+    /// Switches nothing off, and does not cancel anything: "off" needs no
+    /// lease. The default switches on again, which re-arms the lease of
+    /// drivers whose "on" carries it.
+    ///
+    /// # Errors
+    /// A [`DriverError`] saying what failed; the reconciler retries.
+    async fn renew(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
+        self.apply(ap, Wifi::On).await
+    }
+
     /// Takes a new configuration (after a reload): drop what belongs to APs
     /// that left, pick up new topics or hosts.
     async fn reconfigure(&self, _config: &Arc<Config>) {}

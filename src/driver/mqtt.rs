@@ -54,7 +54,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AccessPoint, ApId, Config, DriverConfig, MqttAp, MqttBroker};
+use crate::config::{
+    AccessPoint, ApId, Config, DriverConfig, MqttAp, MqttBroker, MqttLease, lease_payload, pulse_time,
+};
 use crate::domain::{Observation, ObservedWifi, Wifi};
 use crate::driver::{Driver, DriverError, ReportSink};
 
@@ -212,6 +214,8 @@ struct Device {
     /// A command was sent and no state message arrived since: `reported`
     /// predates it.
     awaiting: bool,
+    /// The first-contact configuration (power-on state off) was acknowledged.
+    configured: bool,
 }
 
 impl Device {
@@ -394,14 +398,21 @@ impl Drop for MqttDriver {
     }
 }
 
-#[async_trait]
-impl Driver for MqttDriver {
-    async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
-        let mqtt = self.settings(ap)?;
-        let payload = match wifi {
-            Wifi::On => &mqtt.payload_on,
-            Wifi::Off => &mqtt.payload_off,
-        };
+impl MqttDriver {
+    /// Publishes one message and waits for the broker's acknowledgement.
+    /// With `command`, it is the AP's switch command: the device cache
+    /// follows it and the AP's observation is returned.
+    async fn publish(
+        &self,
+        ap: &AccessPoint,
+        mqtt: &MqttAp,
+        topic: &str,
+        payload: &str,
+        command: Option<Wifi>,
+    ) -> Result<Observation, DriverError> {
+        // Only the switch command may be retained (when configured so):
+        // a retained lease or setup message would replay on reconnection.
+        let retain = command.is_some() && mqtt.retain;
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.shared.lock();
@@ -415,24 +426,28 @@ impl Driver for MqttDriver {
             inner.acks.queue(tx);
             if self
                 .client
-                .try_publish(&mqtt.command_topic, qos(mqtt.qos), mqtt.retain, payload.as_bytes())
+                .try_publish(topic, qos(mqtt.qos), retain, payload.as_bytes())
                 .is_err()
             {
                 inner.acks.unqueue_last();
                 return Err(DriverError::Unreachable(format!(
                     "{}: cannot queue the command to {} (request queue full or driver stopped)",
-                    self.label, mqtt.command_topic
+                    self.label, topic
                 )));
             }
-            inner.devices.entry(ap.id.clone()).or_default().on_command_sent();
+            if command.is_some() {
+                inner.devices.entry(ap.id.clone()).or_default().on_command_sent();
+            }
         }
-        tracing::debug!(ap = %ap.id, topic = %mqtt.command_topic, payload = %payload, "mqtt command sent");
+        tracing::debug!(ap = %ap.id, topic = %topic, payload = %payload, "mqtt command sent");
         let outcome = tokio::time::timeout(self.ack_timeout, rx).await;
         let mut inner = self.shared.lock();
         let device = inner.devices.entry(ap.id.clone()).or_default();
         let failure = match outcome {
             Ok(Ok(Ok(()))) => {
-                device.on_command_acked(wifi.into());
+                if let Some(wifi) = command {
+                    device.on_command_acked(wifi.into());
+                }
                 return Ok(device.observation(mqtt.state_topic.is_some()));
             }
             Ok(Ok(Err(e))) => e,
@@ -440,14 +455,71 @@ impl Driver for MqttDriver {
             Ok(Err(_)) => DriverError::Unreachable(format!("{}: driver stopped", self.label)),
             Err(_) => DriverError::Timeout {
                 seconds: self.ack_timeout.as_secs_f64().ceil() as u64,
-                doing: format!(
-                    "waiting for {} to acknowledge {payload:?} on {}",
-                    self.label, mqtt.command_topic
-                ),
+                doing: format!("waiting for {} to acknowledge {payload:?} on {}", self.label, topic),
             },
         };
-        device.on_command_failed();
+        if command.is_some() {
+            device.on_command_failed();
+        }
         Err(failure)
+    }
+
+    /// At first contact with a device (per driver start), sends the message
+    /// that makes it come back off after a power cut (Tasmota
+    /// `PowerOnState 0`, Shelly Gen2 `initial_state: off`), before anything
+    /// that could switch it on.
+    async fn configure_once(&self, ap: &AccessPoint, mqtt: &MqttAp) -> Result<(), DriverError> {
+        let Some((topic, payload)) = &mqtt.configure else {
+            return Ok(());
+        };
+        if self.shared.lock().devices.get(&ap.id).is_some_and(|d| d.configured) {
+            return Ok(());
+        }
+        self.publish(ap, mqtt, topic, payload, None).await?;
+        tracing::info!(ap = %ap.id, topic = %topic, payload = %payload, "device set to come back off after a power cut");
+        self.shared.lock().devices.entry(ap.id.clone()).or_default().configured = true;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for MqttDriver {
+    async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
+        let mqtt = self.settings(ap)?;
+        self.configure_once(ap, mqtt).await?;
+        let mut payload = match wifi {
+            Wifi::On => mqtt.payload_on.clone(),
+            Wifi::Off => mqtt.payload_off.clone(),
+        };
+        // The lease is armed before (PulseTime) or with (payload) the "on":
+        // an "on" that reached the device always ends by itself.
+        if wifi == Wifi::On
+            && let Some(lease) = ap.lease
+        {
+            match &mqtt.lease {
+                Some(MqttLease::PulseTime { topic }) => {
+                    self.publish(ap, mqtt, topic, &pulse_time(lease).to_string(), None)
+                        .await?;
+                }
+                Some(MqttLease::Payload(template)) => payload = lease_payload(template, lease),
+                None => {}
+            }
+        }
+        self.publish(ap, mqtt, &mqtt.command_topic.clone(), &payload, Some(wifi))
+            .await
+    }
+
+    async fn renew(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
+        let mqtt = self.settings(ap)?;
+        match (&mqtt.lease, ap.lease) {
+            // Setting PulseTime while the relay is on re-arms the running
+            // timer; the value is constant, so the flash is not rewritten.
+            (Some(MqttLease::PulseTime { topic }), Some(lease)) => {
+                self.publish(ap, mqtt, topic, &pulse_time(lease).to_string(), None)
+                    .await
+            }
+            _ => self.apply(ap, Wifi::On).await,
+        }
     }
 
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {

@@ -2,13 +2,20 @@
 //! and for tests. Each AP keeps its state in memory, takes `latency_ms` per
 //! operation and fails with probability `fail_rate`, drawn from a generator
 //! seeded per AP so that a test run is repeatable.
+//!
+//! Leases behave as on a real device: an "on" with a lease
+//! ([`AccessPoint::lease`]) switches itself off when the lease runs out
+//! unless renewed, whether or not anything talks to the device. Time is
+//! tokio's, so tests may pause and advance it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
 
 use super::{Driver, DriverError};
 use crate::config::{AccessPoint, ApId, Config, DriverConfig, SimAp};
@@ -27,6 +34,20 @@ struct Device {
     applied: u64,
     /// Cut off (a test's outage): every operation fails.
     unreachable: bool,
+    /// When the device switches itself off, while on with a lease.
+    lease_until: Option<Instant>,
+    /// Leases armed or renewed, for tests.
+    leases: u64,
+}
+
+impl Device {
+    /// Applies a lease that ran out: the device switched itself off.
+    fn expire(&mut self, now: Instant) {
+        if self.lease_until.is_some_and(|t| t <= now) {
+            self.wifi = Wifi::Off;
+            self.lease_until = None;
+        }
+    }
 }
 
 /// The simulated driver; cheap to clone, shares its devices.
@@ -43,7 +64,26 @@ impl SimDriver {
 
     /// The simulated radio state of an AP (for tests), `None` before first use.
     pub fn state(&self, ap: &str) -> Option<Wifi> {
-        self.lock().get(ap).map(|d| d.wifi)
+        let now = Instant::now();
+        self.lock().get_mut(ap).map(|d| {
+            d.expire(now);
+            d.wifi
+        })
+    }
+
+    /// How long the AP's lease still runs (for tests and the demo), `None`
+    /// when it holds none (off, or on without a lease).
+    pub fn lease_remaining(&self, ap: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut devices = self.lock();
+        let d = devices.get_mut(ap)?;
+        d.expire(now);
+        d.lease_until.map(|t| t - now)
+    }
+
+    /// How many times a lease was armed or renewed on the AP (for tests).
+    pub fn leases(&self, ap: &str) -> u64 {
+        self.lock().get(ap).map_or(0, |d| d.leases)
     }
 
     /// How many switch operations an AP received (for tests).
@@ -66,23 +106,46 @@ impl SimDriver {
     }
 
     /// Draws whether this operation fails, and counts it.
-    fn operate(&self, ap: &AccessPoint, sim: &SimAp, wifi: Option<Wifi>) -> Result<Observation, DriverError> {
+    fn operate(&self, ap: &AccessPoint, sim: &SimAp, op: SimOp) -> Result<Observation, DriverError> {
+        let now = Instant::now();
         let mut devices = self.lock();
         let device = devices.entry(ap.id.clone()).or_insert_with(|| Device {
             wifi: Wifi::Off,
             rng: SmallRng::seed_from_u64(sim.seed),
             applied: 0,
             unreachable: false,
+            lease_until: None,
+            leases: 0,
         });
+        device.expire(now);
         if device.unreachable {
             return Err(DriverError::Unreachable(format!("{} is cut off", ap.id)));
         }
         if sim.fail_rate > 0.0 && device.rng.random_bool(sim.fail_rate) {
             return Err(DriverError::Unreachable(format!("simulated failure of {}", ap.id)));
         }
-        if let Some(w) = wifi {
-            device.wifi = w;
-            device.applied += 1;
+        match op {
+            SimOp::Observe => {}
+            SimOp::Apply(w) => {
+                device.wifi = w;
+                device.applied += 1;
+                // "Off" cancels nothing on a real device; here the lease
+                // has nothing left to switch off, so it is simply gone.
+                device.lease_until = match (w, ap.lease) {
+                    (Wifi::On, Some(lease)) => {
+                        device.leases += 1;
+                        Some(now + lease)
+                    }
+                    _ => None,
+                };
+            }
+            // Re-arms a running lease; an AP that is off stays off.
+            SimOp::Renew => {
+                if let (Wifi::On, Some(lease)) = (device.wifi, ap.lease) {
+                    device.leases += 1;
+                    device.lease_until = Some(now + lease);
+                }
+            }
         }
         let clients = match device.wifi {
             Wifi::On => sim.clients,
@@ -90,6 +153,14 @@ impl SimDriver {
         };
         Ok(Observation::read(ObservedWifi::from(device.wifi), Some(clients)))
     }
+}
+
+/// What an operation does to a simulated device.
+#[derive(Debug, Clone, Copy)]
+enum SimOp {
+    Apply(Wifi),
+    Observe,
+    Renew,
 }
 
 fn sim_config(ap: &AccessPoint) -> Result<&SimAp, DriverError> {
@@ -108,16 +179,76 @@ impl Driver for SimDriver {
     async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
         let sim = sim_config(ap)?;
         tokio::time::sleep(sim.latency).await;
-        self.operate(ap, sim, Some(wifi))
+        self.operate(ap, sim, SimOp::Apply(wifi))
+    }
+
+    async fn renew(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
+        let sim = sim_config(ap)?;
+        tokio::time::sleep(sim.latency).await;
+        self.operate(ap, sim, SimOp::Renew)
     }
 
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
         let sim = sim_config(ap)?;
         tokio::time::sleep(sim.latency).await;
-        self.operate(ap, sim, None)
+        self.operate(ap, sim, SimOp::Observe)
     }
 
     async fn reconfigure(&self, config: &Arc<Config>) {
         self.lock().retain(|id, _| config.access_point(id.as_str()).is_some());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ap(lease: Option<Duration>) -> AccessPoint {
+        AccessPoint {
+            id: ApId::from("a"),
+            classroom: "room".into(),
+            school: "school".into(),
+            driver: DriverConfig::Sim(SimAp {
+                latency: Duration::ZERO,
+                fail_rate: 0.0,
+                clients: 3,
+                seed: 1,
+            }),
+            lease,
+        }
+    }
+
+    /// A device switched on with a lease goes off by itself when nobody renews it.
+    #[tokio::test(start_paused = true)]
+    async fn an_on_with_a_lease_ends_by_itself_unless_renewed() {
+        let sim = SimDriver::new();
+        let ap = ap(Some(Duration::from_secs(60)));
+        sim.apply(&ap, Wifi::On).await.unwrap();
+        assert_eq!(sim.lease_remaining("a"), Some(Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(40)).await;
+        sim.renew(&ap).await.unwrap();
+        tokio::time::advance(Duration::from_secs(40)).await;
+        assert_eq!(sim.state("a"), Some(Wifi::On), "renewed at 40 s: still on at 80 s");
+        assert_eq!(sim.leases("a"), 2);
+        tokio::time::advance(Duration::from_secs(21)).await;
+        assert_eq!(sim.state("a"), Some(Wifi::Off));
+        assert_eq!(sim.lease_remaining("a"), None);
+        let seen = sim.observe(&ap).await.unwrap();
+        assert_eq!(seen.wifi, ObservedWifi::Off);
+    }
+
+    /// Renewing an AP that is off does not switch it on; without a lease nothing expires.
+    #[tokio::test(start_paused = true)]
+    async fn renewing_never_switches_on_and_no_lease_never_expires() {
+        let sim = SimDriver::new();
+        let leased = ap(Some(Duration::from_secs(60)));
+        sim.apply(&leased, Wifi::Off).await.unwrap();
+        sim.renew(&leased).await.unwrap();
+        assert_eq!(sim.state("a"), Some(Wifi::Off));
+        assert_eq!(sim.lease_remaining("a"), None);
+        let plain = ap(None);
+        sim.apply(&plain, Wifi::On).await.unwrap();
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        assert_eq!(sim.state("a"), Some(Wifi::On));
     }
 }

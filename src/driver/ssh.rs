@@ -46,6 +46,7 @@
 
 mod commands;
 mod conn;
+mod lease;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +62,7 @@ use self::commands::{
     parse_uci_radios, stderr_for_error,
 };
 use self::conn::{Conn, ExecError, Output};
+use self::lease::{custom_lease, openwrt_arm, openwrt_on_with_lease};
 use super::{Driver, DriverError, Observation};
 use crate::config::{AccessPoint, ApId, Config, DriverConfig, SshAp, SshPreset};
 use crate::domain::Wifi;
@@ -142,6 +144,8 @@ fn close(conn: Conn) -> tokio::task::JoinHandle<()> {
 enum Task {
     Apply(Wifi),
     Observe,
+    /// Re-arm the lease of an AP that is on.
+    Renew,
 }
 
 impl SshDriver {
@@ -173,6 +177,7 @@ impl SshDriver {
         let doing = match task {
             Task::Apply(wifi) => format!("switching {} over ssh {who}", wifi.as_str()),
             Task::Observe => format!("reading the state over ssh {who}"),
+            Task::Renew => format!("renewing the lease over ssh {who}"),
         };
         let key = conn_key(ssh);
         let slot = self.inner.slot(&ap.id);
@@ -204,15 +209,17 @@ impl SshDriver {
             doing,
             conn: pooled,
             radios: known_radios,
+            lease: ap.lease,
         };
         let result = match task {
             Task::Apply(wifi) => op.apply(wifi).await,
             Task::Observe => op.observe().await,
+            Task::Renew => op.renew().await,
         };
         {
             let mut cached = slot.radios.lock().unwrap_or_else(PoisonError::into_inner);
             *cached = match (&result, op.radios.take()) {
-                (Err(_), _) if matches!(task, Task::Apply(_)) => None,
+                (Err(_), _) if matches!(task, Task::Apply(_) | Task::Renew) => None,
                 (_, Some(radios)) => Some((key.clone(), radios)),
                 (_, None) => cached.take(),
             };
@@ -322,6 +329,8 @@ struct Op<'a> {
     conn: Option<Conn>,
     /// Radios discovered earlier on this AP, or by this operation.
     radios: Option<Vec<String>>,
+    /// The AP's lease, armed with every "on" and by renewals.
+    lease: Option<Duration>,
 }
 
 impl Op<'_> {
@@ -408,17 +417,27 @@ impl Op<'_> {
         Ok(out)
     }
 
+    /// The radios to switch: configured, or discovered once on the AP.
+    async fn radios(&mut self) -> Result<Vec<String>, DriverError> {
+        if let SshPreset::OpenWrt { radios } = &self.ssh.preset
+            && !radios.is_empty()
+        {
+            return Ok(radios.clone());
+        }
+        if self.radios.is_none() {
+            let out = self.exec_switch(OPENWRT_DISCOVER).await?;
+            self.radios = Some(parse_uci_radios(&out.stdout)?);
+        }
+        Ok(self.radios.clone().unwrap_or_default())
+    }
+
     async fn apply(&mut self, wifi: Wifi) -> Result<Observation, DriverError> {
         match &self.ssh.preset {
-            SshPreset::OpenWrt { radios } => {
-                let command = if radios.is_empty() {
-                    if self.radios.is_none() {
-                        let out = self.exec_switch(OPENWRT_DISCOVER).await?;
-                        self.radios = Some(parse_uci_radios(&out.stdout)?);
-                    }
-                    openwrt_switch(self.radios.as_deref().unwrap_or_default(), wifi)?
-                } else {
-                    openwrt_switch(radios, wifi)?
+            SshPreset::OpenWrt { .. } => {
+                let radios = self.radios().await?;
+                let command = match (wifi, self.lease) {
+                    (Wifi::On, Some(lease)) => openwrt_on_with_lease(&radios, lease)?,
+                    _ => openwrt_switch(&radios, wifi)?,
                 };
                 self.exec_switch(&command).await?;
             }
@@ -428,6 +447,9 @@ impl Op<'_> {
                     Wifi::Off => &cmds.off_command,
                 };
                 self.exec_switch(command).await?;
+                if let (Wifi::On, Some(lease), Some(template)) = (wifi, self.lease, &cmds.lease_command) {
+                    self.exec_switch(&custom_lease(template, lease)).await?;
+                }
             }
         }
         let deadline = Instant::now() + SETTLE_LIMIT.min(self.ssh.command_timeout);
@@ -438,6 +460,24 @@ impl Op<'_> {
             }
             tokio::time::sleep(SETTLE_POLL).await;
         }
+    }
+
+    /// Re-arms the lease (nothing is switched), then reads the state.
+    async fn renew(&mut self) -> Result<Observation, DriverError> {
+        if let Some(lease) = self.lease {
+            match &self.ssh.preset {
+                SshPreset::OpenWrt { .. } => {
+                    let radios = self.radios().await?;
+                    self.exec_switch(&openwrt_arm(&radios, lease)?).await?;
+                }
+                SshPreset::Custom(cmds) => {
+                    if let Some(template) = &cmds.lease_command {
+                        self.exec_switch(&custom_lease(template, lease)).await?;
+                    }
+                }
+            }
+        }
+        self.observe().await
     }
 
     async fn observe(&mut self) -> Result<Observation, DriverError> {
@@ -501,6 +541,10 @@ impl Driver for SshDriver {
 
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
         self.run(ap, Task::Observe).await
+    }
+
+    async fn renew(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
+        self.run(ap, Task::Renew).await
     }
 
     /// Forgets APs that left or stopped using SSH, and closes idle

@@ -21,6 +21,7 @@
 //! their last applied state: a restart never toggles a classroom.
 
 mod drivers;
+mod lease;
 mod planner;
 mod worker;
 

@@ -88,6 +88,11 @@ impl Reconciler {
                 self.sync_workers(&config);
                 full = true;
             }
+            // A step of the wall clock or a change of its synchronisation:
+            // every classroom is re-evaluated at the (new) current time.
+            if self.core.check_clock() {
+                full = true;
+            }
             let now = self.core.now();
             let dirty = self.core.take_dirty();
             wake_at = if full || dirty.is_none() || now >= wake_at {

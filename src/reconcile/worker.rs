@@ -58,6 +58,8 @@ impl ApWorker {
         // the watch channel keeps the latest value alone.
         let mut last_switch: Option<tokio::time::Instant> = None;
         let mut resync_due = false;
+        // When the device's lease is next renewed, while it is on with one.
+        let mut next_renew: Option<tokio::time::Instant> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -76,29 +78,38 @@ impl ApWorker {
             // next report wakes this worker; the resync tries anyway, in
             // case that report was missed.
             let offline = self.signals.offline.load(Ordering::SeqCst) && !resync_due;
-            if (verified && in_sync) || offline {
-                match self.wait(Some(next_resync)).await {
+            let ok = if (verified && in_sync) || offline {
+                // Renewals run on their own timer, independent of resyncs
+                // (none to a device that said it is offline).
+                let renew_at = next_renew.filter(|_| target == Wifi::On && !offline);
+                let until = renew_at.map_or(next_resync, |r| r.min(next_resync));
+                match self.wait(Some(until)).await {
                     Wake::Stop => return,
+                    Wake::Resync if renew_at.is_some_and(|r| tokio::time::Instant::now() >= r) => {
+                        self.renew_step(&mut next_renew).await
+                    }
                     Wake::Resync => {
                         verified = false;
                         resync_due = true;
                         next_resync = tokio::time::Instant::now() + settings.resync;
+                        continue;
                     }
-                    Wake::Changed => {}
+                    Wake::Changed => continue,
                 }
-                continue;
-            }
-            if let Some(last) = last_switch {
-                let ready = last + self.core.config().reconciler.min_switch_interval;
-                if tokio::time::Instant::now() < ready {
-                    if let Wake::Stop = self.wait(Some(ready)).await {
-                        return;
+            } else {
+                if let Some(last) = last_switch {
+                    let ready = last + self.core.config().reconciler.min_switch_interval;
+                    if tokio::time::Instant::now() < ready {
+                        if let Wake::Stop = self.wait(Some(ready)).await {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
                 }
-            }
-            resync_due = false;
-            let ok = self.step(target, &mut verified, &mut last_switch).await;
+                resync_due = false;
+                self.step(target, &mut verified, &mut last_switch, &mut next_renew)
+                    .await
+            };
             if ok {
                 backoff = settings.backoff_initial;
                 continue;
@@ -135,6 +146,7 @@ impl ApWorker {
         target: Wifi,
         verified: &mut bool,
         last_switch: &mut Option<tokio::time::Instant>,
+        next_renew: &mut Option<tokio::time::Instant>,
     ) -> bool {
         let core = self.core.clone();
         let metrics = &core.metrics;
@@ -143,7 +155,7 @@ impl ApWorker {
             p = self.permits.clone().acquire_owned() => p,
             _ = self.cancel.cancelled() => { metrics.queue_depth.dec(); return true }
         };
-        let result = self.operate(target, verified, last_switch).await;
+        let result = self.operate(target, verified, last_switch, next_renew).await;
         drop(permit);
         metrics.queue_depth.dec();
         result
@@ -154,6 +166,7 @@ impl ApWorker {
         target: Wifi,
         verified: &mut bool,
         last_switch: &mut Option<tokio::time::Instant>,
+        next_renew: &mut Option<tokio::time::Instant>,
     ) -> bool {
         let config = self.core.config();
         let Some(ap) = config.access_point(self.id.as_str()) else {
@@ -178,6 +191,11 @@ impl ApWorker {
                     *verified = true;
                     self.core.record_observation(ap, Ok(o));
                     if o.wifi.is(target) {
+                        // Confirmed on (a resync, a restart of borne): the
+                        // device may hold no lease, so arm one now.
+                        if target == Wifi::On && ap.lease.is_some() {
+                            return self.renew(ap, driver.as_ref(), next_renew).await;
+                        }
                         return true;
                     }
                 }
@@ -198,6 +216,7 @@ impl ApWorker {
             Ok(o) if o.wifi.is(target) => {
                 tracing::info!(school = %ap.school, classroom = %ap.classroom, ap = %ap.id, desired = %target, observed = o.wifi.as_str(), assumed = o.assumed, "access point switched");
                 self.core.record_observation(ap, Ok(o));
+                self.leased(ap, target, next_renew);
                 self.audit(ap, target, "ok".into());
                 true
             }
@@ -223,7 +242,7 @@ impl ApWorker {
             .operation(ap.driver.kind(), op, result.is_ok(), started.elapsed());
     }
 
-    fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
+    pub(super) fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
         let first = self.core.ap_state(&ap.id).is_none_or(|s| s.consecutive_failures == 0);
         self.core.record_observation(ap, Err(error.clone()));
         // Every failed switch is audited; a failing read only when the AP

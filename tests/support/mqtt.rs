@@ -37,6 +37,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod firmware;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

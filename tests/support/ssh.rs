@@ -51,6 +51,7 @@
 
 pub mod inprocess;
 pub mod login_rc;
+pub mod process;
 
 use std::fmt::Write as _;
 use std::net::TcpStream;
@@ -156,6 +157,7 @@ impl FakeOpenWrt {
             &state.join("committed"),
             &state.join("running"),
             &state.join("stations"),
+            &root.join("tmp"),
         ] {
             std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         }
@@ -294,6 +296,7 @@ impl FakeOpenWrt {
         cmd.arg("-c")
             .arg(command)
             .env("FAKE_DIR", self.state_dir())
+            .env("TMPDIR", self.tmp_dir())
             .env(
                 "PATH",
                 format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin_dir().display()),
@@ -362,6 +365,7 @@ pub fn access_point(id: &str, ssh: SshAp) -> AccessPoint {
         classroom: "room".into(),
         school: "school".into(),
         driver: DriverConfig::Ssh(ssh),
+        lease: None,
     }
 }
 

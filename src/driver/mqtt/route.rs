@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::config::{ApId, Config, DriverConfig, MqttAp};
+use crate::config::{ApId, Config, DriverConfig, MqttAp, StateFormat};
 use crate::domain::ObservedWifi;
 
 /// Longest state or availability payload that is looked at. Devices send a
@@ -15,17 +15,24 @@ use crate::domain::ObservedWifi;
 /// comparing or logging it would only cost time and memory.
 pub(crate) const MAX_PAYLOAD: usize = 64;
 
+/// Longest Shelly Gen2 notification that is parsed: a `NotifyStatus` is a
+/// few hundred bytes, a `NotifyFullStatus` of a Pro 4PM a few KiB.
+pub(crate) const MAX_JSON_PAYLOAD: usize = 16 << 10;
+
 /// Why a message was not understood. Each one is logged (rate-limited) and
 /// otherwise ignored: a device or a stray client must never be able to
 /// stall or crash the event loop with what it publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ignored {
-    /// The payload is longer than [`MAX_PAYLOAD`] bytes.
+    /// The payload is longer than [`MAX_PAYLOAD`] bytes (or
+    /// [`MAX_JSON_PAYLOAD`] for JSON notifications).
     TooLarge(usize),
     /// The payload is not UTF-8.
     NotUtf8,
     /// The payload is text but none of the configured words.
     Unrecognized,
+    /// The payload is not the JSON-RPC notification expected.
+    NotJson,
     /// No access point listens on this topic (a subscription left over
     /// from before a reload, or a broker that sends what was not asked).
     NoAccessPoint,
@@ -38,6 +45,7 @@ impl Ignored {
             Ignored::TooLarge(n) => format!("payload of {n} bytes is longer than {MAX_PAYLOAD}"),
             Ignored::NotUtf8 => "payload is not UTF-8".to_owned(),
             Ignored::Unrecognized => "payload matches none of the configured words".to_owned(),
+            Ignored::NotJson => "payload is not a JSON-RPC notification".to_owned(),
             Ignored::NoAccessPoint => "no access point uses this topic".to_owned(),
         }
     }
@@ -67,6 +75,30 @@ pub(crate) fn parse_payload(payload: &[u8], yes: &str, no: &str) -> Result<bool,
     }
 }
 
+/// Reads a Shelly Gen2 notification on `<id>/events/rpc`: `Ok(Some(on))`
+/// when it carries `params["switch:0"].output`, `Ok(None)` for every other
+/// notification (power readings, inputs, Wi-Fi events), which is normal
+/// traffic and not worth a warning.
+///
+/// # Errors
+/// [`Ignored`] when the payload is too large or not a JSON object with a
+/// `method`.
+pub(crate) fn parse_shelly_notify(payload: &[u8]) -> Result<Option<bool>, Ignored> {
+    if payload.len() > MAX_JSON_PAYLOAD {
+        return Err(Ignored::TooLarge(payload.len()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|_| Ignored::NotJson)?;
+    let method = value.get("method").and_then(|m| m.as_str()).ok_or(Ignored::NotJson)?;
+    if method != "NotifyStatus" && method != "NotifyFullStatus" {
+        return Ok(None);
+    }
+    Ok(value
+        .get("params")
+        .and_then(|p| p.get("switch:0"))
+        .and_then(|s| s.get("output"))
+        .and_then(serde_json::Value::as_bool))
+}
+
 /// What a message on a routed topic says about one access point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Meaning {
@@ -81,6 +113,8 @@ pub(crate) enum Meaning {
 enum Role {
     /// Its state topic, with the words for on and off.
     State { on: String, off: String },
+    /// Its Shelly Gen2 notification topic.
+    ShellyNotify,
     /// Its availability topic, with the words for online and offline.
     Availability { online: String, offline: String },
 }
@@ -120,13 +154,17 @@ impl Routes {
     /// Adds one access point (also used by tests to build routes by hand).
     pub(crate) fn add(&mut self, ap: ApId, mqtt: &MqttAp) {
         if let Some(topic) = &mqtt.state_topic {
-            self.by_topic.entry(topic.clone()).or_default().push(Route {
-                ap: ap.clone(),
-                role: Role::State {
+            let role = match mqtt.state_format {
+                StateFormat::Words => Role::State {
                     on: mqtt.state_on.clone(),
                     off: mqtt.state_off.clone(),
                 },
-            });
+                StateFormat::ShellyNotify => Role::ShellyNotify,
+            };
+            self.by_topic
+                .entry(topic.clone())
+                .or_default()
+                .push(Route { ap: ap.clone(), role });
         }
         if let Some(topic) = &mqtt.availability_topic {
             self.by_topic.entry(topic.clone()).or_default().push(Route {
@@ -171,6 +209,12 @@ impl Routes {
             let parsed = match &route.role {
                 Role::State { on, off } => parse_payload(payload, on, off)
                     .map(|on| Meaning::State(if on { ObservedWifi::On } else { ObservedWifi::Off })),
+                Role::ShellyNotify => match parse_shelly_notify(payload) {
+                    Ok(Some(on)) => Ok(Meaning::State(if on { ObservedWifi::On } else { ObservedWifi::Off })),
+                    // Understood, says nothing about the relay.
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                },
                 Role::Availability { online, offline } => {
                     parse_payload(payload, online, offline).map(Meaning::Available)
                 }
@@ -263,6 +307,43 @@ mod tests {
 
     fn generic(command: &str) -> MqttAp {
         MqttAp::generic(command)
+    }
+
+    #[test]
+    fn shelly_gen2_notify_status_reads_switch_0_output() {
+        let on = br#"{"src":"shellyplus1-a8032ab12345","dst":"shellyplus1-a8032ab12345/events","method":"NotifyStatus","params":{"ts":1700000000.12,"switch:0":{"id":0,"output":true,"source":"MQTT"}}}"#;
+        assert_eq!(parse_shelly_notify(on), Ok(Some(true)));
+        let timer = br#"{"method":"NotifyStatus","params":{"switch:0":{"id":0,"output":false,"source":"timer"}}}"#;
+        assert_eq!(parse_shelly_notify(timer), Ok(Some(false)));
+        let power = br#"{"method":"NotifyStatus","params":{"switch:0":{"id":0,"apower":4.2}}}"#;
+        assert_eq!(parse_shelly_notify(power), Ok(None));
+        let event = br#"{"method":"NotifyEvent","params":{"events":[]}}"#;
+        assert_eq!(parse_shelly_notify(event), Ok(None));
+        assert_eq!(parse_shelly_notify(b"ON"), Err(Ignored::NotJson));
+        assert_eq!(parse_shelly_notify(b"{}"), Err(Ignored::NotJson));
+        assert!(matches!(
+            parse_shelly_notify(&vec![b' '; MAX_JSON_PAYLOAD + 1]),
+            Err(Ignored::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn shelly_gen2_routes_notifications_and_availability() {
+        let mut routes = Routes::default();
+        routes.add(ApId::from("a"), &MqttAp::shelly_gen2("shellyplus1-a"));
+        let on = br#"{"method":"NotifyStatus","params":{"switch:0":{"output":true}}}"#;
+        assert_eq!(
+            routes.interpret("shellyplus1-a/events/rpc", on),
+            Ok(vec![(ApId::from("a"), Meaning::State(ObservedWifi::On))])
+        );
+        assert_eq!(
+            routes.interpret("shellyplus1-a/events/rpc", br#"{"method":"NotifyStatus","params":{}}"#),
+            Ok(vec![])
+        );
+        assert_eq!(
+            routes.interpret("shellyplus1-a/online", b"false"),
+            Ok(vec![(ApId::from("a"), Meaning::Available(false))])
+        );
     }
 
     #[test]

@@ -391,6 +391,7 @@ mod tests {
             status_on: on.map(|r| regex::Regex::new(r).expect("test regex")),
             status_off: off.map(|r| regex::Regex::new(r).expect("test regex")),
             clients_command: None,
+            lease_command: None,
         }
     }
 
