@@ -179,7 +179,8 @@ pub fn document() -> Value {
                     "id": {"type": "string"}, "driver": {"type": "string", "enum": ["ssh", "mqtt", "sim"]},
                     "observed": {"type": "string", "enum": ["on", "off", "unknown"]}, "reachable": {"type": "boolean"},
                     "last_error": {"type": ["string", "null"]}, "clients": {"type": ["integer", "null"]}, "since": time_or_null,
-                    "assumed": {"type": "boolean"}, "last_contact": time_or_null, "consecutive_failures": {"type": "integer"}}},
+                    "assumed": {"type": "boolean"}, "last_contact": time_or_null, "consecutive_failures": {"type": "integer"},
+                    "lease_held": {"type": "boolean"}, "lease_until": time_or_null}},
                 "Status": {"type": "object", "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"}, "school": {"type": "string"}, "school_name": {"type": "string"},
                     "wifi": {"$ref": "#/components/schemas/Wifi"}, "reason": {"type": "string", "enum": ["override", "locked", "teacher", "schedule"]},
@@ -189,7 +190,8 @@ pub fn document() -> Value {
                     "session": {"type": ["object", "null"], "properties": {"wifi": {"$ref": "#/components/schemas/Wifi"}, "until": time, "by": {"type": "string"}}},
                     "access_points": {"type": "array", "items": {"$ref": "#/components/schemas/AccessPoint"}},
                     "timezone": {"type": "string"},
-                    "session_minutes": {"type": "object", "properties": {"default": {"type": "integer"}, "max": {"type": "integer"}}}}},
+                    "session_minutes": {"type": "object", "properties": {"default": {"type": "integer"}, "max": {"type": "integer"}}},
+                    "idle_off": time_or_null}},
                 "ClassroomList": {"type": "object", "properties": {"classrooms": {"type": "array", "items": {"$ref": "#/components/schemas/Status"}}}},
                 "AccessPointList": {"type": "object", "properties": {"access_points": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/AccessPoint"}, {"type": "object", "properties": {"classroom": {"type": "string"}, "school": {"type": "string"}, "desired": {"$ref": "#/components/schemas/Wifi"}}}]}}}},
                 "AuditPage": {"type": "object", "properties": {"next_cursor": {"type": ["integer", "null"]}, "entries": {"type": "array", "items": {"type": "object", "properties": {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{DriverConfig, MqttLease, SshPreset};
+use super::{AccessPoint, DriverConfig, MqttLease, SshPreset};
 
 /// Lease when `failsafe.lease_minutes` is not given.
 pub const DEFAULT_LEASE_MINUTES: u32 = 20;
@@ -71,6 +71,22 @@ pub fn lease_support(driver: &DriverConfig) -> Result<(), &'static str> {
                  stays on until someone switches it off",
             ),
         },
+    }
+}
+
+impl AccessPoint {
+    /// Whether borne can count the AP's associated clients (for idle
+    /// auto-off): OpenWrt and simulated APs, custom ones with a
+    /// `clients_command`; never MQTT plugs.
+    pub fn counts_clients(&self) -> bool {
+        match &self.driver {
+            DriverConfig::Sim(_) => true,
+            DriverConfig::Ssh(ssh) => match &ssh.preset {
+                SshPreset::OpenWrt { .. } => true,
+                SshPreset::Custom(c) => c.clients_command.is_some(),
+            },
+            DriverConfig::Mqtt(_) => false,
+        }
     }
 }
 

@@ -447,6 +447,23 @@ impl Validator {
         }
 
         self.leases(&failsafe, &mut access_points);
+        if teacher_session.idle_off_minutes > 0 {
+            for c in &classrooms {
+                let counts = c.access_points.iter().any(|id| {
+                    access_points
+                        .iter()
+                        .find(|a| a.id == *id)
+                        .is_some_and(AccessPoint::counts_clients)
+                });
+                if !counts && !c.access_points.is_empty() {
+                    self.warn(
+                        format!("classroom \"{}\" (school {})", c.id, c.school),
+                        "cannot use teacher_session.idle_off_minutes: none of its access points can count clients \
+                         (MQTT plugs, custom without clients_command), so its sessions are never cut for idleness",
+                    );
+                }
+            }
+        }
         let (limits, limit_errors) = super::limits::validate(&raw.limits);
         for (key, message) in limit_errors {
             self.error(key, message);

@@ -29,6 +29,7 @@ mod error;
 mod expiry;
 #[cfg(test)]
 mod fixture;
+mod idle;
 mod lease;
 mod observed;
 mod overrides;
@@ -65,6 +66,9 @@ struct Runtime {
     sessions: HashMap<ClassroomId, Session>,
     overrides: HashMap<ClassroomId, Override>,
     aps: HashMap<ApId, ApState>,
+    /// Classrooms whose session was cut for lack of connected devices, and
+    /// when (for the teacher page); see `idle.rs`.
+    idle_ended: HashMap<ClassroomId, DateTime<Utc>>,
 }
 
 /// A change the event stream announces: something about this classroom
@@ -138,6 +142,7 @@ impl Core {
                         // Not stored: after a restart a lease is unknown
                         // until the next "on" or renewal arms one.
                         lease_until: None,
+                        zero_clients_since: None,
                     },
                 );
             }

@@ -18,6 +18,9 @@ pub struct ApState {
     /// When the device switches itself off unless the lease is renewed
     /// (borne's clock at arming + the lease), while it holds one.
     pub lease_until: Option<DateTime<Utc>>,
+    /// Since when every reading counted zero associated clients (for idle
+    /// auto-off); `None` while someone is connected or it cannot count.
+    pub zero_clients_since: Option<DateTime<Utc>>,
 }
 
 impl ApState {
@@ -34,6 +37,7 @@ impl ApState {
             },
             consecutive_failures: 0,
             lease_until: None,
+            zero_clients_since: None,
         }
     }
 }
@@ -59,6 +63,10 @@ impl Core {
                     }
                     entry.observed.wifi = o.wifi;
                     entry.observed.clients = o.clients;
+                    entry.zero_clients_since = match o.clients {
+                        Some(0) => entry.zero_clients_since.or(Some(now)),
+                        _ => None,
+                    };
                     entry.observed.assumed = o.assumed;
                     entry.observed.reachable = true;
                     entry.observed.last_error = None;

@@ -130,6 +130,7 @@ impl Core {
                 reason: o.reason.clone(),
                 by: o.by.clone(),
             });
+        let idle_off = state.idle_ended.get(&c.id).map(|t| local(*t, tz));
         let session = policy::active_session(c, state.sessions.get(&c.id), now).map(|s| SessionView {
             wifi: s.wifi,
             until: local(s.until, tz),
@@ -192,6 +193,7 @@ impl Core {
                 mode: n.mode,
             }),
             override_: active_override,
+            idle_off: if session.is_none() { idle_off } else { None },
             session,
             access_points,
             timezone: tz.name().to_owned(),
@@ -264,6 +266,9 @@ pub struct Status {
     pub timezone: String,
     /// Lengths a teacher may ask.
     pub session_minutes: SessionLimits,
+    /// When the last teacher session was cut for lack of connected
+    /// devices (`idle_off_minutes`), while no session started since.
+    pub idle_off: Option<DateTime<FixedOffset>>,
 }
 
 /// `next_change` of a [`Status`].

@@ -132,6 +132,7 @@ impl Reconciler {
     /// desired state, and returns when to look again.
     fn plan(&mut self, config: &Config, now: DateTime<Utc>, only: Option<&[ClassroomId]>) -> DateTime<Utc> {
         self.core.expire_inputs(now);
+        self.core.end_idle_sessions(config, now);
         let mut wake_at = now + chrono::Duration::from_std(MAX_SLEEP).unwrap_or_default();
         let selected: Vec<&crate::config::Classroom> = match only {
             None => config.classrooms.iter().collect(),

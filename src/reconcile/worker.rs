@@ -112,6 +112,12 @@ impl ApWorker {
             };
             if ok {
                 backoff = settings.backoff_initial;
+                // Idle auto-off needs fresh client counts during an "on".
+                if target == Wifi::On
+                    && let Some(every) = idle_read_interval(&self.core.config())
+                {
+                    next_resync = next_resync.min(tokio::time::Instant::now() + every);
+                }
                 continue;
             }
             // Equal jitter: between half and all of the backoff, so APs that
@@ -268,5 +274,15 @@ impl ApWorker {
             result,
             source: None,
         }]));
+    }
+}
+
+/// How often client counts are read during an "on" for idle auto-off: a
+/// third of `idle_off_minutes`, so an idle classroom is cut at most a third
+/// late; `None` when idle auto-off is off.
+fn idle_read_interval(config: &crate::config::Config) -> Option<std::time::Duration> {
+    match config.teacher_session.idle_off_minutes {
+        0 => None,
+        m => Some(std::time::Duration::from_secs(u64::from(m) * 60 / 3)),
     }
 }

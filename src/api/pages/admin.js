@@ -337,6 +337,9 @@ function apLine(a, s) {
   }
   if (a.clients !== null && a.clients !== undefined && observed === 'on') parts.push(h('span', { class: 'sub' }, t.apClients(a.clients)));
   if (a.assumed) parts.push(h('span', { class: 'sub' }, t.apAssumed));
+  if (a.lease_held && a.lease_until) {
+    parts.push(h('span', { class: 'sub' }, t.apLease(formatStamp(a.lease_until, s.timezone, t))));
+  }
   return h('li', {},
     h('span', { class: 'ap-line' }, parts),
     a.last_error ? h('span', { class: 'ap-error' }, a.last_error) : null);

@@ -216,7 +216,7 @@ function describe(s) {
         v.why = t.scheduleOn;
         if (nextChange !== null && s.next_change.mode !== 'on') v.countdownTo = nextChange;
       } else {
-        v.why = t.available;
+        v.why = s.idle_off ? t.idleOff : t.available;
       }
   }
   return v;
