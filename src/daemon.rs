@@ -236,6 +236,7 @@ fn reload_audit(
         detail,
         result,
         source: None,
+        via: None,
     }
 }
 

@@ -80,6 +80,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SepArg::Comma, requires = "csv")]
         sep: SepArg,
     },
+    /// Turn an inventory spreadsheet into configuration files.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
+    },
     /// Inspect calendars.
     Calendar {
         #[command(subcommand)]
@@ -89,6 +94,23 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InventoryCommand {
+    /// CSV (school_id,school_name,classroom_id,classroom_name,ap_id,driver,address,preset[,schedule])
+    /// to DIR/<school_id>.yaml, one file per school, ready for `include:`. Nothing is written
+    /// when any row is wrong.
+    Import {
+        /// The CSV file (`,` or `;` separated, UTF-8 with or without BOM).
+        file: PathBuf,
+        /// Directory of the school files (created if needed; existing files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Schedule of every school (a `schedule` column wins where given).
+        #[arg(long)]
+        schedule: Option<String>,
     },
 }
 
@@ -246,6 +268,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Inventory {
+            command: InventoryCommand::Import { file, out, schedule },
+        } => inventory_import(&file, &out, schedule.as_deref()),
         Command::Calendar {
             command: CalendarCommand::Show { name, from, to },
         } => {
@@ -253,10 +278,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             match borne::cli::calendar_show(&loaded.config, &name, from, to) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
+                Ok(text) => print_out(&text),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -343,6 +365,50 @@ fn print_out(text: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn inventory_import(file: &std::path::Path, out: &std::path::Path, schedule: Option<&str>) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let schools = match borne::cli::inventory::import(&text, &file.display().to_string(), schedule) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{}: {} error(s), nothing written", file.display(), errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = write_files(out, &schools) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    print_out(&format!(
+        "{} school file(s) written to {} (add `include: [{}/*.yaml]` to the main file)\n",
+        schools.len(),
+        out.display(),
+        out.display()
+    ))
+}
+
+/// Writes `DIR/<name>.yaml` files: each through a temporary file renamed
+/// into place, so a reader never sees half a file.
+fn write_files(dir: &std::path::Path, files: &[(String, String)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, text) in files {
+        let path = dir.join(format!("{name}.yaml"));
+        let tmp = dir.join(format!(".{name}.yaml.tmp"));
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Loads the configuration, printing every error; `None` when it is invalid.

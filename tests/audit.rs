@@ -173,7 +173,7 @@ async fn csv_export_has_the_same_rows() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "id;at;actor;role;classroom;access_point;action;detail;result;source"
+        "id;at;actor;role;classroom;access_point;action;detail;result;source;via"
     );
     assert_eq!(lines.len() - 1, json_rows.len());
     for (line, row) in lines[1..].iter().zip(&json_rows) {

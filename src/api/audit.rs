@@ -174,6 +174,7 @@ pub async fn audit(
             "detail",
             "result",
             "source",
+            "via",
         ],
     );
     for e in &entries {
@@ -191,6 +192,7 @@ pub async fn audit(
             r.detail.as_str(),
             r.result.as_str(),
             r.source.as_deref().unwrap_or(""),
+            r.via.as_deref().unwrap_or(""),
         ]);
     }
     let mut response = w.into_response("borne-audit.csv");

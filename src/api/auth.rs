@@ -182,6 +182,12 @@ pub fn client_addr(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> I
 /// # Errors
 /// 429 while the client is blocked, 401 for a missing or unknown token.
 pub fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<User, ApiError> {
+    // Without a bearer token, a sign-in session cookie (issue 18) may stand in.
+    if !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && let Some(session) = super::oidc::cookie_user(state, headers)
+    {
+        return session.map(|(user, _)| user);
+    }
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -193,7 +199,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> 
         // taken says nothing about which user (or how much of a hash) matched.
         let mut found = None;
         for u in &config.users {
-            if bool::from(u.token_sha256.ct_eq(&hash)) {
+            if u.token_sha256.is_some_and(|h| bool::from(h.ct_eq(&hash))) {
                 found = Some(u);
             }
         }
@@ -231,6 +237,8 @@ pub struct Auth {
     pub user: User,
     /// The client's address (for the audit log).
     pub source: IpAddr,
+    /// How the user signed in: `token` or `oidc` (a session cookie).
+    pub via: &'static str,
 }
 
 impl<S> FromRequestParts<S> for Auth
@@ -255,7 +263,14 @@ where
                 return Err(ApiError::TooManyWrites { per_minute, retry });
             }
         }
+        // Only a session cookie authenticates without an Authorization header.
+        let via = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            "token"
+        } else {
+            "oidc"
+        };
         Ok(Auth {
+            via,
             user,
             source: client_addr(&state, &parts.headers, peer),
         })

@@ -75,6 +75,7 @@ pub async fn wifi(
     let actor = Actor {
         user: &auth.user,
         source: Some(auth.source.to_string()),
+        via: auth.via,
     };
     Ok(Json(state.core.teacher_request(&actor, &id, request).await?))
 }

@@ -13,6 +13,7 @@ pub mod csv;
 mod error;
 mod events;
 mod input;
+pub mod oidc;
 pub mod openapi;
 mod overrides;
 mod pages;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub config_path: Option<PathBuf>,
     /// Last use of each token, written at most once a minute.
     pub last_use: Arc<users::LastUse>,
+    /// Sign-in with the identity provider: provider, sign-ins in progress, sessions.
+    pub oidc: Arc<oidc::SignIn>,
 }
 
 /// The whole HTTP application.
@@ -71,10 +74,12 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         core,
         limiter,
         writes: Arc::new(WriteLimiter::default()),
+        oidc: Arc::new(oidc::SignIn::new(shutdown.clone())),
         shutdown,
         config_path,
         last_use: Arc::default(),
     };
+    oidc::start(&state);
     let api = Router::new()
         .route("/classrooms", get(classrooms::list))
         .route("/classrooms/{id}", get(classrooms::get_one))
@@ -102,8 +107,11 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(pages::routes())
+        .merge(oidc::routes())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed_anywhere)
+        // Cookie sessions: cross-site writes refused before any handler runs.
+        .layer(middleware::from_fn_with_state(state.clone(), oidc::csrf))
         // Security headers on every answer, the fallbacks' included.
         .layer(middleware::map_response(pages::harden))
         // Inside the metrics middleware, so a request that panicked is

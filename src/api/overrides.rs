@@ -47,6 +47,7 @@ fn actor(auth: &Auth) -> Actor<'_> {
     Actor {
         user: &auth.user,
         source: Some(auth.source.to_string()),
+        via: auth.via,
     }
 }
 

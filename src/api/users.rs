@@ -85,9 +85,12 @@ pub fn check_in(state: &AppState, user: &User) -> Result<(), ApiError> {
     {
         return Err(ApiError::TokenExpired(last_day));
     }
-    if state.last_use.touch(user.token_sha256, now) {
+    // Users who sign in only with the identity provider have no token to note.
+    if let Some(hash) = user.token_sha256
+        && state.last_use.touch(hash, now)
+    {
         state.core.writer().enqueue(Batch {
-            token_use: vec![(hex::encode(user.token_sha256), now)],
+            token_use: vec![(hex::encode(hash), now)],
             ..Batch::default()
         });
     }
@@ -130,10 +133,9 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Valu
         .iter()
         .filter(|u| visible(&auth.user, u))
         .map(|u| {
-            let last = stored
-                .get(&hex::encode(u.token_sha256))
-                .copied()
-                .max(state.last_use.seen(&u.token_sha256));
+            let last = u
+                .token_sha256
+                .and_then(|h| stored.get(&hex::encode(h)).copied().max(state.last_use.seen(&h)));
             json!({
                 "name": u.name,
                 "role": u.role,

@@ -4,6 +4,7 @@
 
 mod calendar;
 mod check;
+pub mod inventory;
 mod plan;
 mod report;
 mod token;

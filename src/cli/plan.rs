@@ -108,6 +108,26 @@ fn ids(classrooms: &[&Classroom]) -> Vec<String> {
     classrooms.iter().map(|c| c.id.to_string()).collect()
 }
 
+fn schools(classrooms: &[&Classroom]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in classrooms {
+        if !out.iter().any(|s| s == c.school.as_str()) {
+            out.push(c.school.to_string());
+        }
+    }
+    out
+}
+
+/// A group's name: its schedule's, with its schools when the same schedule
+/// makes several groups (a school's own calendars, another time zone).
+fn group_label(u: &Unit, all: &[Unit]) -> String {
+    if all.iter().filter(|o| o.schedule == u.schedule).count() > 1 {
+        format!("{} [{}]", u.schedule, schools(&u.classrooms).join(" "))
+    } else {
+        u.schedule.to_owned()
+    }
+}
+
 /// `borne plan --at`: each selected classroom's (or, with `group`, each
 /// distinct schedule's) mode and desired state at `at` from the schedule
 /// alone, and its next change.
@@ -143,6 +163,7 @@ pub fn plan_at(config: &Config, at: DateTime<Utc>, opts: &PlanOptions) -> Result
                     serde_json::json!({
                         "schedule": u.schedule,
                         "timezone": u.timezone.name(),
+                        "schools": schools(&u.classrooms),
                         "classrooms": ids(&u.classrooms),
                         "mode": r.mode,
                         "wifi": r.wifi,
@@ -160,29 +181,39 @@ pub fn plan_at(config: &Config, at: DateTime<Utc>, opts: &PlanOptions) -> Result
     let mut out = format!("at {at_text}\n");
     let label = |u: &Unit, r: &PlanRow| {
         if opts.group {
-            u.schedule.to_owned()
+            group_label(u, &units)
         } else {
             r.id.to_owned()
         }
     };
+    let next_text = |r: &PlanRow| match &r.next_change {
+        Some(n) => format!("{} at {}", n.mode, n.at),
+        None => "none planned".to_owned(),
+    };
     let first = if opts.group { "schedule" } else { "classroom" };
     let width = rows.iter().map(|(u, r)| label(u, r).len()).max().unwrap_or(0).max(9);
-    let _ = write!(out, "{first:width$}  {:9}  {:4}  next change", "mode", "wifi");
-    out.push_str(if opts.group { "  (classrooms)\n" } else { "\n" });
+    let next_width = if opts.group {
+        rows.iter().map(|(_, r)| next_text(r).len()).max().unwrap_or(0)
+    } else {
+        0
+    };
+    let _ = write!(
+        out,
+        "{first:width$}  {:9}  {:4}  {:next_width$}",
+        "mode", "wifi", "next change"
+    );
+    out.push_str(if opts.group { "  classrooms\n" } else { "\n" });
     for (u, r) in &rows {
-        let next = match &r.next_change {
-            Some(n) => format!("{} at {}", n.mode, n.at),
-            None => "none planned".to_owned(),
-        };
+        let next = next_text(r);
         let _ = write!(
             out,
-            "{:width$}  {:9}  {:4}  {next}",
+            "{:width$}  {:9}  {:4}  {next:next_width$}",
             label(u, r),
             r.mode.to_string(),
             r.wifi.as_str()
         );
         if opts.group {
-            let _ = write!(out, "  ({}: {})", u.classrooms.len(), ids(&u.classrooms).join(", "));
+            let _ = write!(out, "  {}: {}", u.classrooms.len(), ids(&u.classrooms).join(", "));
         }
         out.push('\n');
     }
@@ -269,6 +300,7 @@ fn grouped_interval(
                 serde_json::json!({
                     "schedule": u.schedule,
                     "timezone": u.timezone.name(),
+                    "schools": schools(&u.classrooms),
                     "classrooms": ids(&u.classrooms),
                     "changes": changes,
                 })
@@ -282,7 +314,7 @@ fn grouped_interval(
         let _ = writeln!(
             out,
             "\n{} ({}), {} classroom(s): {}",
-            u.schedule,
+            group_label(u, units),
             u.timezone.name(),
             u.classrooms.len(),
             ids(&u.classrooms).join(", ")

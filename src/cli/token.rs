@@ -90,7 +90,7 @@ pub fn token_list(
         .users
         .iter()
         .map(|u| {
-            let last = uses.get(&hex::encode(u.token_sha256));
+            let last = u.token_sha256.and_then(|h| uses.get(&hex::encode(h)));
             serde_json::json!({
                 "name": u.name,
                 "role": u.role,

@@ -12,6 +12,7 @@ pub mod changes;
 mod failsafe;
 mod include;
 mod limits;
+pub mod oidc;
 pub mod raw;
 mod validate;
 mod yaml;
@@ -114,6 +115,8 @@ pub struct Config {
     pub access_points: Vec<AccessPoint>,
     /// API users.
     pub users: Vec<User>,
+    /// Sign-in with the identity provider, when configured.
+    pub oidc: Option<oidc::Oidc>,
     /// The MQTT broker, when any AP uses MQTT or the block is given.
     pub mqtt: Option<MqttBroker>,
     /// Reconciler tuning.
@@ -604,8 +607,11 @@ pub struct User {
     pub name: String,
     /// Role.
     pub role: Role,
-    /// SHA-256 of the bearer token.
-    pub token_sha256: [u8; 32],
+    /// SHA-256 of the bearer token; `None` for a user who signs in only
+    /// with the identity provider.
+    pub token_sha256: Option<[u8; 32]>,
+    /// Login at the identity provider (`oidc.user_claim`).
+    pub login: Option<String>,
     /// The plain token, only in demo mode.
     pub demo_token: Option<String>,
     /// Classrooms this user may see; `None` means every classroom.

@@ -41,6 +41,8 @@ pub struct RawConfig {
     pub schools: Vec<RawSchool>,
     /// API users (tokens as SHA-256).
     pub users: Vec<RawUser>,
+    /// Sign-in with the schools' identity provider (OpenID Connect).
+    pub oidc: Option<super::oidc::RawOidc>,
     /// Demo mode: allows plain `token:` in users and prints sign-in links at start.
     pub demo: bool,
     /// How many days the audit log is kept. Default 365.
@@ -350,6 +352,8 @@ pub struct RawUser {
     pub token_sha256: Option<String>,
     /// Plain token, only with `demo: true`.
     pub token: Option<String>,
+    /// Matched against `oidc.user_claim` at sign-in with the identity provider.
+    pub login: Option<String>,
     /// Classrooms a teacher may switch.
     pub classrooms: Vec<String>,
     /// Schools whose classrooms the user may see (and switch, as teacher or admin).

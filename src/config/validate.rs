@@ -438,6 +438,30 @@ impl Validator {
             None => None,
         };
         let users = self.users(&raw.users, raw.demo, &seen_classrooms, &schools);
+        let oidc = raw.oidc.as_ref().and_then(|o| {
+            match super::oidc::validate(o, &public_url, &schools, &seen_classrooms, self.base_dir.as_deref()) {
+                Ok(v) => {
+                    if let Some(f) = &v.client_secret_file {
+                        self.file("oidc.client_secret_file".into(), f);
+                    }
+                    Some(v)
+                }
+                Err(problems) => {
+                    for (location, message) in problems {
+                        self.error(location, message);
+                    }
+                    None
+                }
+            }
+        });
+        if oidc.is_none()
+            && let Some(i) = raw.users.iter().position(|u| u.login.is_some())
+        {
+            self.warn(
+                format!("users[{i}].login"),
+                "logins are only used with an `oidc:` block (sign-in with the identity provider)",
+            );
+        }
         let mut trusted_proxies = Vec::new();
         for (i, p) in raw.trusted_proxies.iter().enumerate() {
             match p.parse() {
@@ -496,6 +520,7 @@ impl Validator {
             classrooms,
             access_points,
             users,
+            oidc,
             mqtt,
             reconciler,
             demo: raw.demo,
@@ -1162,6 +1187,7 @@ impl Validator {
         let mut out = Vec::new();
         let mut names = HashMap::new();
         let mut hashes: HashMap<[u8; 32], usize> = HashMap::new();
+        let mut logins: HashMap<String, usize> = HashMap::new();
         for (i, u) in raw.iter().enumerate() {
             let loc = format!("users[{i}]");
             if u.name.trim().is_empty() {
@@ -1219,11 +1245,26 @@ impl Validator {
                     );
                     None
                 }
+                (None, None) if u.login.is_some() => None,
                 (None, None) => {
-                    self.error(format!("{loc}.token_sha256"), "a user needs token_sha256");
+                    self.error(
+                        format!("{loc}.token_sha256"),
+                        "a user needs token_sha256, a login (with oidc), or both",
+                    );
                     None
                 }
             };
+            let login = u.login.as_ref().map(|l| l.trim().to_owned());
+            if login.as_ref().is_some_and(String::is_empty) {
+                self.error(
+                    format!("{loc}.login"),
+                    "an empty login matches nobody; remove it or fill it in",
+                );
+            } else if let Some(l) = &login
+                && let Some(prev) = logins.insert(l.clone(), i)
+            {
+                self.error(format!("{loc}.login"), format!("login \"{l}\" is also users[{prev}]'s"));
+            }
             if let Some(h) = hash
                 && let Some(prev) = hashes.insert(h, i)
             {
@@ -1284,11 +1325,14 @@ impl Validator {
                     }
                 },
             };
-            if let (Some(role), Some(token_sha256)) = (role, hash) {
+            if let Some(role) = role
+                && (hash.is_some() || login.is_some())
+            {
                 out.push(User {
                     name: u.name.clone(),
                     role,
-                    token_sha256,
+                    token_sha256: hash,
+                    login,
                     demo_token: if demo { u.token.clone() } else { None },
                     scope: limited.then_some(scope),
                     schools: u.schools.iter().map(|s| SchoolId::from(s.as_str())).collect(),

@@ -13,6 +13,8 @@ pub struct Actor<'a> {
     pub user: &'a User,
     /// The client's address.
     pub source: Option<String>,
+    /// How the user signed in: `token` or `oidc`.
+    pub via: &'static str,
 }
 
 pub(super) fn visible<'c>(config: &'c Config, user: &User, id: &str) -> Result<&'c Classroom, RequestError> {
@@ -40,5 +42,6 @@ pub(super) fn audit(
         detail,
         result,
         source: actor.source.clone(),
+        via: Some(actor.via.to_owned()),
     }
 }

@@ -80,6 +80,7 @@ impl Core {
                 detail: format!("override {} by {} ended ({})", o.wifi, o.by, o.reason),
                 result: "ok".into(),
                 source: None,
+                via: None,
             });
             touched.push(c.clone());
             false

@@ -188,5 +188,6 @@ pub fn actor(user: &User) -> Actor<'_> {
     Actor {
         user,
         source: Some("127.0.0.1".into()),
+        via: "token",
     }
 }

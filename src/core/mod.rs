@@ -283,6 +283,7 @@ async fn to_completion<T: Send + 'static>(
 struct OwnedActor {
     user: crate::config::User,
     source: Option<String>,
+    via: &'static str,
 }
 
 impl OwnedActor {
@@ -290,6 +291,7 @@ impl OwnedActor {
         Self {
             user: actor.user.clone(),
             source: actor.source.clone(),
+            via: actor.via,
         }
     }
 
@@ -297,6 +299,7 @@ impl OwnedActor {
         Actor {
             user: &self.user,
             source: self.source.clone(),
+            via: self.via,
         }
     }
 }

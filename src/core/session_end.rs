@@ -72,5 +72,6 @@ pub fn session_end_record(
         ),
         result: "ok".into(),
         source: None,
+        via: None,
     }
 }

@@ -154,6 +154,7 @@ impl Core {
             ),
             result: "ok".into(),
             source: None,
+            via: None,
         });
         self.writer().enqueue(batch);
         for c in &touched {

@@ -211,6 +211,7 @@ impl Reconciler {
                         detail: format!("{from} -> {to}"),
                         result: "ok".into(),
                         source: None,
+                        via: None,
                     })
                 })
                 .collect();

@@ -273,6 +273,7 @@ impl ApWorker {
             detail: format!("{} over {}", target, ap.driver.kind()),
             result,
             source: None,
+            via: None,
         }]));
     }
 }

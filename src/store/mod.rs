@@ -12,6 +12,7 @@
 //! [`Store`] is the seam for another backend (a shared database for several
 //! daemons); [`sqlite::SqliteStore`] is the one borne ships.
 
+pub mod login_sessions;
 pub mod sqlite;
 pub mod usage;
 
@@ -86,6 +87,8 @@ pub struct AuditRecord {
     pub result: String,
     /// Source address of a request.
     pub source: Option<String>,
+    /// How the user signed in: `token` or `oidc`; `None` for the daemon's own lines.
+    pub via: Option<String>,
 }
 
 /// An audit line read back, with its id (the pagination cursor).

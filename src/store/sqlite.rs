@@ -67,7 +67,20 @@ const MIGRATIONS: &[&str] = &[
         token_sha256 TEXT PRIMARY KEY,
         last_used INTEGER NOT NULL
      );",
-    // 4: one row that `/readyz` rewrites to prove the database takes writes.
+    // 4: sign-in sessions with the identity provider (issue 18; see
+    // store/login_sessions.rs) and how each audited request was authenticated.
+    "CREATE TABLE login_sessions (
+        id_sha256 BLOB PRIMARY KEY,
+        login TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        id_token TEXT,
+        created INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+     );
+     ALTER TABLE audit ADD COLUMN via TEXT;",
+    // 5: one row that `/readyz` rewrites to prove the database takes writes.
     "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
 ];
 
@@ -350,8 +363,8 @@ impl Store for SqliteStore {
                 .map_err(io)?;
             let mut put_audit = tx
                 .prepare_cached(
-                    "INSERT INTO audit (at, actor, role, classroom, ap, action, detail, result, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO audit (at, actor, role, classroom, ap, action, detail, result, source, via)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(io)?;
             for b in batches {
@@ -412,7 +425,8 @@ impl Store for SqliteStore {
                             a.action,
                             a.detail,
                             a.result,
-                            a.source
+                            a.source,
+                            a.via
                         ])
                         .map_err(io)?;
                 }
@@ -438,7 +452,7 @@ impl Store for SqliteStore {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let c = Self::lock(&self.read);
         let mut sql = String::from(
-            "SELECT id, at, actor, role, classroom, ap, action, detail, result, source FROM audit WHERE 1=1",
+            "SELECT id, at, actor, role, classroom, ap, action, detail, result, source, via FROM audit WHERE 1=1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
@@ -516,6 +530,7 @@ impl Store for SqliteStore {
                         detail: r.get(7)?,
                         result: r.get(8)?,
                         source: r.get(9)?,
+                        via: r.get(10)?,
                     },
                 })
             })

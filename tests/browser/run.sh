@@ -8,7 +8,8 @@
 # chromium chromium-driver; /usr/bin/chromium, or set CHROMIUM). Installs
 # playwright-core from package-lock.json (npm ci; it never downloads a
 # browser), builds target/debug/borne unless BORNE_BIN is set, and runs
-# run.mjs, whose last line is "N passed, M failed". Exits non-zero on failure.
+# run.mjs then sso.mjs (single sign-on against tests/oidc's provider), each
+# ending with "N passed, M failed". Exits non-zero on failure.
 # Screenshots: tests/artifacts/browser/; UPDATE_SCREENSHOTS=1 also refreshes
 # docs/screenshots/{teacher,admin}.png.
 set -euo pipefail
@@ -40,4 +41,13 @@ if ! cmp -s package-lock.json node_modules/.installed-lock.json; then
   cp package-lock.json node_modules/.installed-lock.json
 fi
 
-exec node run.mjs "$@"
+# The OpenID provider of the single sign-on suite (sso.mjs), from its own lock file.
+if ! cmp -s "$root/tests/oidc/package-lock.json" "$root/tests/oidc/node_modules/.installed-lock.json"; then
+  (cd "$root/tests/oidc" && npm ci --no-audit --no-fund --loglevel=error \
+    && cp package-lock.json node_modules/.installed-lock.json) || fail "npm ci in tests/oidc failed"
+fi
+
+status=0
+node run.mjs "$@" || status=$?
+node sso.mjs "$@" || status=$?
+exit "$status"

@@ -13,6 +13,8 @@
 //! - [`fixtures`]: the test configurations used by several suites.
 //! - [`mqtt`]: a real Mosquitto or a scripted in-process broker, fake
 //!   devices, spies, the `mosquitto_sub`/`mosquitto_pub` clients.
+//! - [`oidc`]: a real OpenID Provider (tests/oidc, Node's `oidc-provider`)
+//!   with a teacher, an admin and a stranger, for the single sign-on tests.
 //! - [`ssh`]: fake OpenWrt access points behind a real sshd (with the test
 //!   user's login rc files masked) or an in-process russh server.
 //!
@@ -23,6 +25,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod http;
 pub mod mqtt;
+pub mod oidc;
 pub mod peers;
 pub mod ssh;
 pub mod wait;

@@ -8,6 +8,7 @@ import {
   api, apSummary, chooseLanguage, cleanPastedToken, followEvents, formatLeft, formatStamp, formatWhen, h, icon,
   instantToLocalInput, now, pickLanguage, setChildren, setText, takeTokenFromFragment, tokenStore, translateStatic,
   zonedToInstant,
+  endCookieSession, isCookieSession, renderSso, signInState,
 } from './common.js';
 
 const lang = pickLanguage('en');
@@ -17,6 +18,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   signin: $('signin'), signinForm: $('signin-form'), tokenInput: $('token-input'), signinMessage: $('signin-message'),
+  sso: $('sso'),
   notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), appMessage: $('app-message'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
   tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit') },
@@ -59,13 +61,29 @@ function showSignin(message, tone) {
   ui.signinMessage.hidden = !message;
   ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
   setText(ui.signinMessage, message || '');
+  renderSso(ui.sso, sso, '/admin', t);
   ui.tokenInput.value = '';
   ui.tokenInput.focus();
 }
 
+/** Sign-in with the identity provider, as /auth/session described it at start. */
+let sso = null;
+
 function signOut(message, tone) {
   store.clear();
   showSignin(message, tone);
+}
+
+/** The sign-out button: a sign-in session also ends at the server, and the
+ *  browser goes to the provider's sign-out page when it has one. */
+async function userSignOut() {
+  if (current && isCookieSession(current.token)) {
+    const session = current.token;
+    showSignin(t.signedOut, 'info');
+    location.assign(await endCookieSession(session, '/admin'));
+    return;
+  }
+  signOut(t.signedOut, 'info');
 }
 
 function errorText(e) {
@@ -81,6 +99,7 @@ async function start(token, typed) {
   try {
     me = await api(token, 'GET', '/api/v1/me');
   } catch (e) {
+    if (e.status === 401 && isCookieSession(token)) { showSignin(t.ssoEnded); return; }
     if (e.status === 401) store.clear();
     if (e.status === 0 && !typed) {
       ui.signin.hidden = true;
@@ -92,7 +111,7 @@ async function start(token, typed) {
     showSignin(e.status === 401 && e.code !== 'token_expired' ? t.tokenRejected : errorText(e));
     return;
   }
-  store.set(token);
+  if (!isCookieSession(token)) store.set(token);
   resetViews();
   ui.signin.hidden = true;
   ui.signout.hidden = false;
@@ -132,7 +151,9 @@ async function start(token, typed) {
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
     onState: (state) => { if (current === session) setLive(state); },
-    onUnauthorized: () => { if (current === session) signOut(t.sessionExpired); },
+    onUnauthorized: () => {
+      if (current === session) signOut(isCookieSession(session.token) ? t.ssoEnded : t.sessionExpired);
+    },
   });
 }
 
@@ -709,7 +730,7 @@ function init() {
   ui.lang.lang = other;
   ui.lang.setAttribute('aria-label', strings[other].switchLanguage);
   ui.lang.addEventListener('click', () => { chooseLanguage(other); location.reload(); });
-  ui.signout.addEventListener('click', () => signOut(t.signedOut, 'info'));
+  ui.signout.addEventListener('click', userSignOut);
   ui.signinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const token = cleanPastedToken(ui.tokenInput.value);
@@ -754,8 +775,12 @@ function init() {
     if (fresh) start(fresh, true);
   });
   const token = takeTokenFromFragment() || store.get();
-  if (token) start(token, false);
-  else showSignin(null);
+  signInState().then((state) => {
+    sso = state;
+    if (token) start(token, false);
+    else if (state.user && state.csrf) start({ csrf: state.csrf }, false);
+    else showSignin(null);
+  });
 }
 
 init();

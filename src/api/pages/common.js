@@ -140,6 +140,52 @@ export function tokenStore(key) {
   };
 }
 
+// --- Sign-in with the identity provider -------------------------------------
+
+/** What /auth/session says: {oidc: {label, available} | null, user, csrf}. */
+export async function signInState() {
+  try {
+    const r = await fetch('/auth/session', { cache: 'no-store', credentials: 'same-origin' });
+    if (r.ok) return await r.json();
+  } catch (_) { /* the server is away: offer what needs no server */ }
+  return { oidc: null, user: null };
+}
+
+/** Whether `token` is a sign-in session rather than a bearer token. */
+export function isCookieSession(token) {
+  return token !== null && typeof token === 'object';
+}
+
+/** Fills the sign-in button (or says sign-in is unavailable) when the
+ *  server offers sign-in with the identity provider. */
+export function renderSso(el, state, next, t) {
+  if (!state || !state.oidc) {
+    el.hidden = true;
+    return;
+  }
+  const href = `/auth/login?next=${encodeURIComponent(next)}`;
+  setChildren(el,
+    state.oidc.available
+      ? h('a', { id: 'sso-button', class: 'primary sso-button', href }, state.oidc.label || t.ssoButton)
+      : h('p', { id: 'sso-unavailable', class: 'notice notice-warn' }, t.ssoUnavailable),
+    h('p', { class: 'sso-or' }, t.ssoOr));
+  el.hidden = false;
+}
+
+/** Ends a sign-in session; resolves to where to go next (the provider's
+ *  sign-out page when it has one). */
+export async function endCookieSession(session, fallback) {
+  try {
+    const r = await fetch('/auth/logout', {
+      method: 'POST', cache: 'no-store', credentials: 'same-origin',
+      headers: { 'X-CSRF-Token': session.csrf, Accept: 'application/json' },
+    });
+    const body = await r.json();
+    if (r.ok && body.redirect) return body.redirect;
+  } catch (_) { /* the cookie ends with the browser anyway */ }
+  return fallback;
+}
+
 // --- Server clock -----------------------------------------------------------
 
 // Countdowns use the server's clock: a classroom PC whose clock is off by
@@ -167,11 +213,25 @@ export class ApiError extends Error {
   }
 }
 
+/** What api() and followEvents() send to authenticate: a bearer token
+ *  (a string), or a sign-in session with the identity provider ({csrf}),
+ *  which rides on its HttpOnly cookie and proves with the CSRF token that
+ *  a write comes from this page. */
+function authenticate(token, method, headers) {
+  if (typeof token === 'string') {
+    headers.Authorization = `Bearer ${token}`;
+    return 'omit';
+  }
+  if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = token.csrf;
+  return 'same-origin';
+}
+
 /** Calls the API; resolves to the JSON answer, rejects with ApiError
  *  (status 0 when the server could not be reached). */
 export async function api(token, method, path, body) {
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
-  const init = { method, headers, cache: 'no-store', credentials: 'omit' };
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, cache: 'no-store' };
+  init.credentials = authenticate(token, method, headers);
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -236,10 +296,12 @@ export function followEvents(token, { onStatus, onState, onUnauthorized }) {
     };
     try {
       armStall();
+      const headers = { Accept: 'text/event-stream' };
+      const credentials = authenticate(token, 'GET', headers);
       const response = await fetch('/api/v1/events', {
-        headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
+        headers,
         cache: 'no-store',
-        credentials: 'omit',
+        credentials,
         signal: mine.signal,
       });
       if (response.status === 401) {

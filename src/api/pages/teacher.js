@@ -6,6 +6,7 @@ import { strings } from './i18n.js';
 import {
   api, apSummary, chooseLanguage, cleanPastedToken, followEvents, formatLeft, formatWhen, h, icon, now,
   pickLanguage, setChildren, setText, takeTokenFromFragment, tokenStore, translateStatic,
+  endCookieSession, isCookieSession, renderSso, signInState,
 } from './common.js';
 
 const lang = pickLanguage('fr');
@@ -15,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   signin: $('signin'), signinForm: $('signin-form'), tokenInput: $('token-input'), signinMessage: $('signin-message'),
+  sso: $('sso'),
   app: $('app'), appTitle: $('app-title'), appMessage: $('app-message'), cards: $('classrooms'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
 };
@@ -36,13 +38,29 @@ function showSignin(message, tone) {
   ui.signinMessage.hidden = !message;
   ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
   setText(ui.signinMessage, message || '');
+  renderSso(ui.sso, sso, '/', t);
   ui.tokenInput.value = '';
   ui.tokenInput.focus();
 }
 
+/** Sign-in with the identity provider, as /auth/session described it at start. */
+let sso = null;
+
 function signOut(message, tone) {
   store.clear();
   showSignin(message, tone);
+}
+
+/** The sign-out button: a sign-in session also ends at the server, and the
+ *  browser goes to the provider's sign-out page when it has one. */
+async function userSignOut() {
+  if (current && isCookieSession(current.token)) {
+    const session = current.token;
+    showSignin(t.signedOut, 'info');
+    location.assign(await endCookieSession(session, '/'));
+    return;
+  }
+  signOut(t.signedOut, 'info');
 }
 
 function startupError(e) {
@@ -59,6 +77,7 @@ async function start(token, typed) {
     me = await api(token, 'GET', '/api/v1/me');
     list = await api(token, 'GET', '/api/v1/classrooms');
   } catch (e) {
+    if (e.status === 401 && isCookieSession(token)) { showSignin(t.ssoEnded); return; }
     if (e.status === 401) store.clear();
     if (e.status === 0 && !typed) {
       // The server is away (restart, network): keep the token and retry.
@@ -71,7 +90,7 @@ async function start(token, typed) {
     showSignin(startupError(e));
     return;
   }
-  store.set(token);
+  if (!isCookieSession(token)) store.set(token);
   if (current && current.stream) current.stream.stop();
   current = { token, me, cards: new Map(), stream: null };
   ui.signin.hidden = true;
@@ -95,7 +114,9 @@ async function start(token, typed) {
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s); },
     onState: (state) => { if (current === session) setLive(state); },
-    onUnauthorized: () => { if (current === session) signOut(t.sessionExpired); },
+    onUnauthorized: () => {
+      if (current === session) signOut(isCookieSession(session.token) ? t.ssoEnded : t.sessionExpired);
+    },
   });
 }
 
@@ -413,7 +434,7 @@ function init() {
   ui.lang.lang = other;
   ui.lang.setAttribute('aria-label', strings[other].switchLanguage);
   ui.lang.addEventListener('click', () => { chooseLanguage(other); location.reload(); });
-  ui.signout.addEventListener('click', () => signOut(t.signedOut, 'info'));
+  ui.signout.addEventListener('click', userSignOut);
   ui.signinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const token = cleanPastedToken(ui.tokenInput.value);
@@ -439,8 +460,12 @@ function init() {
     if (fresh) start(fresh, true);
   });
   const token = takeTokenFromFragment() || store.get();
-  if (token) start(token, false);
-  else showSignin(null);
+  signInState().then((state) => {
+    sso = state;
+    if (token) start(token, false);
+    else if (state.user && state.csrf) start({ csrf: state.csrf }, false);
+    else showSignin(null);
+  });
 }
 
 init();
