@@ -171,6 +171,7 @@ async fn pruning_lets_commits_through() {
         detail: "on for 60 minutes".into(),
         result: "accepted".into(),
         source: None,
+        via: None,
     };
     writer.commit(Batch::audit(vec![record])).await.unwrap();
     let left = count(store.path());
