@@ -74,6 +74,16 @@ impl Running {
 /// The store cannot be opened, a driver cannot start, or the address cannot be bound.
 pub async fn start(config: Config, options: Options, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
+    // First: a busy port stops the start before any access point is touched.
+    let listener = match options.listener {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)?
+        }
+        None => TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?,
+    };
     let state_dir = config.state_dir.clone();
     let store: Arc<dyn Store> = Arc::new(
         tokio::task::spawn_blocking(move || SqliteStore::open(&state_dir))
@@ -147,15 +157,6 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
         shutdown.child_token(),
     ));
 
-    let listener = match options.listener {
-        Some(l) => {
-            l.set_nonblocking(true)?;
-            TcpListener::from_std(l)?
-        }
-        None => TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?,
-    };
     let addr = listener.local_addr()?;
     let app = crate::api::router(core.clone(), options.config_path.clone(), shutdown.clone());
     tracker.spawn(crate::api::server::serve(listener, app, core.clone(), shutdown.clone()));

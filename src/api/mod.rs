@@ -140,7 +140,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// Ready when the configuration is loaded and the store answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.core.writer().commit(crate::store::Batch::default()).await {
+    match state.core.check_writable().await {
         Ok(()) => axum::Json(serde_json::json!({
             "status": "ready",
             "classrooms": state.core.config().classrooms.len(),

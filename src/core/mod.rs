@@ -33,6 +33,7 @@ mod idle;
 mod lease;
 mod observed;
 mod overrides;
+mod readiness;
 mod reload;
 mod session_end;
 mod teacher;
@@ -83,6 +84,8 @@ pub struct Core {
     /// exclusively, so a request is decided against the configuration in
     /// force when it commits.
     gate: tokio::sync::RwLock<()>,
+    /// The last `/readyz` heartbeat.
+    heartbeat: tokio::sync::Mutex<readiness::LastHeartbeat>,
     /// Serializes read-decide-write per classroom; rebuilt on reload.
     classroom_locks: RwLock<HashMap<ClassroomId, Arc<tokio::sync::Mutex<()>>>>,
     writer: Writer,
@@ -155,6 +158,7 @@ impl Core {
         let core = Arc::new(Core {
             classroom_locks: RwLock::new(HashMap::new()),
             gate: tokio::sync::RwLock::new(()),
+            heartbeat: tokio::sync::Mutex::new(None),
             config: RwLock::new(config.clone()),
             state: Mutex::new(runtime),
             writer,

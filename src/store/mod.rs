@@ -158,6 +158,8 @@ pub struct Batch {
     pub usage: usage::UsageBatch,
     /// Token last uses: hex SHA-256 and when (a later time wins).
     pub token_use: Vec<(String, DateTime<Utc>)>,
+    /// A heartbeat: proves the database takes a write (`/readyz`).
+    pub heartbeat: Option<DateTime<Utc>>,
 }
 
 impl Batch {
@@ -176,6 +178,7 @@ impl Batch {
             && self.audit.is_empty()
             && self.usage.is_empty()
             && self.token_use.is_empty()
+            && self.heartbeat.is_none()
     }
 }
 
@@ -217,11 +220,12 @@ pub trait Store: Send + Sync + 'static {
     /// The database cannot be read.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Deletes audit lines older than `before`; returns how many.
+    /// Deletes at most `limit` audit lines older than `before`, oldest
+    /// first; returns how many.
     ///
     /// # Errors
     /// The database cannot be written.
-    fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
 
     /// Runs `f` over the usage report's tables.
     ///
@@ -245,11 +249,26 @@ pub trait Store: Send + Sync + 'static {
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
 
+/// Audit lines deleted per transaction when pruning: a few milliseconds of
+/// work, so commits queued meanwhile wait no longer than that.
+pub const PRUNE_CHUNK: usize = 500;
+
+/// What the writer thread does, in the order asked.
+enum Job {
+    /// Commit a batch (group-committed with its neighbours).
+    Write(Box<Batch>, Option<Ack>),
+    /// Delete one chunk of old audit lines.
+    Prune {
+        before: DateTime<Utc>,
+        done: oneshot::Sender<Result<usize, StoreError>>,
+    },
+}
+
 /// The handle every task writes through; clones share one writer thread,
 /// which ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<(Batch, Option<Ack>)>,
+    tx: mpsc::UnboundedSender<Job>,
     store: Arc<dyn Store>,
 }
 
@@ -259,32 +278,43 @@ impl Writer {
     /// # Errors
     /// The thread could not be started.
     pub fn start(store: Arc<dyn Store>) -> std::io::Result<Writer> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Batch, Option<Ack>)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let thread_store = store.clone();
         std::thread::Builder::new().name("borne-store".into()).spawn(move || {
             while let Some(first) = rx.blocking_recv() {
-                let mut pending = vec![first];
+                let mut pending = Vec::new();
+                let mut prune = None;
+                match first {
+                    Job::Write(b, ack) => pending.push((b, ack)),
+                    job @ Job::Prune { .. } => prune = Some(job),
+                }
                 // Group commit: take whatever queued up while the last
                 // transaction was being synced, bounded to keep latency fair.
-                while pending.len() < 512 {
+                while prune.is_none() && pending.len() < 512 {
                     match rx.try_recv() {
-                        Ok(next) => pending.push(next),
+                        Ok(Job::Write(b, ack)) => pending.push((b, ack)),
+                        Ok(job) => prune = Some(job),
                         Err(_) => break,
                     }
                 }
-                let batches: Vec<&Batch> = pending.iter().map(|(b, _)| b).filter(|b| !b.is_empty()).collect();
-                let result = if batches.is_empty() {
-                    Ok(())
-                } else {
-                    thread_store.commit(&batches)
-                };
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, batches = batches.len(), "state database write failed");
-                }
-                for (_, ack) in pending {
-                    if let Some(ack) = ack {
-                        let _ = ack.send(result.clone());
+                if !pending.is_empty() {
+                    let batches: Vec<&Batch> = pending.iter().map(|(b, _)| &**b).filter(|b| !b.is_empty()).collect();
+                    let result = if batches.is_empty() {
+                        Ok(())
+                    } else {
+                        thread_store.commit(&batches)
+                    };
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, batches = batches.len(), "state database write failed");
                     }
+                    for (_, ack) in pending {
+                        if let Some(ack) = ack {
+                            let _ = ack.send(result.clone());
+                        }
+                    }
+                }
+                if let Some(Job::Prune { before, done }) = prune {
+                    let _ = done.send(thread_store.prune_audit(before, PRUNE_CHUNK));
                 }
             }
         })?;
@@ -297,7 +327,9 @@ impl Writer {
     /// The write failed: the caller must not acknowledge what it carried.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send((batch, Some(ack))).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(Job::Write(Box::new(batch), Some(ack)))
+            .map_err(|_| StoreError::Closed)?;
         done.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -305,7 +337,7 @@ impl Writer {
     /// lines: losing the last few at a crash is harmless, the next
     /// observation rewrites them).
     pub fn enqueue(&self, batch: Batch) {
-        let _ = self.tx.send((batch, None));
+        let _ = self.tx.send(Job::Write(Box::new(batch), None));
     }
 
     /// Reads audit lines on the blocking pool.
@@ -330,15 +362,26 @@ impl Writer {
             .map_err(|e| StoreError::Io(e.to_string()))?
     }
 
-    /// Prunes the audit log on the blocking pool.
+    /// Deletes audit lines older than `before`, in chunks of
+    /// [`PRUNE_CHUNK`] taken in turn with the other writes, so a large
+    /// prune never holds a request's commit back by more than one chunk.
+    /// Returns how many were deleted.
     ///
     /// # Errors
-    /// The database cannot be written.
+    /// The database cannot be written (what was deleted stays deleted).
     pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.prune_audit(before))
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))?
+        let mut total = 0;
+        loop {
+            let (done, deleted) = oneshot::channel();
+            self.tx
+                .send(Job::Prune { before, done })
+                .map_err(|_| StoreError::Closed)?;
+            let n = deleted.await.map_err(|_| StoreError::Closed)??;
+            total += n;
+            if n < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
 
     /// Runs `f` over the usage report's tables on the blocking pool.

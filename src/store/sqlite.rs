@@ -80,6 +80,8 @@ const MIGRATIONS: &[&str] = &[
         last_seen INTEGER NOT NULL
      );
      ALTER TABLE audit ADD COLUMN via TEXT;",
+    // 5: one row that `/readyz` rewrites to prove the database takes writes.
+    "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
 ];
 
 /// The SQLite store.
@@ -432,6 +434,11 @@ impl Store for SqliteStore {
                 if let Some((started, _)) = b.usage.run {
                     *self.current_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
                 }
+                if let Some(at) = b.heartbeat {
+                    tx.prepare_cached("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?1)")
+                        .and_then(|mut st| st.execute(params![ms(at)]))
+                        .map_err(io)?;
+                }
             }
         }
         tx.commit().map_err(io)
@@ -531,9 +538,11 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(io)
     }
 
-    fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
         let c = Self::lock(&self.write);
-        c.execute("DELETE FROM audit WHERE at < ?1", params![ms(before)])
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        c.prepare_cached("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)")
+            .and_then(|mut st| st.execute(params![ms(before), limit]))
             .map_err(io)
     }
 
