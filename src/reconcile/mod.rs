@@ -15,7 +15,7 @@
 //!   does one thing at a time), and a global semaphore bounds operations in
 //!   flight across all APs (`max_parallel`). After 3 failures in a row an
 //!   AP is unreachable: it is only probed, with a short timeout, within a
-//!   small budget of its own ([`breaker`]), so a dead school holds none of
+//!   small budget of its own (`breaker`), so a dead school holds none of
 //!   the permits the healthy APs need.
 //!
 //! On shutdown workers stop at a safe point: an operation in flight
