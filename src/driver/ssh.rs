@@ -513,14 +513,15 @@ impl Op<'_> {
 
     async fn observe(&mut self, reading: Reading) -> Result<Observation, DriverError> {
         let seen = self.read(reading).await?;
-        Ok(match reading {
-            Reading::Full => seen,
-            // Radios off have no client; after switching on, the count is
-            // not known until the next full read.
-            Reading::StateOnly => Observation {
+        Ok(match (reading, &self.ssh.preset) {
+            // OpenWrt: radios off have no client; after switching on, the
+            // count is not known until the next full read. A custom preset
+            // runs its own clients_command either way.
+            (Reading::StateOnly, SshPreset::OpenWrt { .. }) => Observation {
                 clients: seen.wifi.is(Wifi::Off).then_some(0),
                 ..seen
             },
+            _ => seen,
         })
     }
 
@@ -554,7 +555,6 @@ impl Op<'_> {
                 let wifi = custom_state(cmds, out.status, &out.stdout, &out.stderr)?;
                 let clients = match &cmds.clients_command {
                     None => None,
-                    Some(_) if reading == Reading::StateOnly => None,
                     Some(command) => {
                         let out = self.exec(command).await?;
                         // A printed number wins over the exit status:
