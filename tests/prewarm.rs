@@ -52,7 +52,8 @@ async fn day(prewarm_seconds: u64) -> Option<(usize, usize)> {
 
     clock.set("2026-12-01T10:00:00+01:00");
     d.core.poke();
-    wait_for("the AP on", || sshd.fake().all(true)).await;
+    // With a lease the saved configuration stays off while the radios run.
+    wait_for("the AP on", || sshd.fake().on_with_saved_off()).await;
     borne_sees_on(&d).await;
     // After the change: closed after reuse_seconds, not kept the rest of the day.
     wait_for("the connection closed after the change", || {
