@@ -68,6 +68,9 @@ demo: true
 timezone: Europe/Paris
 state_dir: STATE_DIR
 reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1 }
+# The kill -9 loop writes as fast as it can as one user: the per-user
+# write limit would answer 429 and leave too few acknowledged requests.
+limits: { writes_per_minute: 100000 }
 schedules:
   day:
     default_mode: locked
