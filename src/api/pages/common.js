@@ -1,4 +1,4 @@
-// Shared by the teacher page and the IT dashboard: the token, the API, the
+// Shared by the teacher page and the IT dashboard: the sign-in flow, the API, the
 // live event stream, dates, and building DOM from text only (every text
 // from the server, such as an override's reason, goes in as text).
 //
@@ -115,7 +115,7 @@ export function icon(name, cls) {
 
 /** Reads `#token=...` from the address and removes it from the address bar
  *  and the history, so it is not left visible or bookmarked. */
-export function takeTokenFromFragment() {
+function takeTokenFromFragment() {
   const hash = location.hash.replace(/^#/, '');
   if (!hash) return null;
   const params = new URLSearchParams(hash);
@@ -126,13 +126,13 @@ export function takeTokenFromFragment() {
 }
 
 /** Accepts a pasted token, or a pasted sign-in link holding one. */
-export function cleanPastedToken(text) {
+function cleanPastedToken(text) {
   const s = String(text || '').trim();
   const m = s.match(/[#&?]token=([^&\s]+)/);
   return m ? decodeURIComponent(m[1]) : s;
 }
 
-export function tokenStore(key) {
+function tokenStore(key) {
   return {
     get() { try { return localStorage.getItem(key); } catch (_) { return null; } },
     set(v) { try { localStorage.setItem(key, v); } catch (_) { /* private mode: session only */ } },
@@ -143,7 +143,7 @@ export function tokenStore(key) {
 // --- Sign-in with the identity provider -------------------------------------
 
 /** What /auth/session says: {oidc: {label, available} | null, user, csrf}. */
-export async function signInState() {
+async function signInState() {
   try {
     const r = await fetch('/auth/session', { cache: 'no-store', credentials: 'same-origin' });
     if (r.ok) return await r.json();
@@ -152,13 +152,13 @@ export async function signInState() {
 }
 
 /** Whether `token` is a sign-in session rather than a bearer token. */
-export function isCookieSession(token) {
+function isCookieSession(token) {
   return token !== null && typeof token === 'object';
 }
 
 /** Fills the sign-in button (or says sign-in is unavailable) when the
  *  server offers sign-in with the identity provider. */
-export function renderSso(el, state, next, t) {
+function renderSso(el, state, next, t) {
   if (!state || !state.oidc) {
     el.hidden = true;
     return;
@@ -174,7 +174,7 @@ export function renderSso(el, state, next, t) {
 
 /** Ends a sign-in session; resolves to where to go next (the provider's
  *  sign-out page when it has one). */
-export async function endCookieSession(session, fallback) {
+async function endCookieSession(session, fallback) {
   try {
     const r = await fetch('/auth/logout', {
       method: 'POST', cache: 'no-store', credentials: 'same-origin',
