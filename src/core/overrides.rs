@@ -777,6 +777,187 @@ mod tests {
         );
     }
 
+    fn planned(wifi: Wifi, from: &str, until: &str, reason: &str) -> OverrideRequest {
+        OverrideRequest {
+            wifi,
+            from: Some(from.parse().unwrap()),
+            until: Some(until.parse().unwrap()),
+            reason: reason.into(),
+        }
+    }
+
+    /// Issue 16 §2: listed, counts nowhere before its start, survives a
+    /// restart, wakes the planner at its start, decides in its window, and
+    /// leaves (audited) at its end.
+    #[tokio::test]
+    async fn a_planned_override_counts_from_its_start_and_survives_a_restart() {
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        let status = f
+            .core
+            .set_override(
+                &actor(&admin),
+                "c1",
+                planned(Wifi::On, "2026-12-01T13:00:00Z", "2026-12-01T15:30:00Z", "atelier"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
+        assert!(status.override_.is_none());
+        assert_eq!(status.until.unwrap().to_rfc3339(), "2026-12-01T14:00:00+01:00");
+        let listed: Vec<String> = status
+            .planned_overrides
+            .iter()
+            .map(|p| format!("{} {} {:?} {} {}", p.from.to_rfc3339(), p.wifi, p.until.map(|u| u.to_rfc3339()), p.reason, p.by))
+            .collect();
+        assert_eq!(
+            listed,
+            ["2026-12-01T14:00:00+01:00 on Some(\"2026-12-01T16:30:00+01:00\") atelier admin"]
+        );
+        // The planner wakes at its start.
+        assert_eq!(
+            f.core.next_input_expiry(f.core.now()).unwrap().to_rfc3339(),
+            "2026-12-01T13:00:00+00:00"
+        );
+        // Teachers are not refused before it starts.
+        let teacher = f.user("teacher1");
+        f.core
+            .teacher_request(&actor(&teacher), "c1", Request::On { minutes: Some(30) })
+            .await
+            .unwrap();
+        f.core.writer().flush().await.unwrap();
+        let again = f.restarted();
+        assert_eq!(again.status(&admin, "c1").unwrap().planned_overrides.len(), 1);
+        f.set_now("2026-12-01T13:00:00Z");
+        let status = again.status(&admin, "c1").unwrap();
+        assert_eq!((status.wifi, status.reason), (Wifi::On, Reason::Override));
+        assert_eq!(status.override_.unwrap().reason, "atelier");
+        assert!(status.planned_overrides.is_empty());
+        assert_eq!(
+            again.next_input_expiry(again.now()).unwrap().to_rfc3339(),
+            "2026-12-01T15:30:00+00:00"
+        );
+        f.set_now("2026-12-01T15:30:00Z");
+        f.core.expire_inputs(f.core.now());
+        let status = f.core.status(&admin, "c1").unwrap();
+        assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
+        assert!(f.core.next_input_expiry(f.core.now()).is_none());
+        let actions: Vec<String> = f.audit().await.into_iter().map(|e| e.record.action).collect();
+        assert_eq!(actions, ["override.plan", "teacher.on", "session.end", "override.expire"]);
+        assert!(crate::store::Store::load(&*f.store).unwrap().planned.is_empty());
+    }
+
+    /// Several planned overrides, never overlapping, besides the one in
+    /// force; cancelled before their start by it; a bulk plan is one row.
+    #[tokio::test]
+    async fn planned_overrides_are_cancelled_by_their_start_and_never_overlap() {
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        let a = actor(&admin);
+        f.core.set_override(&a, "c1", off("incident")).await.unwrap();
+        f.core
+            .set_override(&a, "c1", planned(Wifi::On, "2026-12-01T13:00:00Z", "2026-12-01T15:00:00Z", "one"))
+            .await
+            .unwrap();
+        for (request, says) in [
+            (
+                planned(Wifi::On, "2026-12-01T14:00:00Z", "2026-12-01T16:00:00Z", "two"),
+                "already has an override planned from 2026-12-01T13:00:00Z until 2026-12-01T15:00:00Z",
+            ),
+            (
+                planned(Wifi::On, "2026-12-01T16:00:00Z", "2026-12-01T16:00:00Z", "two"),
+                "is not before until",
+            ),
+        ] {
+            let err = f.core.set_override(&a, "c1", request).await.unwrap_err();
+            assert!(matches!(&err, RequestError::Invalid(m) if m.contains(says)), "{err:?}");
+        }
+        // Back to back is fine; a bulk plan covers c1 and c2 in one row.
+        f.core
+            .set_override(&a, "c1", planned(Wifi::Off, "2026-12-01T15:00:00Z", "2026-12-01T16:00:00Z", "two"))
+            .await
+            .unwrap();
+        let sunday = planned(Wifi::On, "2026-12-06T07:00:00Z", "2026-12-06T19:00:00Z", "bureau de vote");
+        let ids = f
+            .core
+            .bulk_override(&a, &Scope::School(SchoolId::from("s1")), Some(sunday))
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        let status = f.core.status(&admin, "c1").unwrap();
+        assert_eq!(status.override_.unwrap().reason, "incident");
+        let reasons: Vec<&str> = status.planned_overrides.iter().map(|p| p.reason.as_str()).collect();
+        assert_eq!(reasons, ["one", "two", "bureau de vote"]);
+        // Cancel one by its start; again is a 404.
+        let one: chrono::DateTime<chrono::Utc> = "2026-12-01T13:00:00Z".parse().unwrap();
+        let status = f.core.cancel_planned(&a, "c1", one).await.unwrap();
+        assert_eq!(status.planned_overrides.len(), 2);
+        let err = f.core.cancel_planned(&a, "c1", one).await.unwrap_err();
+        assert!(matches!(&err, RequestError::NotFound(m) if m.contains("no override planned")), "{err:?}");
+        let sunday_start = "2026-12-06T07:00:00Z".parse().unwrap();
+        let cancelled = f
+            .core
+            .bulk_cancel_planned(&a, &Scope::All, sunday_start)
+            .await
+            .unwrap();
+        assert_eq!(cancelled.len(), 2);
+        f.core.writer().flush().await.unwrap();
+        let again = f.restarted();
+        let left: Vec<String> = again
+            .status(&admin, "c1")
+            .unwrap()
+            .planned_overrides
+            .iter()
+            .map(|p| p.reason.clone())
+            .collect();
+        assert_eq!(left, ["two"]);
+        assert!(again.status(&admin, "c2").unwrap().planned_overrides.is_empty());
+        let rows: Vec<(String, Option<String>)> = f
+            .audit()
+            .await
+            .into_iter()
+            .map(|e| (e.record.action, e.record.classroom))
+            .collect();
+        let plan_rows = rows.iter().filter(|(a, _)| a == "override.plan").count();
+        assert_eq!(plan_rows, 3, "{rows:?}");
+        assert_eq!(
+            rows.iter().filter(|(a, _)| a == "override.cancel").collect::<Vec<_>>(),
+            [
+                &("override.cancel".to_owned(), Some("c1".to_owned())),
+                &("override.cancel".to_owned(), None)
+            ]
+        );
+        // A teacher may not plan.
+        let teacher = f.user("teacher1");
+        let err = f
+            .core
+            .set_override(&actor(&teacher), "c1", planned(Wifi::On, "2026-12-02T13:00:00Z", "2026-12-02T15:00:00Z", "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RequestError::Forbidden(_)), "{err:?}");
+    }
+
+    /// An override set now while a planned one runs replaces it: IT's
+    /// latest word about the present wins.
+    #[tokio::test]
+    async fn an_override_set_now_replaces_a_planned_one_that_started() {
+        let f = Fixture::new(MORNING);
+        let admin = f.user("admin");
+        let a = actor(&admin);
+        f.core
+            .set_override(&a, "c1", planned(Wifi::On, "2026-12-01T10:00:00Z", "2026-12-01T12:00:00Z", "atelier"))
+            .await
+            .unwrap();
+        f.set_now("2026-12-01T10:30:00Z");
+        assert_eq!(f.core.status(&admin, "c1").unwrap().wifi, Wifi::On);
+        let status = f.core.set_override(&a, "c1", off("incident")).await.unwrap();
+        assert_eq!((status.wifi, status.override_.unwrap().reason.as_str()), (Wifi::Off, "incident"));
+        let status = f.core.clear_override(&a, "c1").await.unwrap();
+        assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
+        f.core.writer().flush().await.unwrap();
+        assert!(crate::store::Store::load(&*f.store).unwrap().planned.is_empty());
+    }
+
     /// Issue 11 item 4, for IT: an override whose caller stops waiting
     /// is applied as stored.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
