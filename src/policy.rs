@@ -762,16 +762,40 @@ mod tests {
         };
         // Before: the teacher's session decides, and ends at the start.
         let d = desired(c, only_planned, t("13:59"));
-        assert_eq!((d.wifi, d.reason, d.until), (Wifi::On, Reason::Teacher, Some(t("14:00"))));
+        assert_eq!(
+            (d.wifi, d.reason, d.until),
+            (Wifi::On, Reason::Teacher, Some(t("14:00")))
+        );
         assert!(override_in_force(only_planned, t("13:59")).is_none());
         // A teacher's "off" is not refused as overridden before the start.
-        assert!(decide(c, cfg.teacher_session, only_planned, Request::Off, "teacher", t("13:45")).is_ok());
+        assert!(
+            decide(
+                c,
+                cfg.teacher_session,
+                only_planned,
+                Request::Off,
+                "teacher",
+                t("13:45")
+            )
+            .is_ok()
+        );
         // From the start to its end it decides, and refuses teachers.
         for hm in ["14:00", "16:29"] {
             let d = desired(c, only_planned, t(hm));
-            assert_eq!((d.wifi, d.reason, d.until), (Wifi::On, Reason::Override, Some(t("16:30"))), "{hm}");
+            assert_eq!(
+                (d.wifi, d.reason, d.until),
+                (Wifi::On, Reason::Override, Some(t("16:30"))),
+                "{hm}"
+            );
         }
-        let refused = decide(c, cfg.teacher_session, only_planned, Request::Off, "teacher", t("15:00"));
+        let refused = decide(
+            c,
+            cfg.teacher_session,
+            only_planned,
+            Request::Off,
+            "teacher",
+            t("15:00"),
+        );
         assert!(matches!(refused, Err(Refusal::Overridden(o)) if o.by == "dsi"));
         // After it: back to the schedule (available → off).
         let d = desired(c, only_planned, t("16:30"));

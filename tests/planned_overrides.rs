@@ -69,10 +69,16 @@ async fn planned_overrides_through_the_api_and_a_restart() {
     };
     let (s, body) = put(json!({"wifi": "on", "from": "2026-12-01T16:00:00+01:00", "until": "2026-12-01T14:00:00+01:00", "reason": "atelier"})).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("bad_from")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("must be before until"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("must be before until"),
+        "{body}"
+    );
     let (s, body) = put(json!({"wifi": "on", "from": "2026-12-01T14:00:00+01:00", "until": "2026-12-01T16:30:00+01:00", "reason": "atelier périscolaire"})).await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!((body["wifi"].as_str(), body["override"].clone()), (Some("off"), Value::Null));
+    assert_eq!(
+        (body["wifi"].as_str(), body["override"].clone()),
+        (Some("off"), Value::Null)
+    );
     assert_eq!(
         body["planned_overrides"],
         json!([{"from": "2026-12-01T14:00:00+01:00", "until": "2026-12-01T16:30:00+01:00", "wifi": "on", "reason": "atelier périscolaire", "by": "admin"}])
@@ -80,11 +86,20 @@ async fn planned_overrides_through_the_api_and_a_restart() {
     // Overlapping another planned one: refused, naming it.
     let (s, body) = put(json!({"wifi": "off", "from": "2026-12-01T15:00:00+01:00", "reason": "exam"})).await;
     assert_eq!(s, 422, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("already has an override planned"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has an override planned"),
+        "{body}"
+    );
     // A `from` in the past means now.
     let (s, body) = put(json!({"wifi": "off", "from": "2026-12-01T08:00:00+01:00", "until": "2026-12-01T09:30:00+01:00", "reason": "incident"})).await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!((body["reason"].as_str(), body["override"]["reason"].as_str()), (Some("override"), Some("incident")));
+    assert_eq!(
+        (body["reason"].as_str(), body["override"]["reason"].as_str()),
+        (Some("override"), Some("incident"))
+    );
     // The teacher sees it too.
     let (_, c1) = d.get(TEACHER_TOKEN, "/api/v1/classrooms/c1").await;
     assert_eq!(c1["planned_overrides"][0]["reason"], "atelier périscolaire");
@@ -120,7 +135,12 @@ async fn planned_overrides_through_the_api_and_a_restart() {
     let (s, _) = d.send(Method::DELETE, ADMIN_TOKEN, path, Value::Null).await;
     assert_eq!(s, 404);
     let (s, body) = d
-        .send(Method::DELETE, ADMIN_TOKEN, "/api/v1/classrooms/c1/override?from=tomorrow", Value::Null)
+        .send(
+            Method::DELETE,
+            ADMIN_TOKEN,
+            "/api/v1/classrooms/c1/override?from=tomorrow",
+            Value::Null,
+        )
         .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("bad_from")), "{body}");
     let (s, body) = d
@@ -143,7 +163,13 @@ async fn planned_overrides_through_the_api_and_a_restart() {
         .collect();
     assert_eq!(
         actions,
-        ["override.cancel", "override.cancel", "override.plan", "override.set", "override.plan"]
+        [
+            "override.cancel",
+            "override.cancel",
+            "override.plan",
+            "override.set",
+            "override.plan"
+        ]
     );
 }
 

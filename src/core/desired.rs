@@ -15,11 +15,7 @@ impl Core {
     pub fn desired(&self, classroom: &Classroom, now: DateTime<Utc>) -> Desired {
         let untrusted = self.clock_untrusted();
         let state = self.lock_state();
-        let d = policy::desired(
-            classroom,
-            state.inputs(&classroom.id),
-            now,
-        );
+        let d = policy::desired(classroom, state.inputs(&classroom.id), now);
         self.clock_guard(d, untrusted)
     }
 
@@ -35,12 +31,7 @@ impl Core {
             .map(|c| {
                 let key = (Arc::as_ptr(&c.schedule), c.timezone);
                 let sched = *memo.entry(key).or_insert_with(|| policy::ScheduleNow::of(c, now));
-                let d = policy::desired_with(
-                    c,
-                    sched,
-                    state.inputs(&c.id),
-                    now,
-                );
+                let d = policy::desired_with(c, sched, state.inputs(&c.id), now);
                 self.clock_guard(d, untrusted)
             })
             .collect()

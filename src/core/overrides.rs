@@ -193,7 +193,8 @@ impl Core {
                 let state = self.lock_state();
                 ids.into_iter()
                     .filter(|c| {
-                        state.overrides.contains_key(c) || state.planned.get(c).is_some_and(|l| l.iter().any(|p| p.is_active(now)))
+                        state.overrides.contains_key(c)
+                            || state.planned.get(c).is_some_and(|l| l.iter().any(|p| p.is_active(now)))
                     })
                     .collect()
             }
@@ -378,7 +379,9 @@ impl Core {
         for id in ids {
             batch.planned.push((id.clone(), from, Some(o.clone())));
         }
-        batch.audit.extend(audit_rows(actor, now, ids, scope, "override.plan", &detail));
+        batch
+            .audit
+            .extend(audit_rows(actor, now, ids, scope, "override.plan", &detail));
         self.writer.commit(batch).await?;
         {
             let mut state = self.lock_state();
@@ -808,7 +811,16 @@ mod tests {
         let listed: Vec<String> = status
             .planned_overrides
             .iter()
-            .map(|p| format!("{} {} {:?} {} {}", p.from.to_rfc3339(), p.wifi, p.until.map(|u| u.to_rfc3339()), p.reason, p.by))
+            .map(|p| {
+                format!(
+                    "{} {} {:?} {} {}",
+                    p.from.to_rfc3339(),
+                    p.wifi,
+                    p.until.map(|u| u.to_rfc3339()),
+                    p.reason,
+                    p.by
+                )
+            })
             .collect();
         assert_eq!(
             listed,
@@ -843,7 +855,10 @@ mod tests {
         assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
         assert!(f.core.next_input_expiry(f.core.now()).is_none());
         let actions: Vec<String> = f.audit().await.into_iter().map(|e| e.record.action).collect();
-        assert_eq!(actions, ["override.plan", "teacher.on", "session.end", "override.expire"]);
+        assert_eq!(
+            actions,
+            ["override.plan", "teacher.on", "session.end", "override.expire"]
+        );
         assert!(crate::store::Store::load(&*f.store).unwrap().planned.is_empty());
     }
 
@@ -856,7 +871,11 @@ mod tests {
         let a = actor(&admin);
         f.core.set_override(&a, "c1", off("incident")).await.unwrap();
         f.core
-            .set_override(&a, "c1", planned(Wifi::On, "2026-12-01T13:00:00Z", "2026-12-01T15:00:00Z", "one"))
+            .set_override(
+                &a,
+                "c1",
+                planned(Wifi::On, "2026-12-01T13:00:00Z", "2026-12-01T15:00:00Z", "one"),
+            )
             .await
             .unwrap();
         for (request, says) in [
@@ -874,10 +893,19 @@ mod tests {
         }
         // Back to back is fine; a bulk plan covers c1 and c2 in one row.
         f.core
-            .set_override(&a, "c1", planned(Wifi::Off, "2026-12-01T15:00:00Z", "2026-12-01T16:00:00Z", "two"))
+            .set_override(
+                &a,
+                "c1",
+                planned(Wifi::Off, "2026-12-01T15:00:00Z", "2026-12-01T16:00:00Z", "two"),
+            )
             .await
             .unwrap();
-        let sunday = planned(Wifi::On, "2026-12-06T07:00:00Z", "2026-12-06T19:00:00Z", "bureau de vote");
+        let sunday = planned(
+            Wifi::On,
+            "2026-12-06T07:00:00Z",
+            "2026-12-06T19:00:00Z",
+            "bureau de vote",
+        );
         let ids = f
             .core
             .bulk_override(&a, &Scope::School(SchoolId::from("s1")), Some(sunday))
@@ -893,13 +921,12 @@ mod tests {
         let status = f.core.cancel_planned(&a, "c1", one).await.unwrap();
         assert_eq!(status.planned_overrides.len(), 2);
         let err = f.core.cancel_planned(&a, "c1", one).await.unwrap_err();
-        assert!(matches!(&err, RequestError::NotFound(m) if m.contains("no override planned")), "{err:?}");
+        assert!(
+            matches!(&err, RequestError::NotFound(m) if m.contains("no override planned")),
+            "{err:?}"
+        );
         let sunday_start = "2026-12-06T07:00:00Z".parse().unwrap();
-        let cancelled = f
-            .core
-            .bulk_cancel_planned(&a, &Scope::All, sunday_start)
-            .await
-            .unwrap();
+        let cancelled = f.core.bulk_cancel_planned(&a, &Scope::All, sunday_start).await.unwrap();
         assert_eq!(cancelled.len(), 2);
         f.core.writer().flush().await.unwrap();
         let again = f.restarted();
@@ -931,7 +958,11 @@ mod tests {
         let teacher = f.user("teacher1");
         let err = f
             .core
-            .set_override(&actor(&teacher), "c1", planned(Wifi::On, "2026-12-02T13:00:00Z", "2026-12-02T15:00:00Z", "x"))
+            .set_override(
+                &actor(&teacher),
+                "c1",
+                planned(Wifi::On, "2026-12-02T13:00:00Z", "2026-12-02T15:00:00Z", "x"),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, RequestError::Forbidden(_)), "{err:?}");
@@ -945,13 +976,20 @@ mod tests {
         let admin = f.user("admin");
         let a = actor(&admin);
         f.core
-            .set_override(&a, "c1", planned(Wifi::On, "2026-12-01T10:00:00Z", "2026-12-01T12:00:00Z", "atelier"))
+            .set_override(
+                &a,
+                "c1",
+                planned(Wifi::On, "2026-12-01T10:00:00Z", "2026-12-01T12:00:00Z", "atelier"),
+            )
             .await
             .unwrap();
         f.set_now("2026-12-01T10:30:00Z");
         assert_eq!(f.core.status(&admin, "c1").unwrap().wifi, Wifi::On);
         let status = f.core.set_override(&a, "c1", off("incident")).await.unwrap();
-        assert_eq!((status.wifi, status.override_.unwrap().reason.as_str()), (Wifi::Off, "incident"));
+        assert_eq!(
+            (status.wifi, status.override_.unwrap().reason.as_str()),
+            (Wifi::Off, "incident")
+        );
         let status = f.core.clear_override(&a, "c1").await.unwrap();
         assert_eq!((status.wifi, status.reason), (Wifi::Off, Reason::Schedule));
         f.core.writer().flush().await.unwrap();
