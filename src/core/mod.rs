@@ -48,7 +48,7 @@ pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
 pub use session_end::{SessionEnd, session_end_record};
 pub use timekeeping::ClockStatus;
-pub use views::{ApView, ChangeView, OverrideView, SessionLimits, SessionView, Status, Summary};
+pub use views::{ApView, ChangeView, OverrideView, PlannedView, SessionLimits, SessionView, Status, Summary};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -58,17 +58,31 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::config::{ApId, ClassroomId, Config};
 use crate::metrics::Metrics;
-use crate::policy::{Override, Session};
+use crate::policy::{Override, PlannedOverride, Session};
 use crate::store::{Batch, Snapshot, Writer};
 
 #[derive(Debug, Default)]
 struct Runtime {
     sessions: HashMap<ClassroomId, Session>,
     overrides: HashMap<ClassroomId, Override>,
+    /// Overrides planned ahead, by classroom, in start order; a classroom
+    /// may hold several (never overlapping) besides the one in force.
+    planned: HashMap<ClassroomId, Vec<PlannedOverride>>,
     aps: HashMap<ApId, ApState>,
     /// Classrooms whose session was cut for lack of connected devices, and
     /// when (for the teacher page); see `idle.rs`.
     idle_ended: HashMap<ClassroomId, DateTime<Utc>>,
+}
+
+impl Runtime {
+    /// The policy's inputs for a classroom.
+    fn inputs(&self, classroom: &ClassroomId) -> crate::policy::Inputs<'_> {
+        crate::policy::Inputs {
+            session: self.sessions.get(classroom),
+            override_: self.overrides.get(classroom),
+            planned: self.planned.get(classroom).map_or(&[], Vec::as_slice),
+        }
+    }
 }
 
 /// A change the event stream announces: something about this classroom
@@ -132,6 +146,12 @@ impl Core {
         // Overrides are IT's decisions: kept, even for a classroom that is
         // gone, until they expire or are cleared (it may come back).
         runtime.overrides.extend(snapshot.overrides);
+        for (c, p) in snapshot.planned {
+            runtime.planned.entry(c).or_default().push(p);
+        }
+        for list in runtime.planned.values_mut() {
+            list.sort_by_key(|p| p.from);
+        }
         for (ap, observed) in snapshot.observed {
             if config.access_point(ap.as_str()).is_some() {
                 runtime.aps.insert(

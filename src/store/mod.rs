@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{ApId, ClassroomId};
 use crate::domain::ObservedWifi;
-use crate::policy::{Override, Session};
+use crate::policy::{Override, PlannedOverride, Session};
 
 /// Why the store failed. Callers refuse the request (HTTP 503): nothing is
 /// acknowledged that was not stored.
@@ -150,6 +150,8 @@ pub struct Batch {
     pub sessions: Vec<(ClassroomId, Option<Session>)>,
     /// Override set or removed.
     pub overrides: Vec<(ClassroomId, Option<Override>)>,
+    /// Planned override (classroom, start) set or removed.
+    pub planned: Vec<(ClassroomId, DateTime<Utc>, Option<Override>)>,
     /// Observed state of APs.
     pub observed: Vec<(ApId, ObservedRecord)>,
     /// Audit lines.
@@ -174,6 +176,7 @@ impl Batch {
     fn is_empty(&self) -> bool {
         self.sessions.is_empty()
             && self.overrides.is_empty()
+            && self.planned.is_empty()
             && self.observed.is_empty()
             && self.audit.is_empty()
             && self.usage.is_empty()
@@ -189,6 +192,8 @@ pub struct Snapshot {
     pub sessions: Vec<(ClassroomId, Session)>,
     /// Overrides by classroom.
     pub overrides: Vec<(ClassroomId, Override)>,
+    /// Planned overrides by classroom.
+    pub planned: Vec<(ClassroomId, PlannedOverride)>,
     /// Observed state by AP.
     pub observed: Vec<(ApId, ObservedRecord)>,
 }

@@ -585,6 +585,49 @@ test('admin: clear a school, then override the whole city until a time, then cle
   await expectText(cp.locator('.why'), /Vous pouvez allumer le Wi-Fi/);
 });
 
+test('admin: plan an override for tomorrow afternoon; the teacher page announces it; cancel it from the dashboard', async () => {
+  const teacher = await newPage();
+  await teacher.goto(`${BASE}/#token=${TOKENS.teacher}`);
+  const info = card(teacher, 'jf-info');
+  await info.waitFor();
+  assert.equal(await info.locator('.planned-list').isHidden(), true);
+
+  const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
+  await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  const r = row(admin, 'jf-info');
+  await r.waitFor();
+  const before = (await apiGet(TOKENS.admin, '/api/v1/classrooms/jf-info')).wifi;
+  const tomorrow = paris(Date.now() + 24 * 3600 * 1000).date;
+  await r.locator('button[data-action="override"]').click();
+  await admin.check('input[name="wifi"][value="on"]');
+  await admin.fill('#override-reason', 'atelier périscolaire');
+  // A start after the end is caught before anything is sent.
+  await admin.fill('#override-from', `${tomorrow}T17:00`);
+  await admin.fill('#override-until', `${tomorrow}T16:30`);
+  await admin.click('#override-apply');
+  await expectText(admin.locator('#override-error'), /^The start must be before the end\.$/);
+  await admin.fill('#override-from', `${tomorrow}T14:00`);
+  await admin.click('#override-apply');
+  await expectText(admin.locator('#app-message'), /^Override “on” set on 1 classroom\.$/);
+  await expectText(r.locator('.planned-list'),
+    /^Planned Wi-Fi: switched on by IT from tomorrow 14:00 to tomorrow 16:30 \(atelier périscolaire\) planned by admin Cancel$/);
+  const s = await apiGet(TOKENS.admin, '/api/v1/classrooms/jf-info');
+  assert.equal(s.wifi, before, 'a planned override counts nowhere before its start');
+  assert.equal(s.override, null);
+  assert.equal(paris(Date.parse(s.planned_overrides[0].from)).local, `${tomorrow}T14:00`);
+
+  // The teacher page announces it without a reload, in French first.
+  await expectText(info.locator('.planned-list'),
+    /^Wi-Fi prévu : allumé par la DSI de demain 14:00 à demain 16:30 \(atelier périscolaire\)$/);
+  await shot(teacher, 'teacher-planned-override');
+
+  await r.locator('button[data-action="cancel-planned"]').click();
+  await expectText(admin.locator('#app-message'), /^Planned override cancelled\.$/);
+  await eventually(async () => assert.equal(await r.locator('.planned-list').count(), 0));
+  await eventually(async () => assert.equal(await info.locator('.planned-list').isHidden(), true));
+  assert.deepEqual((await apiGet(TOKENS.admin, '/api/v1/classrooms/jf-info')).planned_overrides, []);
+});
+
 test('admin: the report tab draws a chart, its totals equal the API, and downloads the same rows as CSV', async () => {
   const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
   await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);

@@ -32,6 +32,7 @@ const ui = {
   report: $('report'),
   overrideDialog: $('override-dialog'), overrideForm: $('override-form'), overrideScope: $('override-scope'),
   overrideReason: $('override-reason'), overrideUntil: $('override-until'), overrideUntilHelp: $('override-until-help'),
+  overrideFrom: $('override-from'), overrideFromHelp: $('override-from-help'),
   overrideError: $('override-error'), overrideCancel: $('override-cancel'), overrideApply: $('override-apply'),
   clearDialog: $('clear-dialog'), clearForm: $('clear-form'), clearText: $('clear-text'), clearError: $('clear-error'),
   clearCancel: $('clear-cancel'), clearApply: $('clear-apply'),
@@ -292,7 +293,7 @@ function renderRow(row, s) {
   } else {
     reason = h('span', {}, s.wifi === 'on' ? t.reasonScheduleOn : t.reasonAvailable);
   }
-  setChildren(row.reason, reason);
+  setChildren(row.reason, reason, plannedList(s));
 
   setChildren(row.aps, h('ul', { class: 'ap-list' }, (s.access_points || []).map((a) => apLine(a, s))));
   row.tr.classList.toggle('row-unreachable', aps.unreachable.length > 0);
@@ -300,6 +301,39 @@ function renderRow(row, s) {
   if (row.override) row.override.setAttribute('aria-label', t.overrideClassroomLabel(s.name));
   if (row.clear) row.clear.setAttribute('aria-label', t.clearClassroomLabel(s.name));
   tickRow(row, s);
+}
+
+/** The classroom's planned overrides, each with a cancel button for IT. */
+function plannedList(s) {
+  const planned = s.planned_overrides || [];
+  if (planned.length === 0) return null;
+  return h('ul', { class: 'planned-list' }, planned.map((p) => {
+    const from = formatWhen(p.from, s.timezone, t);
+    const until = p.until ? formatWhen(p.until, s.timezone, t) : null;
+    return h('li', { class: 'planned', dataset: { from: p.from } },
+      icon('clock'), ' ', t.plannedOverride(p.wifi, from, until, p.reason), ' ',
+      h('span', { class: 'sub' }, t.plannedBy(p.by)), ' ',
+      current && current.isAdmin ? h('button', {
+        type: 'button', class: 'secondary small', dataset: { action: 'cancel-planned' },
+        'aria-label': t.cancelPlannedLabel(s.name, from), onclick: () => cancelPlanned(s.id, p.from),
+      }, t.cancelPlanned) : null);
+  }));
+}
+
+async function cancelPlanned(id, from) {
+  const session = current;
+  if (!session || !session.isAdmin) return;
+  try {
+    const s = await api(session.token, 'DELETE',
+      `/api/v1/classrooms/${encodeURIComponent(id)}/override?from=${encodeURIComponent(from)}`);
+    if (current !== session) return;
+    update(s, true);
+    showAppMessage([icon('check'), ' ', t.donePlannedCancel], 'ok');
+    afterAction();
+  } catch (err) {
+    if (err.status === 401) { signOut(t.sessionExpired); return; }
+    showAppMessage(errorText(err), 'warn');
+  }
 }
 
 function apLine(a, s) {
@@ -439,7 +473,9 @@ function openOverride(scope) {
   ui.overrideForm.reset();
   setText(ui.overrideScope, scopeLabel(scope));
   setText(ui.overrideUntilHelp, t.untilHelp(pending.tz));
+  setText(ui.overrideFromHelp, t.fromHelp(pending.tz));
   ui.overrideUntil.min = instantToLocalInput(now(), pending.tz);
+  ui.overrideFrom.min = ui.overrideUntil.min;
   ui.overrideError.hidden = true;
   ui.overrideApply.disabled = false;
   ui.overrideDialog.showModal();
@@ -491,7 +527,24 @@ async function submitOverride(e) {
     }
     until = at.toISOString();
   }
+  let from = null;
+  if (ui.overrideFrom.value) {
+    const at = zonedToInstant(ui.overrideFrom.value, tz);
+    if (!at) {
+      dialogError(ui.overrideError, t.untilPast);
+      ui.overrideFrom.focus();
+      return;
+    }
+    if (until && at.getTime() >= Date.parse(until)) {
+      dialogError(ui.overrideError, t.fromAfterUntil);
+      ui.overrideFrom.focus();
+      return;
+    }
+    // A start in the past means now (the server says so too).
+    if (at.getTime() > now()) from = at.toISOString();
+  }
   const body = { wifi, until, reason };
+  if (from) body.from = from;
   ui.overrideApply.disabled = true;
   const session = current;
   try {
