@@ -27,6 +27,7 @@ mod drivers;
 mod lease;
 mod planner;
 mod prewarm;
+mod release;
 mod worker;
 
 use std::time::Duration;
