@@ -67,7 +67,10 @@ async fn wait_releases(d: &TestDaemon, n: usize) -> Vec<(String, String, String)
         if rows.len() >= n {
             return rows;
         }
-        assert!(std::time::Instant::now() < deadline, "{n} ap.release rows expected, got {rows:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} ap.release rows expected, got {rows:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -76,15 +79,25 @@ async fn wait_releases(d: &TestDaemon, n: usize) -> Vec<(String, String, String)
 /// off at once, not at the locked classroom's next change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_access_point_moved_into_a_locked_classroom_goes_off_at_once() {
-    let before = yaml("", &[("c1", "open", &[sim("a"), sim("b")]), ("c2", "closed", &[sim("c")])]);
+    let before = yaml(
+        "",
+        &[("c1", "open", &[sim("a"), sim("b")]), ("c2", "closed", &[sim("c")])],
+    );
     let d = TestDaemon::start(&before, ManualClock::at(NOON)).await;
     d.wait_sim("a", Wifi::On).await;
     d.wait_sim("c", Wifi::Off).await;
-    let after = yaml("", &[("c1", "open", &[sim("b")]), ("c2", "closed", &[sim("c"), sim("a")])]);
+    let after = yaml(
+        "",
+        &[("c1", "open", &[sim("b")]), ("c2", "closed", &[sim("c"), sim("a")])],
+    );
     reload(&d, &after).await;
     d.wait_sim("a", Wifi::Off).await;
     assert_eq!(d.sim.state("b"), Some(Wifi::On), "b stayed where it was");
-    assert!(releases(&d).is_empty(), "a moved AP is not released: {:?}", releases(&d));
+    assert!(
+        releases(&d).is_empty(),
+        "a moved AP is not released: {:?}",
+        releases(&d)
+    );
     // And back into an `on` classroom: on again at once.
     reload(&d, &before).await;
     d.wait_sim("a", Wifi::On).await;
@@ -95,7 +108,10 @@ async fn an_access_point_moved_into_a_locked_classroom_goes_off_at_once() {
 /// with an `ap.release` audit row each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_access_points_are_switched_off_and_audited() {
-    let before = yaml("", &[("c1", "open", &[sim("a")]), ("c2", "open", &[sim("b"), sim("c")])]);
+    let before = yaml(
+        "",
+        &[("c1", "open", &[sim("a")]), ("c2", "open", &[sim("b"), sim("c")])],
+    );
     let d = TestDaemon::start(&before, ManualClock::at(NOON)).await;
     for ap in ["a", "b", "c"] {
         d.wait_sim(ap, Wifi::On).await;

@@ -222,7 +222,6 @@ impl Driver for SimDriver {
         tokio::time::sleep(sim.latency).await;
         self.operate(ap, sim, SimOp::Observe)
     }
-
 }
 
 #[cfg(test)]
