@@ -21,7 +21,7 @@
 //! At a reload, a worker whose access point changed (classroom, driver, any
 //! connection or lease setting) is replaced by one that reads the device
 //! afresh and drives it to its new classroom's state at once; an access
-//! point that left is switched off before it is let go ([`release`]).
+//! point that left is switched off before it is let go (`release.rs`).
 //!
 //! On shutdown workers stop at a safe point: an operation in flight
 //! finishes (the daemon bounds the wait), none is started. APs are left in
