@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { eventually, launchChromium, runTests, testList } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -201,26 +202,6 @@ async function apiGet(token, p) {
   return data;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Retries `fn` until it stops throwing, or fails with its last error. */
-async function eventually(fn, timeout = 10000, what = '') {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) {
-      if (what && last) last.message = `${what}: ${last.message}`;
-      throw last;
-    }
-    await sleep(150);
-  }
-}
-
 async function textOf(locator) {
   // The pages write "Wi-Fi" with a non-breaking hyphen (U+2011).
   return ((await locator.textContent()) || '').replace(/\u2011/g, '-').replace(/\s+/g, ' ').trim();
@@ -272,8 +253,7 @@ const row = (page, id) => page.locator(`tr[data-classroom="${id}"]`);
 
 // --- Tests ------------------------------------------------------------------------------
 
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+const { tests, test } = testList();
 
 test('sign-in: link token is taken from the fragment, bad token refused, pasted link accepted, sign out', async () => {
   const page = await newPage();
@@ -706,36 +686,8 @@ async function main() {
   try {
     BASE = await startDaemon(dir);
     console.log(`daemon ${BIN} (pid ${daemon.pid}) on ${BASE}`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--no-proxy-server', '--disable-dev-shm-usage'],
-    });
-    for (const [i, t] of tests.entries()) {
-      if (filter && !t.name.includes(filter)) continue;
-      const started = Date.now();
-      pageErrors.length = 0;
-      try {
-        await Promise.race([
-          t.fn(),
-          sleep(90000).then(() => { throw new Error('timed out after 90 s'); }),
-        ]);
-        assert.deepEqual(pageErrors, [], 'errors in the pages');
-        passed += 1;
-        console.log(`ok ${i + 1} - ${t.name} (${Date.now() - started} ms)`);
-      } catch (e) {
-        failed += 1;
-        console.log(`not ok ${i + 1} - ${t.name}\n  ${String(e.stack || e).split('\n').join('\n  ')}`);
-        for (const [j, ctx] of contexts.entries()) {
-          for (const [k, p] of ctx.pages().entries()) {
-            await p.screenshot({ path: path.join(ARTIFACTS, `failed-${i + 1}-${j}-${k}.png`), fullPage: true }).catch(() => {});
-          }
-        }
-      }
-      await closeContexts();
-    }
+    browser = await launchChromium(chromium, CHROMIUM);
+    ({ passed, failed } = await runTests(tests, { filter, artifacts: ARTIFACTS, contexts, pageErrors }));
   } catch (e) {
     failed += 1;
     console.log(`not ok - setup\n  ${String(e.stack || e).split('\n').join('\n  ')}`);

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { eventually, launchChromium, runTests, testList } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -27,25 +28,6 @@ const ADMIN_TOKEN = 'sso-admin-token-0001';
 const TEACHER = { login: 'c.martin', password: 'martin-password' };
 const IT = { login: 'it.admin', password: 'admin-password' };
 const SECRET = 'borne-test-secret';
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually(fn, timeout = 15000, what = '') {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) {
-      if (what && last) last.message = `${what}: ${last.message}`;
-      throw last;
-    }
-    await sleep(150);
-  }
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -173,8 +155,7 @@ async function signInAtProvider(page, who) {
   await page.click('#submit');
 }
 
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+const { tests, test } = testList();
 
 test('teacher: page → provider login → back → their classroom → the button → the AP is on; sign-out', async () => {
   const page = await newPage();
@@ -302,32 +283,8 @@ async function main() {
       const s = await (await fetch(`${BASE}/auth/session`)).json();
       assert.equal(s.oidc.available, true);
     }, 20000, 'sign-in available');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-proxy-server', '--disable-dev-shm-usage'],
-    });
-    for (const [i, t] of tests.entries()) {
-      if (filter && !t.name.includes(filter)) continue;
-      const started = Date.now();
-      pageErrors.length = 0;
-      try {
-        await Promise.race([t.fn(), sleep(90000).then(() => { throw new Error('timed out after 90 s'); })]);
-        assert.deepEqual(pageErrors, [], 'errors in the pages');
-        passed += 1;
-        console.log(`ok ${i + 1} - ${t.name} (${Date.now() - started} ms)`);
-      } catch (e) {
-        failed += 1;
-        console.log(`not ok ${i + 1} - ${t.name}\n  ${String(e.stack || e).split('\n').join('\n  ')}`);
-        for (const [j, ctx] of contexts.entries()) {
-          for (const [k, p] of ctx.pages().entries()) {
-            await p.screenshot({ path: path.join(ARTIFACTS, `failed-${i + 1}-${j}-${k}.png`), fullPage: true }).catch(() => {});
-          }
-        }
-      }
-      while (contexts.length) await contexts.pop().close().catch(() => {});
-    }
+    browser = await launchChromium(chromium, CHROMIUM);
+    ({ passed, failed } = await runTests(tests, { filter, artifacts: ARTIFACTS, contexts, pageErrors }));
   } catch (e) {
     failed += 1;
     console.log(`not ok - setup\n  ${String(e.stack || e).split('\n').join('\n  ')}`);
