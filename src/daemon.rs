@@ -24,6 +24,19 @@ use crate::driver::{self, Driver};
 use crate::reconcile::{Drivers, Reconciler};
 use crate::store::{Store, Writer, sqlite::SqliteStore};
 
+/// The end of `shutdown_grace_seconds` kept for closing driver connections
+/// (at most half of it): operations in flight get the rest.
+const CLOSE_RESERVE: Duration = Duration::from_secs(2);
+
+/// Closing driver connections gets at least this long, even after a grace
+/// period that operations used up.
+const CLOSE_MIN: Duration = Duration::from_millis(500);
+
+/// How long the process waits, once the daemon has stopped, for blocking
+/// calls abandoned at the end of the grace period (an SSH command on a hung
+/// AP, which libssh2 cannot interrupt) before it exits without them.
+const BLOCKING_EXIT_WAIT: Duration = Duration::from_millis(200);
+
 /// How the daemon is started; tests change the clock and the listener.
 pub struct Options {
     /// Where "now" comes from.
@@ -168,15 +181,26 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let grace = config.reconciler.shutdown_grace;
     let done = tokio::spawn(async move {
         shutdown.cancelled().await;
-        tracing::info!("shutting down: finishing operations in flight");
+        let deadline = tokio::time::Instant::now() + grace;
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: finishing operations in flight"
+        );
         tracker.close();
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        // The drivers keep their connections until the operations are done
+        // (an MQTT "off" published just before the signal is still
+        // acknowledged); closing them gets the end of the grace.
+        let operations = deadline - CLOSE_RESERVE.min(grace / 2);
+        if tokio::time::timeout_at(operations, tracker.wait()).await.is_err() {
             tracing::warn!(
                 grace_seconds = grace.as_secs(),
                 "operations still in flight after the grace period; leaving them"
             );
         }
-        drivers.shutdown().await;
+        let closing = deadline.max(tokio::time::Instant::now() + CLOSE_MIN);
+        if tokio::time::timeout_at(closing, drivers.shutdown()).await.is_err() {
+            tracing::warn!("driver connections not closed within the grace period; leaving them");
+        }
         writer.flush().await.context("flushing the state database")?;
         tracing::info!("stopped");
         Ok(())
@@ -195,8 +219,11 @@ fn start_drivers(
     let mqtt = match &config.mqtt {
         Some(broker) => {
             // Connects in the background: a broker down at start is retried
-            // like any other outage, it does not stop the daemon.
-            let d = driver::mqtt::MqttDriver::start(broker, config, reports, shutdown.child_token())
+            // like any other outage, it does not stop the daemon. Its
+            // connection lives until `Drivers::shutdown`, not the signal:
+            // commands in flight at the signal still get their
+            // acknowledgement.
+            let d = driver::mqtt::MqttDriver::start(broker, config, reports, CancellationToken::new())
                 .context("starting the MQTT driver")?;
             Some(d)
         }
@@ -355,7 +382,11 @@ pub fn main(path: PathBuf, loaded: Loaded) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(path, loaded.config)) {
+    let served = runtime.block_on(serve(path, loaded.config));
+    // Dropping the runtime would wait for every blocking call, however
+    // long: the process must exit within the grace period.
+    runtime.shutdown_timeout(BLOCKING_EXIT_WAIT);
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

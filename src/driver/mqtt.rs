@@ -197,6 +197,9 @@ struct Inner {
     pending_subacks: usize,
     /// What is known of each AP's device.
     devices: HashMap<ApId, Device>,
+    /// The configuration `routes` and `devices` belong to: at a reload,
+    /// what is known of an AP whose settings changed is dropped.
+    config: Arc<Config>,
     /// Limits warnings about ignored messages.
     warn: WarnLimiter,
 }
@@ -329,6 +332,7 @@ impl MqttDriver {
                 pending_subacks: 0,
                 routes,
                 devices: HashMap::new(),
+                config: Arc::clone(config),
                 warn: WarnLimiter::new(options.warn_interval),
             }),
         });
@@ -546,7 +550,17 @@ impl Driver for MqttDriver {
         let (added, removed): (Vec<String>, Vec<String>) = {
             let mut inner = self.shared.lock();
             let keep: HashSet<&ApId> = routes.ap_ids().collect();
-            inner.devices.retain(|id, _| keep.contains(id));
+            let before = std::mem::replace(&mut inner.config, Arc::clone(config));
+            // A device whose topics or payloads changed is another device
+            // (or the same one re-addressed): nothing seen before holds.
+            let same = |id: &ApId| {
+                let settings = |c: &Config| match c.access_point(id.as_str()).map(|ap| &ap.driver) {
+                    Some(DriverConfig::Mqtt(m)) => Some(m.clone()),
+                    _ => None,
+                };
+                settings(&before).is_some_and(|a| Some(a) == settings(config))
+            };
+            inner.devices.retain(|id, _| keep.contains(id) && same(id));
             inner.routes = routes;
             let added: Vec<String> = wanted.difference(&inner.subscribed).cloned().collect();
             let removed = inner.subscribed.difference(&wanted).cloned().collect();

@@ -59,6 +59,11 @@ pub(super) struct ApWorker {
     /// The probes' own budget, apart from `permits`.
     pub(super) probes: Arc<Semaphore>,
     pub(super) cancel: CancellationToken,
+    /// The workers that drove this device before a reload: this one starts
+    /// once they have stopped, so two never talk to one device at once.
+    pub(super) after: Vec<CancellationToken>,
+    /// Tells the planner this worker has stopped, when dropped with it.
+    pub(super) _done: tokio_util::sync::DropGuard,
 }
 
 enum Wake {
@@ -69,6 +74,12 @@ enum Wake {
 
 impl ApWorker {
     pub(super) async fn run(mut self) {
+        for before in std::mem::take(&mut self.after) {
+            tokio::select! {
+                () = before.cancelled() => {}
+                () = self.cancel.cancelled() => return,
+            }
+        }
         let settings = self.core.config().reconciler;
         let mut backoff = settings.backoff_initial;
         // Spread resyncs of thousands of APs over the interval.
