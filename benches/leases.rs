@@ -144,7 +144,7 @@ fn main() {
             }
             let d = TestDaemon::start(&config(None, &fakes), Arc::new(SystemClock)).await;
             let deadline = Instant::now() + Duration::from_secs(120);
-            while !fakes.iter().all(|f| f.fake.all(true)) {
+            while !fakes.iter().all(|f| f.fake.radios().iter().all(|r| f.fake.state(r).running_on)) {
                 assert!(Instant::now() < deadline, "not every SSH AP on");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
