@@ -93,7 +93,12 @@ async fn measure(d: &TestDaemon, label: &str, n: u64, window: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (r0, e0, c0, t0) = (renewals(d), d.core.metrics.lease_renewals_failed(), cpu(), Instant::now());
+    let (r0, e0, c0, t0) = (
+        renewals(d),
+        d.core.metrics.lease_renewals_failed(),
+        cpu(),
+        Instant::now(),
+    );
     tokio::time::sleep(window).await;
     let (r1, e1, c1, elapsed) = (renewals(d), d.core.metrics.lease_renewals_failed(), cpu(), t0.elapsed());
     let done = (r1 - r0) as f64;
@@ -132,7 +137,9 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         if mqtt_n > 0 {
-            let Some(broker) = TestMosquitto::start().await else { return };
+            let Some(broker) = TestMosquitto::start().await else {
+                return;
+            };
             let d = TestDaemon::start(&config(Some((broker.port(), mqtt_n)), &[]), Arc::new(SystemClock)).await;
             measure(&d, "mqtt-tasmota", mqtt_n, window).await;
             d.stop().await;
@@ -144,7 +151,10 @@ fn main() {
             }
             let d = TestDaemon::start(&config(None, &fakes), Arc::new(SystemClock)).await;
             let deadline = Instant::now() + Duration::from_secs(120);
-            while !fakes.iter().all(|f| f.fake.radios().iter().all(|r| f.fake.state(r).running_on)) {
+            while !fakes
+                .iter()
+                .all(|f| f.fake.radios().iter().all(|r| f.fake.state(r).running_on))
+            {
                 assert!(Instant::now() < deadline, "not every SSH AP on");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -213,8 +213,9 @@ fn an_on_period_stepped_back_into_a_locked_one_is_off_within_one_planner_pass() 
 fn require_sync_with_a_clock_before_the_build_date_switches_nothing_on() {
     let Some(lib) = libfaketime() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml =
-        format!("timezone: UTC\nclock: {{ require_sync: true }}\nschedules:\n  day: {{ default_mode: on }}\n{CLASSROOM}");
+    let yaml = format!(
+        "timezone: UTC\nclock: {{ require_sync: true }}\nschedules:\n  day: {{ default_mode: on }}\n{CLASSROOM}"
+    );
     // Two years back: before any build of this binary.
     let borne = FakedBorne::start(&lib, dir.path(), &yaml, "-730d");
     let ready = borne.get("/readyz").expect("/readyz 200");
@@ -239,7 +240,10 @@ fn require_sync_with_a_clock_before_the_build_date_switches_nothing_on() {
     assert_eq!(borne.classroom()["mode"], "on", "the schedule says on");
     let metrics = borne.get("/metrics").unwrap_or(Value::Null);
     assert!(
-        metrics.as_str().unwrap_or_default().contains("borne_clock_synchronized 0"),
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("borne_clock_synchronized 0"),
         "{metrics}"
     );
 }

@@ -140,7 +140,11 @@ async fn require_sync_refuses_new_on_ends_sessions_keeps_overrides_and_notices_w
     );
     d.wait_sim("c1-ap", Wifi::Off).await;
     d.wait_sim("c2-ap", Wifi::Off).await;
-    assert_eq!(d.sim.state("c3-ap"), Some(Wifi::On), "IT's override to on keeps applying");
+    assert_eq!(
+        d.sim.state("c3-ap"),
+        Some(Wifi::On),
+        "IT's override to on keeps applying"
+    );
     assert!(metrics(&d).await.contains("borne_clock_synchronized 0"));
 
     let (_, c1) = d.get(TEACHER_TOKEN, "/api/v1/classrooms/c1").await;
@@ -169,7 +173,8 @@ async fn require_sync_refuses_new_on_ends_sessions_keeps_overrides_and_notices_w
     assert_eq!(body["error"], "clock_unsynchronized", "{body}");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with("Horloge du serveur non synchronisée") && message.contains("The server clock is not synchronised"),
+        message.starts_with("Horloge du serveur non synchronisée")
+            && message.contains("The server clock is not synchronised"),
         "{message}"
     );
     // "Off" is always accepted.

@@ -80,7 +80,10 @@ async fn lease_expiry_and_renewals_by_result_are_in_metrics() {
     let mut text = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while sample(&text, RENEWALS, r#"result="ok""#).unwrap_or(0.0) < 2.0 {
-        assert!(std::time::Instant::now() < deadline, "no 2 ok renewals in 30 s:\n{text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 2 ok renewals in 30 s:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         text = metrics(&d).await;
     }
@@ -96,7 +99,10 @@ async fn lease_expiry_and_renewals_by_result_are_in_metrics() {
         if sample(&text, RENEWALS, r#"result="error""#).unwrap_or(0.0) >= 1.0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no failed renewal counted:\n{text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed renewal counted:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     d.sim.set_unreachable("c1-ap", false);
@@ -115,7 +121,10 @@ async fn lease_expiry_and_renewals_by_result_are_in_metrics() {
     let mut text = metrics(&d).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while sample(&text, EXPIRY, AP).is_some() {
-        assert!(std::time::Instant::now() < deadline, "expiry series still there once off:\n{text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expiry series still there once off:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         text = metrics(&d).await;
     }

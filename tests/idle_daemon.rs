@@ -129,7 +129,11 @@ async fn an_idle_session_ends_after_idle_off_minutes_and_a_used_one_stays_on() {
     assert!(s["idle_off"].is_null(), "{s}");
     let (_, audit) = d.get(ADMIN_TOKEN, "/api/v1/audit?classroom=room-b").await;
     assert!(
-        !audit["entries"].as_array().expect("entries").iter().any(|e| e["action"] == "session.end"),
+        !audit["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "session.end"),
         "{audit}"
     );
 

@@ -193,10 +193,13 @@ impl Routes {
                 .push(Route { ap: ap.clone(), role });
         }
         if let Some(request) = &mqtt.status_request {
-            self.by_topic.entry(request.reply_topic.clone()).or_default().push(Route {
-                ap: ap.clone(),
-                role: Role::ShellyReply { id: request.id },
-            });
+            self.by_topic
+                .entry(request.reply_topic.clone())
+                .or_default()
+                .push(Route {
+                    ap: ap.clone(),
+                    role: Role::ShellyReply { id: request.id },
+                });
         }
         if let Some(topic) = &mqtt.availability_topic {
             self.by_topic.entry(topic.clone()).or_default().push(Route {
@@ -370,12 +373,17 @@ mod tests {
         let mut routes = Routes::default();
         let a = MqttAp::shelly_gen2("shellyplus1-a");
         let b = MqttAp::shelly_gen2("shellyplus1-b");
-        let (ida, idb) = (a.status_request.clone().unwrap().id, b.status_request.clone().unwrap().id);
+        let (ida, idb) = (
+            a.status_request.clone().unwrap().id,
+            b.status_request.clone().unwrap().id,
+        );
         assert_ne!(ida, idb);
         routes.add(ApId::from("a"), &a);
         routes.add(ApId::from("b"), &b);
         let reply = |id: u64, on: bool| {
-            format!(r#"{{"id":{id},"src":"shellyplus1-x","dst":"borne","result":{{"id":0,"source":"init","output":{on}}}}}"#)
+            format!(
+                r#"{{"id":{id},"src":"shellyplus1-x","dst":"borne","result":{{"id":0,"source":"init","output":{on}}}}}"#
+            )
         };
         assert_eq!(
             routes.interpret("borne/rpc", reply(idb, true).as_bytes()),
@@ -387,7 +395,10 @@ mod tests {
         );
         // The reply to Switch.Set or Switch.SetConfig says nothing of the state.
         assert_eq!(
-            routes.interpret("borne/rpc", br#"{"id":2,"src":"x","dst":"borne","result":{"restart_required":false}}"#),
+            routes.interpret(
+                "borne/rpc",
+                br#"{"id":2,"src":"x","dst":"borne","result":{"restart_required":false}}"#
+            ),
             Ok(vec![])
         );
         assert_eq!(routes.interpret("borne/rpc", b"[1]"), Err(Ignored::NotJson));
