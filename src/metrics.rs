@@ -292,6 +292,24 @@ impl Metrics {
             .inc();
     }
 
+    /// Lease renewals that succeeded so far (benchmarks and tests).
+    pub fn lease_renewals_ok(&self) -> u64 {
+        self.lease_renewals_with("ok")
+    }
+
+    /// Lease renewals that failed so far (benchmarks and tests).
+    pub fn lease_renewals_failed(&self) -> u64 {
+        self.lease_renewals_with("error")
+    }
+
+    fn lease_renewals_with(&self, result: &str) -> u64 {
+        self.lease_renewals
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .get()
+    }
+
     /// Records an HTTP request.
     pub fn http(&self, route: &str, method: &str, status: u16) {
         self.http

@@ -1132,6 +1132,7 @@ impl Validator {
                 None => base.lease,
             },
             configure: base.configure,
+            status_request: base.status_request,
             preset: base.preset,
         };
         if let Some(template) = &raw.lease_payload

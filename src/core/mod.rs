@@ -47,7 +47,7 @@ pub use error::{RequestError, refusal_code};
 pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
 pub use session_end::{SessionEnd, session_end_record};
-pub use timekeeping::ClockStatus;
+pub use timekeeping::{ClockStatus, ClockStep};
 pub use views::{ApView, ChangeView, OverrideView, PlannedView, SessionLimits, SessionView, Status, Summary};
 
 use std::collections::HashMap;

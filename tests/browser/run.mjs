@@ -497,6 +497,45 @@ test('admin: counts match the API, and the access point view lists the unreachab
   await shot(admin, 'admin-access-points');
 });
 
+test('admin: the server clock block shows /readyz (synchronised, require_sync, last step)', async () => {
+  const ready = await (await fetch(`${BASE}/readyz`)).json();
+  const admin = await newPage({ locale: 'fr-FR', viewport: { width: 1400, height: 900 } });
+  await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  await row(admin, 'vo-cp').waitFor();
+  const clock = admin.locator('#clock');
+  await clock.waitFor();
+  // What the real daemon says on this machine (the kernel decides).
+  assert.equal(await clock.getAttribute('data-synchronized'), String(ready.clock.synchronized));
+  assert.equal(await clock.getAttribute('data-require-sync'), 'false');
+  await expectText(clock.locator('.clock-sync'),
+    ready.clock.synchronized ? /^Horloge du serveur synchronisée$/ : /^Horloge du serveur non synchronisée$/);
+  await expectText(clock.locator('.clock-require'), /clock\.require_sync désactivé/);
+  await expectText(clock.locator('.clock-step'), /^aucun saut d’horloge depuis le démarrage$/);
+
+  // The other states, from a /readyz body as the daemon writes it under
+  // require_sync with an unsynchronised clock that stepped back 26 h.
+  const english = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
+  await english.route('**/readyz', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({
+      ...ready,
+      clock: {
+        synchronized: false, require_sync: true, kernel_synchronized: true, plausible: false,
+        last_step: { at: '2026-12-01T08:00:10Z', seconds: -93600.0 },
+      },
+    }),
+  }));
+  await english.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  await row(english, 'vo-cp').waitFor();
+  const c = english.locator('#clock');
+  await c.waitFor();
+  assert.equal(await c.getAttribute('data-require-sync'), 'true');
+  assert.match(await c.getAttribute('class'), /notice-warn/);
+  await expectText(c, /^Server clock not synchronised \(before the build date of this borne\) · no new “on” until it is \(clock\.require_sync\) · last clock step: -93600 s, seen 01\/12\/2026,? 09:00:10$/);
+  await shot(english, 'admin-clock', { fullPage: false });
+});
+
 test('admin: the audit log shows the actions, newest first, filterable by user and classroom, paginated', async () => {
   const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
   await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);

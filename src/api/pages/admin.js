@@ -19,6 +19,7 @@ const ui = {
   signin: $('signin'), signinForm: $('signin-form'), tokenInput: $('token-input'), signinMessage: $('signin-message'),
   sso: $('sso'),
   notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), appMessage: $('app-message'),
+  clock: $('clock'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
   tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit'), report: $('tab-report') },
   panels: { classrooms: $('panel-classrooms'), aps: $('panel-aps'), audit: $('panel-audit'), report: $('panel-report') },
@@ -51,6 +52,7 @@ function resetViews() {
   ui.notForYou.hidden = true;
   ui.schools.replaceChildren();
   ui.counts.replaceChildren();
+  ui.clock.hidden = true;
   ui.aps.replaceChildren();
   ui.audit.replaceChildren();
   ui.report.replaceChildren();
@@ -115,6 +117,7 @@ async function start(token, typed) {
   current.tz = (list.classrooms && list.classrooms[0] && list.classrooms[0].timezone) || undefined;
   refreshAll();
   fillAuditClassrooms();
+  loadClock();
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
@@ -177,6 +180,40 @@ function updateCounts() {
     ui.tabs.aps.dataset.key = key;
     setChildren(ui.tabs.aps, t.tabAccessPoints, badge);
   }
+}
+
+// --- Server clock ------------------------------------------------------------------
+
+/** The server clock's state from /readyz: synchronised, require_sync, last step. */
+async function loadClock() {
+  const session = current;
+  let ready;
+  try {
+    ready = await api(session.token, 'GET', '/readyz');
+  } catch (_) {
+    return; // The page says elsewhere when the server cannot be reached.
+  }
+  if (current !== session || !ready || !ready.clock) return;
+  renderClock(ready.clock);
+}
+
+function renderClock(c) {
+  const el = ui.clock;
+  el.className = `notice clock-status ${c.synchronized ? 'notice-ok' : 'notice-warn'}`;
+  el.dataset.synchronized = String(c.synchronized);
+  el.dataset.requireSync = String(c.require_sync);
+  const parts = [icon(c.synchronized ? 'clock' : 'warn'), ' ',
+    h('strong', { class: 'clock-sync' }, c.synchronized ? t.clockSynced : t.clockUnsynced)];
+  if (!c.synchronized && c.plausible === false) parts.push(' ', t.clockBeforeBuild);
+  parts.push(' · ', h('span', { class: 'clock-require' },
+    c.require_sync ? t.clockRequireSync(c.synchronized) : t.clockNoRequireSync(c.synchronized)));
+  const step = c.last_step;
+  const stepText = step
+    ? t.clockLastStep(`${step.seconds > 0 ? '+' : ''}${Math.round(step.seconds)}`, formatStamp(step.at, current.tz, t))
+    : t.clockNoStep;
+  parts.push(' · ', h('span', { class: 'clock-step' }, stepText));
+  setChildren(el, parts);
+  el.hidden = false;
 }
 
 // --- Classrooms --------------------------------------------------------------------
@@ -764,6 +801,8 @@ function init() {
     }
     checkBoundaries();
   }, 1000);
+  // The daemon notices a change of the clock within 30 s: look as often.
+  setInterval(() => { if (current) loadClock(); }, 30000);
   signin.begin();
 }
 

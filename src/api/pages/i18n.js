@@ -168,6 +168,17 @@ const fr = {
   apObserved: { on: 'allumée', off: 'coupée', unknown: 'état inconnu' },
   apClients: (n) => `${n} appareil${n > 1 ? 's' : ''}`,
   apLease: (when) => `s’éteint seul à ${when} sans renouvellement`,
+  clockSynced: 'Horloge du serveur synchronisée',
+  clockUnsynced: 'Horloge du serveur non synchronisée',
+  clockBeforeBuild: '(date antérieure à la version de borne installée)',
+  clockRequireSync: (synced) => (synced
+    ? 'sans synchronisation, aucun nouvel allumage (clock.require_sync)'
+    : 'aucun nouvel allumage tant qu’elle ne l’est pas (clock.require_sync)'),
+  clockNoRequireSync: (synced) => (synced
+    ? 'clock.require_sync désactivé'
+    : 'borne continue d’agir selon cette heure (clock.require_sync désactivé)'),
+  clockLastStep: (seconds, when) => `dernier saut d’horloge : ${seconds} s, vu le ${when}`,
+  clockNoStep: 'aucun saut d’horloge depuis le démarrage',
   apUnreachable: 'injoignable',
   apFailures: (n) => `${n} échec${n > 1 ? 's' : ''}`,
   apAssumed: 'supposé',
@@ -400,6 +411,17 @@ const en = {
   apObserved: { on: 'on', off: 'off', unknown: 'unknown' },
   apClients: (n) => `${n} client${n === 1 ? '' : 's'}`,
   apLease: (when) => `switches itself off at ${when} unless renewed`,
+  clockSynced: 'Server clock synchronised',
+  clockUnsynced: 'Server clock not synchronised',
+  clockBeforeBuild: '(before the build date of this borne)',
+  clockRequireSync: (synced) => (synced
+    ? 'without it, no new “on” (clock.require_sync)'
+    : 'no new “on” until it is (clock.require_sync)'),
+  clockNoRequireSync: (synced) => (synced
+    ? 'clock.require_sync off'
+    : 'borne keeps acting on this time (clock.require_sync off)'),
+  clockLastStep: (seconds, when) => `last clock step: ${seconds} s, seen ${when}`,
+  clockNoStep: 'no clock step since start',
   apUnreachable: 'unreachable',
   apFailures: (n) => `${n} failure${n === 1 ? '' : 's'}`,
   apAssumed: 'assumed',
