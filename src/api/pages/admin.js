@@ -11,6 +11,7 @@ import {
   endCookieSession, isCookieSession, renderSso, signInState,
 } from './common.js';
 import { ReportTab } from './report.js';
+import { CalendarsBlock } from './calendars.js';
 
 const lang = pickLanguage('en');
 const t = strings[lang];
@@ -31,7 +32,7 @@ const ui = {
   auditOlder: $('audit-older'), auditStatus: $('audit-status'),
   reportForm: $('report-form'), reportFrom: $('report-from'), reportTo: $('report-to'), reportGroup: $('report-group'),
   reportPeriod: $('report-period'), reportCsv: $('report-csv'), reportStatus: $('report-status'), reportChart: $('report-chart'),
-  report: $('report'),
+  report: $('report'), calendars: $('calendars'),
   overrideDialog: $('override-dialog'), overrideForm: $('override-form'), overrideScope: $('override-scope'),
   overrideReason: $('override-reason'), overrideUntil: $('override-until'), overrideUntilHelp: $('override-until-help'),
   overrideError: $('override-error'), overrideCancel: $('override-cancel'), overrideApply: $('override-apply'),
@@ -40,6 +41,7 @@ const ui = {
 };
 
 const reportTab = new ReportTab(ui, t, () => signOut(t.sessionExpired));
+const calendarsBlock = new CalendarsBlock(ui.calendars, t);
 
 let current = null;
 
@@ -59,6 +61,7 @@ function resetViews() {
   ui.audit.replaceChildren();
   ui.report.replaceChildren();
   ui.reportChart.replaceChildren();
+  calendarsBlock.close();
   if (ui.overrideDialog.open) ui.overrideDialog.close();
   if (ui.clearDialog.open) ui.clearDialog.close();
 }
@@ -154,6 +157,7 @@ async function start(token, typed) {
   current.tz = (list.classrooms && list.classrooms[0] && list.classrooms[0].timezone) || undefined;
   refreshAll();
   fillAuditClassrooms();
+  calendarsBlock.open(current);
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
