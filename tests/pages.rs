@@ -37,7 +37,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 const PAGES: [&str; 2] = ["/", "/admin"];
 
-const ASSETS: [(&str, &str); 6] = [
+const ASSETS: [(&str, &str); 7] = [
     ("/assets/style.css", "text/css; charset=utf-8"),
     ("/assets/i18n.js", "text/javascript; charset=utf-8"),
     ("/assets/common.js", "text/javascript; charset=utf-8"),
