@@ -66,18 +66,18 @@ pub fn qr_svg(link: &str) -> Result<String, String> {
 const STYLE: &str = r#"
 @page { size: A4; margin: 10mm; }
 * { box-sizing: border-box; }
-body { margin: 0; font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; color: #000; background: #fff; font-size: 10pt; }
-header { margin: 0 0 4mm; }
-header h1 { font-size: 14pt; margin: 0 0 1mm; }
+body { margin: 0; font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; color: #000; background: #fff; font-size: 9pt; }
+header { margin: 0 0 3mm; }
+header h1 { font-size: 13pt; margin: 0 0 1mm; }
 header p { margin: 0; }
 .en { color: #444; font-style: italic; }
-.sheet { display: grid; grid-template-columns: 1fr 1fr; gap: 0; }
-.card { border: 0.3mm dashed #777; padding: 4mm; height: 66mm; display: grid; grid-template-columns: 38mm 1fr; column-gap: 4mm; break-inside: avoid; page-break-inside: avoid; overflow: hidden; }
-.card svg.qr { width: 38mm; height: 38mm; grid-row: 1 / span 2; }
-.card h2 { font-size: 12pt; margin: 0 0 1mm; overflow-wrap: anywhere; }
-.card .what { margin: 0 0 1mm; }
-.card .link { grid-column: 1 / span 2; font-family: "DejaVu Sans Mono", monospace; font-size: 7pt; word-break: break-all; margin: 2mm 0 0; }
-.card .how { font-size: 8pt; margin: 1mm 0 0; }
+.sheet { display: grid; grid-template-columns: 1fr 1fr; }
+.card { border: 0.3mm dashed #777; padding: 3mm; min-height: 62mm; display: grid; grid-template-columns: 36mm 1fr; grid-template-rows: 1fr auto; column-gap: 3mm; break-inside: avoid; page-break-inside: avoid; }
+.card svg.qr { width: 36mm; height: 36mm; }
+.card h2 { font-size: 11pt; margin: 0 0 1mm; overflow-wrap: anywhere; }
+.card .what { margin: 0 0 0.8mm; }
+.card .link { grid-column: 1 / span 2; font-family: "DejaVu Sans Mono", monospace; font-size: 7pt; word-break: break-all; margin: 1.5mm 0 0; }
+.card .how { font-size: 7.5pt; margin: 1mm 0 0; }
 @media screen { body { max-width: 190mm; margin: 5mm auto; } }
 "#;
 
@@ -128,7 +128,7 @@ fn card_html(out: &mut String, card: &Card) -> Result<(), String> {
     }
     let _ = writeln!(
         out,
-        "<p class=\"how\">Scannez le code ou ouvrez le lien, puis ajoutez la page à l’écran d’accueil. Ce lien est personnel : ne le partagez pas.<br><span class=\"en\">Scan the code or open the link, then add the page to your home screen. This link is personal: do not share it.</span></p>"
+        "<p class=\"how\">Scannez le code ou ouvrez le lien. Lien personnel : ne le partagez pas.<br><span class=\"en\">Scan the code or open the link. Personal link: do not share it.</span></p>"
     );
     let _ = writeln!(out, "</div>\n<p class=\"link\">{}</p>\n</article>", escape(&card.link));
     Ok(())
