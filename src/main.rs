@@ -403,7 +403,13 @@ fn load_for_tokens(path: &std::path::Path) -> Option<Loaded> {
 
 /// `borne token new --csv FILE --out DIR`: checks every row, then writes
 /// DIR/users.yaml and the sheets; the tokens appear only in the sheets.
-fn token_csv(config_path: &std::path::Path, csv: &std::path::Path, out: &std::path::Path, url: Option<String>, force: bool) -> ExitCode {
+fn token_csv(
+    config_path: &std::path::Path,
+    csv: &std::path::Path,
+    out: &std::path::Path,
+    url: Option<String>,
+    force: bool,
+) -> ExitCode {
     use borne::cli::token_csv;
     let Some(loaded) = load_for_tokens(config_path) else {
         return ExitCode::FAILURE;
@@ -420,7 +426,10 @@ fn token_csv(config_path: &std::path::Path, csv: &std::path::Path, out: &std::pa
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(_) => {
-                eprintln!("error: {} is not UTF-8 text (save the spreadsheet as CSV UTF-8)", csv.display());
+                eprintln!(
+                    "error: {} is not UTF-8 text (save the spreadsheet as CSV UTF-8)",
+                    csv.display()
+                );
                 return ExitCode::FAILURE;
             }
         },

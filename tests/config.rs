@@ -121,7 +121,9 @@ fn check_command_exit_codes() {
     assert!(stderr.contains("warning(s), refused with --strict"), "{stderr}");
     let today = chrono::Local::now().date_naive();
     if today == before {
-        let example = config::load(std::path::Path::new("config/example.yaml")).unwrap().config;
+        let example = config::load(std::path::Path::new("config/example.yaml"))
+            .unwrap()
+            .config;
         let expected = example.coverage_warnings(today);
         for w in &expected {
             assert!(stderr.contains(&format!("warning: {w}")), "{w} in {stderr}");
@@ -137,15 +139,22 @@ fn check_command_exit_codes() {
 /// while that is 60 days or more ahead, a warning naming the end after.
 #[test]
 fn coverage_warnings_of_the_example_at_fixed_dates() {
-    let example = config::load(std::path::Path::new("config/example.yaml")).unwrap().config;
+    let example = config::load(std::path::Path::new("config/example.yaml"))
+        .unwrap()
+        .config;
     let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     assert!(example.coverage_warnings(day("2026-12-02")).is_empty());
-    assert!(example.coverage_warnings(day("2027-07-02")).is_empty(), "60 days ahead is covered");
+    assert!(
+        example.coverage_warnings(day("2027-07-02")).is_empty(),
+        "60 days ahead is covered"
+    );
     let late = example.coverage_warnings(day("2027-07-03"));
     let text: Vec<String> = late.iter().map(ToString::to_string).collect();
     assert_eq!(
         text,
-        ["calendars.zone-a: covers school holidays only up to 2027-08-31, less than 60 days ahead: add the next school year's calendar"]
+        [
+            "calendars.zone-a: covers school holidays only up to 2027-08-31, less than 60 days ahead: add the next school year's calendar"
+        ]
     );
 }
 

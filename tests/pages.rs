@@ -279,7 +279,12 @@ async fn french_and_english_have_the_same_strings() {
             assert!(fr.contains(&c[1]), "{page} uses unknown string {}", &c[1]);
         }
     }
-    for script in ["/assets/teacher.js", "/assets/admin.js", "/assets/common.js", "/assets/calendars.js"] {
+    for script in [
+        "/assets/teacher.js",
+        "/assets/admin.js",
+        "/assets/common.js",
+        "/assets/calendars.js",
+    ] {
         let js = server.text(script).await;
         for c in property.captures_iter(&js) {
             assert!(fr.contains(&c[1]), "{script} uses unknown string t.{}", &c[1]);

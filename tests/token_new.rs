@@ -152,7 +152,10 @@ fn rasterise(view_box: &str, d: &str, scale: usize) -> (usize, usize, Vec<u8>) {
 
 /// The text a QR `<svg>` element encodes.
 fn decode_qr(svg: scraper::ElementRef<'_>) -> String {
-    let rect = svg.select(&Selector::parse("rect").unwrap()).next().expect("background");
+    let rect = svg
+        .select(&Selector::parse("rect").unwrap())
+        .next()
+        .expect("background");
     assert_eq!(rect.value().attr("fill"), Some("#fff"), "white background");
     let path = svg.select(&Selector::parse("path").unwrap()).next().expect("modules");
     assert_eq!(path.value().attr("fill"), Some("#000"), "black modules");
@@ -172,13 +175,23 @@ struct Sheet {
 fn read_sheet(path: &Path) -> Sheet {
     let html = std::fs::read_to_string(path).unwrap();
     let doc = Html::parse_document(&html);
-    assert!(doc.errors.is_empty(), "{}: HTML parse errors {:?}", path.display(), doc.errors);
+    assert!(
+        doc.errors.is_empty(),
+        "{}: HTML parse errors {:?}",
+        path.display(),
+        doc.errors
+    );
     let sel = |s: &str| Selector::parse(s).unwrap();
     assert_eq!(doc.root_element().value().attr("lang"), Some("fr"), "French first");
     assert!(doc.select(&sel("head > title")).next().is_some());
     assert!(doc.select(&sel("head > meta[charset=utf-8]")).next().is_some());
     // Nothing loaded from anywhere: no script, no src, no href, no url() or @import.
-    assert!(doc.select(&sel("script, link, img, iframe, object, [src], [href]")).next().is_none(), "{html}");
+    assert!(
+        doc.select(&sel("script, link, img, iframe, object, [src], [href]"))
+            .next()
+            .is_none(),
+        "{html}"
+    );
     let css: String = doc.select(&sel("style")).map(|s| s.inner_html()).collect();
     assert!(!css.contains("url(") && !css.contains("@import"), "{css}");
     assert!(css.contains("size: A4"), "{css}");
@@ -219,13 +232,23 @@ fn csv_onboarding_writes_users_and_one_sheet_per_school_whose_qr_codes_decode_to
     let out_dir = dir.path().join("out");
     let out = borne(
         &cfg,
-        &["token", "new", "--csv", csv.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+        &[
+            "token",
+            "new",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout.contains("jules-ferry.html (2 card(s))"), "{stdout}");
     assert!(stdout.contains("voltaire.html (2 card(s))"), "{stdout}");
-    assert!(!stdout.contains("#token=") && !stderr(&out).contains("#token="), "{stdout}");
+    assert!(
+        !stdout.contains("#token=") && !stderr(&out).contains("#token="),
+        "{stdout}"
+    );
 
     let mut files: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
@@ -237,7 +260,10 @@ fn csv_onboarding_writes_users_and_one_sheet_per_school_whose_qr_codes_decode_to
         assert_eq!(mode(&out_dir.join(f)), 0o600, "{f}");
     }
     let users_yaml = std::fs::read_to_string(out_dir.join("users.yaml")).unwrap();
-    assert!(!users_yaml.contains("token:") && !users_yaml.contains("#token="), "{users_yaml}");
+    assert!(
+        !users_yaml.contains("token:") && !users_yaml.contains("#token="),
+        "{users_yaml}"
+    );
 
     // Ready for include: the main file with the new users loads.
     let main = dir.path().join("main.yaml");
@@ -247,9 +273,19 @@ fn csv_onboarding_writes_users_and_one_sheet_per_school_whose_qr_codes_decode_to
     assert_eq!(users.len(), 5);
     let lefevre = users["Mme Lefèvre"];
     assert_eq!(lefevre.expires, chrono::NaiveDate::from_ymd_opt(2099, 7, 4));
-    assert_eq!(lefevre.classrooms.iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["jf-cm1a", "jf-ce2b"]);
+    assert_eq!(
+        lefevre.classrooms.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        ["jf-cm1a", "jf-ce2b"]
+    );
     assert_eq!(users["direction-jf"].role, config::Role::Admin);
-    assert_eq!(users["Mme Dupont"].schools.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["voltaire"]);
+    assert_eq!(
+        users["Mme Dupont"]
+            .schools
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["voltaire"]
+    );
 
     let jf = read_sheet(&out_dir.join("jules-ferry.html"));
     let vo = read_sheet(&out_dir.join("voltaire.html"));
@@ -300,7 +336,14 @@ fn a_bad_csv_lists_every_error_with_its_line_and_writes_nothing() {
     let out_dir = dir.path().join("out");
     let out = borne(
         &cfg,
-        &["token", "new", "--csv", csv.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+        &[
+            "token",
+            "new",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -325,7 +368,14 @@ fn a_bad_csv_lists_every_error_with_its_line_and_writes_nothing() {
     std::fs::write(&csv, "nom,role,classes\nMme Martin,teacher,jf-cm1a\n").unwrap();
     let out = borne(
         &cfg,
-        &["token", "new", "--csv", csv.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+        &[
+            "token",
+            "new",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -342,14 +392,29 @@ fn a_bad_csv_lists_every_error_with_its_line_and_writes_nothing() {
 fn existing_files_are_kept_unless_force() {
     let (dir, cfg) = setup(CONFIG);
     let csv = dir.path().join("teachers.csv");
-    std::fs::write(&csv, "name,role,classrooms,schools,expires\nMme Martin,teacher,jf-cm1a,,\n").unwrap();
+    std::fs::write(
+        &csv,
+        "name,role,classrooms,schools,expires\nMme Martin,teacher,jf-cm1a,,\n",
+    )
+    .unwrap();
     let out_dir = dir.path().join("out");
-    let args = ["token", "new", "--csv", csv.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let args = [
+        "token",
+        "new",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
     assert_eq!(borne(&cfg, &args).status.code(), Some(0));
     let first = std::fs::read_to_string(out_dir.join("users.yaml")).unwrap();
     let out = borne(&cfg, &args);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("already exist(s); nothing written. Pass --force"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already exist(s); nothing written. Pass --force"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read_to_string(out_dir.join("users.yaml")).unwrap(), first);
     let forced: Vec<&str> = args.iter().copied().chain(["--force"]).collect();
     let out = borne(&cfg, &forced);
@@ -370,9 +435,20 @@ fn existing_files_are_kept_unless_force() {
 fn sheets_need_a_reachable_base_url() {
     let (dir, cfg) = setup(&CONFIG.replace("public_url: https://wifi.ville.example/\n", ""));
     let csv = dir.path().join("teachers.csv");
-    std::fs::write(&csv, "name,role,classrooms,schools,expires\nMme Martin,teacher,jf-cm1a,,\n").unwrap();
+    std::fs::write(
+        &csv,
+        "name,role,classrooms,schools,expires\nMme Martin,teacher,jf-cm1a,,\n",
+    )
+    .unwrap();
     let out_dir = dir.path().join("out");
-    let args = ["token", "new", "--csv", csv.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let args = [
+        "token",
+        "new",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
     let out = borne(&cfg, &args);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -381,7 +457,11 @@ fn sheets_need_a_reachable_base_url() {
         stderr(&out)
     );
     assert!(!out_dir.exists());
-    let with_url: Vec<&str> = args.iter().copied().chain(["--url", "https://borne.ecoles.example"]).collect();
+    let with_url: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--url", "https://borne.ecoles.example"])
+        .collect();
     let out = borne(&cfg, &with_url);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let sheet = read_sheet(&out_dir.join("jules-ferry.html"));
@@ -396,11 +476,17 @@ fn token_new_refuses_unknown_classrooms_and_schools() {
     let (dir, cfg) = setup(CONFIG);
     let out = borne(&cfg, &["token", "new", "--name", "t", "--classroom", "pa-zz"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("classroom \"pa-zz\" is not in the configuration"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("classroom \"pa-zz\" is not in the configuration"),
+        "{}",
+        stderr(&out)
+    );
     assert!(out.stdout.is_empty(), "no token printed");
     let out = borne(
         &cfg,
-        &["token", "new", "--name", "d", "--role", "admin", "--school", "nowhere", "--school", "voltaire"],
+        &[
+            "token", "new", "--name", "d", "--role", "admin", "--school", "nowhere", "--school", "voltaire",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -74,7 +74,11 @@ pub fn base_url(flag: Option<&str>, public_url: &str) -> Result<String, String> 
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!("{from} \"{text}\" is not an http:// or https:// URL"));
     }
-    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -182,7 +186,9 @@ pub fn read(
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             err(format!("name \"{name}\": 1 to 100 characters, no control character"));
         } else if let Some(prev) = names.get(&name) {
-            err(format!("name \"{name}\" is also on line {prev} (each user needs its own name)"));
+            err(format!(
+                "name \"{name}\" is also on line {prev} (each user needs its own name)"
+            ));
         } else if existing_users.contains(&name.as_str()) {
             err(format!(
                 "name \"{name}\" is already a user of the configuration (each user needs its own name)"
@@ -302,7 +308,10 @@ pub fn onboard(
     for school in &config.schools {
         if let Some(cards) = cards.get(school.id.as_str()) {
             let file = format!("{}.html", school.id);
-            files.push((file.clone(), render_sheet(&school.name, school.id.as_str(), cards, generated)?));
+            files.push((
+                file.clone(),
+                render_sheet(&school.name, school.id.as_str(), cards, generated)?,
+            ));
             counts.push((file, cards.len()));
         }
     }

@@ -139,7 +139,12 @@ fn card_html(out: &mut String, card: &Card) -> Result<(), String> {
 ///
 /// # Errors
 /// A link is too long for a QR code.
-pub fn render_sheet(school_name: &str, school_id: &str, cards: &[Card], generated: NaiveDate) -> Result<String, String> {
+pub fn render_sheet(
+    school_name: &str,
+    school_id: &str,
+    cards: &[Card],
+    generated: NaiveDate,
+) -> Result<String, String> {
     let title = format!("{} — liens de connexion au Wi-Fi", escape(school_name));
     let mut out = String::new();
     let _ = writeln!(
@@ -180,8 +185,17 @@ mod tests {
             link: "https://x.example/#token=abc".into(),
             expires: None,
         };
-        let html = render_sheet("École <Voltaire>", "s1", &[card], NaiveDate::from_ymd_opt(2026, 12, 2).unwrap()).unwrap();
-        assert!(html.contains("&lt;b&gt;O&#39;Neil &amp; &quot;Co&quot;&lt;/b&gt;"), "{html}");
+        let html = render_sheet(
+            "École <Voltaire>",
+            "s1",
+            &[card],
+            NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            html.contains("&lt;b&gt;O&#39;Neil &amp; &quot;Co&quot;&lt;/b&gt;"),
+            "{html}"
+        );
         assert!(html.contains("CM1 &lt;A&gt;"));
         assert!(html.contains("École &lt;Voltaire&gt;"));
         assert!(!html.contains("<b>"));
