@@ -126,23 +126,36 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a fresh token and the `users:` entry holding its SHA-256.
+    /// Print a fresh token and the `users:` entry holding its SHA-256; with
+    /// --csv, a token per row of a staff list, written as DIR/users.yaml and
+    /// one printable sheet per school (DIR/<school_id>.html).
     New {
         /// The user's name (shown in the audit log).
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "csv")]
+        name: Option<String>,
         /// Its role.
-        #[arg(long, value_enum, default_value_t = RoleArg::Teacher)]
+        #[arg(long, value_enum, default_value_t = RoleArg::Teacher, conflicts_with = "csv")]
         role: RoleArg,
         /// A classroom it may switch (repeat for several).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         classroom: Vec<String>,
         /// A school whose classrooms it may see and switch (repeat for several).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         school: Vec<String>,
         /// Base URL of the pages for the sign-in link (default: public_url of the configuration).
         #[arg(long)]
         url: Option<String>,
+        /// Staff list: CSV with the header name,role,classrooms,schools,expires
+        /// (`,` or `;` separated, UTF-8 with or without BOM; ids separated by
+        /// spaces; expires YYYY-MM-DD or empty). Nothing is written when any row is wrong.
+        #[arg(long, requires = "out", conflicts_with = "name")]
+        csv: Option<PathBuf>,
+        /// Directory of users.yaml and the sheets (created if needed).
+        #[arg(long, requires = "csv")]
+        out: Option<PathBuf>,
+        /// Replace files already in the --out directory.
+        #[arg(long, requires = "csv")]
+        force: bool,
     },
 }
 
@@ -316,11 +329,22 @@ fn main() -> ExitCode {
         Command::Token {
             command:
                 TokenCommand::New {
+                    csv: Some(csv),
+                    out: Some(out),
+                    url,
+                    force,
+                    ..
+                },
+        } => token_csv(&cli.config, &csv, &out, url, force),
+        Command::Token {
+            command:
+                TokenCommand::New {
                     name,
                     role,
                     classroom,
                     school,
                     url,
+                    ..
                 },
         } => {
             let role = match role {
@@ -328,6 +352,7 @@ fn main() -> ExitCode {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Viewer => Role::Viewer,
             };
+            let name = name.unwrap_or_default();
             if let Some(bad) = classroom.iter().chain(&school).find(|id| !config::is_valid_id(id)) {
                 eprintln!("error: \"{bad}\" is not an id (1 to 64 characters among a-z, 0-9 and -)");
                 return ExitCode::FAILURE;
@@ -336,13 +361,16 @@ fn main() -> ExitCode {
                 eprintln!("error: a teacher needs --classroom (or --school) to switch");
                 return ExitCode::FAILURE;
             }
-            let base = url.unwrap_or_else(|| match config::load(&cli.config) {
-                Ok(l) => l.config.public_url,
-                Err(e) => {
-                    eprintln!("note: no public_url from the configuration ({e}); the link uses http://127.0.0.1:8080 (pass --url)");
-                    "http://127.0.0.1:8080".to_owned()
+            let Some(loaded) = load_for_tokens(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            if let Err(errors) = borne::cli::check_scope(&loaded.config, &classroom, &school) {
+                for e in &errors {
+                    eprintln!("error: {e} ({})", cli.config.display());
                 }
-            });
+                return ExitCode::FAILURE;
+            }
+            let base = url.unwrap_or_else(|| loaded.config.public_url.clone());
             match borne::cli::new_token() {
                 Ok(token) => {
                     let qr = std::io::stdout().is_terminal();
@@ -355,6 +383,98 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// The configuration `token new` checks scopes against; `None` after
+/// saying why it could not be read (a token for a classroom that does not
+/// exist would switch nothing, so there is no going on without it).
+fn load_for_tokens(path: &std::path::Path) -> Option<Loaded> {
+    let loaded = load(path);
+    if loaded.is_none() {
+        eprintln!(
+            "error: cannot read the configuration {} to check the classrooms and schools: pass --config FILE (or set BORNE_CONFIG)",
+            path.display()
+        );
+    }
+    loaded
+}
+
+/// `borne token new --csv FILE --out DIR`: checks every row, then writes
+/// DIR/users.yaml and the sheets; the tokens appear only in the sheets.
+fn token_csv(
+    config_path: &std::path::Path,
+    csv: &std::path::Path,
+    out: &std::path::Path,
+    url: Option<String>,
+    force: bool,
+) -> ExitCode {
+    use borne::cli::token_csv;
+    let Some(loaded) = load_for_tokens(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let c = &loaded.config;
+    let base = match borne::cli::token_csv::base_url(url.as_deref(), &c.public_url) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = match std::fs::read(csv) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!(
+                    "error: {} is not UTF-8 text (save the spreadsheet as CSV UTF-8)",
+                    csv.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", csv.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    // Names already in the configuration clash with the new file, except
+    // when it replaces the users.yaml they may come from (checked by
+    // `borne check` once it is included).
+    let existing: Vec<&str> = if out.join("users.yaml").exists() {
+        Vec::new()
+    } else {
+        c.users.iter().map(|u| u.name.as_str()).collect()
+    };
+    let today = Utc::now().with_timezone(&c.timezone).date_naive();
+    let people = match token_csv::read(&text, &csv.display().to_string(), c, &existing, today) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{}: {} error(s), nothing written", csv.display(), errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = token_csv::onboard(&people, c, &base, today, borne::cli::new_token)
+        .and_then(|o| token_csv::write(out, &o.files, force).map(|paths| (o, paths)));
+    match written {
+        Ok((o, paths)) => {
+            let mut text = format!("{} user(s): {}\n", people.len(), paths[0].display());
+            for ((_, cards), path) in o.cards.iter().zip(&paths[1..]) {
+                text.push_str(&format!("  {} ({cards} card(s))\n", path.display()));
+            }
+            text.push_str(&format!(
+                "The tokens are only in the sheets (mode 0600): print them, hand them out, then delete them.\n\
+                 Add `{}` to include: in the configuration, run `borne check`, then reload borne.\n",
+                paths[0].display()
+            ));
+            print_out(&text)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +51,22 @@ function paris(ms) {
   return { date: `${p.year}-${p.month}-${p.day}`, hour: +p.hour % 24, minute: +p.minute, local: `${p.year}-${p.month}-${p.day}T${String(+p.hour % 24).padStart(2, '0')}:${p.minute}` };
 }
 
-function config(stateDir) {
+/** A loopback port nothing listens on (bound, then closed). */
+function deadPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The calendars block's dates: today (Paris) and 200 days later. */
+const CALENDAR_DAYS = { today: paris(Date.now()).date, far: paris(Date.now() + 200 * 86400000).date };
+
+function config(stateDir, calendarPort) {
   const n = paris(Date.now());
   // Pasteur: locked since an hour ago, until two hours from now, every day.
   const lockAt = `${n.minute} ${(n.hour + 23) % 24} * * *`;
@@ -66,6 +82,9 @@ limits: { writes_per_minute: 1000 }
 reconciler: { resync_seconds: 30, backoff_max_seconds: 5 }
 calendars:
   holidays: { closed: ["${n.date}"] }
+  # The dashboard's calendars block: one covered far enough, one URL that fails.
+  zone-test: { closed: ["${CALENDAR_DAYS.far}"] }
+  zone-url: { url: "http://127.0.0.1:${calendarPort}/Zone-A.ics" }
 schedules:
   open: { default_mode: available, rules: [] }
   evening:
@@ -73,7 +92,7 @@ schedules:
     rules:
       - { at: "${lockAt}", mode: locked }
       - { at: "${openAt}", mode: available }
-  holiday: { calendars: [holidays], default_mode: available, rules: [] }
+  holiday: { calendars: [holidays, zone-test], default_mode: available, rules: [] }
 schools:
   - id: jules-ferry
     name: École élémentaire Jules Ferry
@@ -138,7 +157,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 async function startDaemon(dir) {
   const cfg = path.join(dir, 'borne.yaml');
-  fs.writeFileSync(cfg, config(path.join(dir, 'state')));
+  fs.writeFileSync(cfg, config(path.join(dir, 'state'), await deadPort()));
   const log = fs.createWriteStream(path.join(ARTIFACTS, 'daemon.log'));
   daemon = spawn(BIN, ['run', '--config', cfg], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -710,6 +729,42 @@ test('admin: the report tab draws a chart, its totals equal the API, and downloa
   assert.equal(lines.length - 1, api.rows.length);
   assert.equal(download.suggestedFilename(), `borne-report-${today}-${today}.csv`);
   assert.deepEqual(pageErrors, []);
+});
+
+test('admin: the calendars block shows coverage, source and fetch, and warns of a short coverage and a failed fetch', async () => {
+  // The daemon fetches URL calendars at start: wait for its failure.
+  await eventually(async () => {
+    const ready = await (await fetch(`${BASE}/readyz`)).json();
+    assert.ok(ready.calendars['zone-url'].error, JSON.stringify(ready.calendars));
+  }, 30000, 'the URL calendar failed');
+  const { today, far } = CALENDAR_DAYS;
+  const page = await newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  const block = page.locator('#calendars');
+  await expectText(block.locator('summary'), /^Calendriers scolaires : 2 calendriers à mettre à jour$/);
+  assert.equal(await block.evaluate((d) => d.open), true, 'opened: the warning is seen');
+  assert.match(await block.getAttribute('class'), /notice-warn/);
+  const cal = (name) => block.locator(`tr[data-calendar="${name}"]`);
+  const cells = async (name) => Promise.all([1, 2, 3, 4, 5].map((i) => textOf(cal(name).locator(`:is(th, td):nth-child(${i})`))));
+  const [, hEnd, hSource, hFetched, hState] = await cells('holidays');
+  assert.deepEqual([hEnd, hSource, hFetched], [today, 'local', '—']);
+  assert.match(hState, new RegExp(`^Vacances connues seulement jusqu’au ${today} \\(moins de 60 jours\\)`));
+  const [, zEnd, , , zState] = await cells('zone-test');
+  assert.deepEqual([zEnd, zState], [far, 'À jour']);
+  const [, uEnd, uSource, uFetched, uState] = await cells('zone-url');
+  assert.equal(uEnd, '— (hors horaire, fin non contrôlée)', 'never fetched, used by no schedule');
+  assert.match(uSource, /^url:http:\/\/127\.0\.0\.1:\d+\/Zone-A\.ics$/);
+  assert.equal(uFetched, '—');
+  assert.match(uState, /^Échec du dernier téléchargement \(l’ancienne copie reste utilisée\) : ./);
+  await shot(page, 'admin-calendars');
+
+  // Closed by hand, it stays closed while nothing changes; in English too.
+  await block.locator('summary').click();
+  assert.equal(await block.evaluate((d) => d.open), false);
+  const en = await newPage({ locale: 'en-GB' });
+  await en.goto(`${BASE}/admin#token=${TOKENS.viewer}`);
+  await expectText(en.locator('#calendars summary'), /^School calendars: 2 calendars to update$/);
+  await expectText(en.locator('#calendars tr[data-calendar="zone-test"] td').last(), /^Up to date$/);
 });
 
 test('admin: a viewer is read-only (in French); a teacher is sent to the teacher page', async () => {

@@ -10,6 +10,7 @@ import {
   zonedToInstant,
 } from './common.js';
 import { ReportTab } from './report.js';
+import { CalendarsBlock } from './calendars.js';
 
 const lang = pickLanguage('en');
 const t = strings[lang];
@@ -30,7 +31,7 @@ const ui = {
   auditOlder: $('audit-older'), auditStatus: $('audit-status'),
   reportForm: $('report-form'), reportFrom: $('report-from'), reportTo: $('report-to'), reportGroup: $('report-group'),
   reportPeriod: $('report-period'), reportCsv: $('report-csv'), reportStatus: $('report-status'), reportChart: $('report-chart'),
-  report: $('report'),
+  report: $('report'), calendars: $('calendars'),
   overrideDialog: $('override-dialog'), overrideForm: $('override-form'), overrideScope: $('override-scope'),
   overrideReason: $('override-reason'), overrideUntil: $('override-until'), overrideUntilHelp: $('override-until-help'),
   overrideFrom: $('override-from'), overrideFromHelp: $('override-from-help'),
@@ -40,6 +41,7 @@ const ui = {
 };
 
 const reportTab = new ReportTab(ui, t, () => signOut(t.sessionExpired));
+const calendarsBlock = new CalendarsBlock(ui.calendars, t);
 
 let current = null;
 
@@ -57,6 +59,7 @@ function resetViews() {
   ui.audit.replaceChildren();
   ui.report.replaceChildren();
   ui.reportChart.replaceChildren();
+  calendarsBlock.close();
   if (ui.overrideDialog.open) ui.overrideDialog.close();
   if (ui.clearDialog.open) ui.clearDialog.close();
 }
@@ -118,6 +121,7 @@ async function start(token, typed) {
   refreshAll();
   fillAuditClassrooms();
   loadClock();
+  calendarsBlock.open(current);
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
