@@ -177,10 +177,12 @@ pub fn copy_from_sqlite(store: &PostgresStore, path: &Path) -> Result<CopyOutcom
     // a one-off of an offline state, and its size is the state's.
     let mut data: Vec<(&'static str, &'static str, Vec<Column>, usize)> = Vec::new();
     for (table, columns, types) in TABLES {
-        let order = if *table == "audit" {
-            " ORDER BY id"
-        } else {
-            " ORDER BY rowid"
+        // Histories in insertion order (their new ids follow it); report_days
+        // is WITHOUT ROWID.
+        let order = match *table {
+            "audit" => " ORDER BY id",
+            "report_days" => " ORDER BY day, classroom",
+            _ => " ORDER BY rowid",
         };
         let mut q = sqlite
             .prepare(&format!("SELECT {columns} FROM {table}{order}"))
