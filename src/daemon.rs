@@ -310,6 +310,9 @@ async fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::chang
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
     }
+    if old.database != loaded.config.database {
+        tracing::warn!("database changes take effect at restart");
+    }
     if old.limits.max_connections != loaded.config.limits.max_connections
         || old.limits.failed_auth_addresses != loaded.config.limits.failed_auth_addresses
     {

@@ -211,7 +211,7 @@ impl PostgresStore {
         config.keepalives_interval(Duration::from_secs(2));
         config.keepalives_retries(3);
         if config.get_application_name().is_none() {
-            config.application_name(&format!("borne {instance}"));
+            config.application_name(format!("borne {instance}"));
         }
         let tls = tls::Connector::new(database).map_err(open_err)?;
         config.ssl_mode(tls.ssl_mode());

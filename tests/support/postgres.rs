@@ -85,6 +85,8 @@ pub struct PgCluster {
     port: u16,
     /// Run as this uid/gid (when the tests run as root).
     as_user: Option<(u32, u32)>,
+    /// `-c name=value` settings of every start.
+    settings: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -96,6 +98,17 @@ impl PgCluster {
     /// `initdb` or the server fails.
     #[track_caller]
     pub fn start() -> Option<PgCluster> {
+        Self::start_with(&[], |_| {})
+    }
+
+    /// [`start`](Self::start) with server settings (`-c name=value`),
+    /// after `prepare` has run on the initialised cluster (to write
+    /// certificates with [`write_file`](Self::write_file), say).
+    ///
+    /// # Panics
+    /// `initdb` or the server fails.
+    #[track_caller]
+    pub fn start_with(settings: &[(&str, &str)], prepare: impl FnOnce(&PgCluster)) -> Option<PgCluster> {
         let bin = Bin::find();
         if !require_peer(PACKAGE, bin.is_some()) {
             return None;
@@ -115,6 +128,10 @@ impl PgCluster {
             dir,
             port: free_port(),
             as_user,
+            settings: settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
         };
         let data = cluster.data_dir();
@@ -139,8 +156,26 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        prepare(&cluster);
         cluster.launch();
         Some(cluster)
+    }
+
+    /// Writes a file into the cluster's directory, owned by the server's
+    /// user with `mode` (a TLS key must be 0600 and the server's), and
+    /// returns its path.
+    ///
+    /// # Panics
+    /// The file cannot be written.
+    pub fn write_file(&self, name: &str, contents: &[u8], mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write into the cluster's directory");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        if let Some((uid, gid)) = self.as_user {
+            chown(&path, uid, gid);
+        }
+        path
     }
 
     /// The data directory.
@@ -279,6 +314,11 @@ impl PgCluster {
                 "full_page_writes=off",
             ])
             .args(["-c", "max_connections=200", "-c", "log_min_messages=warning"])
+            .args(
+                self.settings
+                    .iter()
+                    .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

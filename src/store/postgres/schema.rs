@@ -13,7 +13,7 @@
 use tokio_postgres::GenericClient;
 
 /// The advisory lock key that serialises migrations (`borne` in ASCII).
-const MIGRATION_LOCK: i64 = 0x626f_726e_65;
+const MIGRATION_LOCK: i64 = 0x0062_6f72_6e65;
 
 /// Each entry moves the schema one version up; never edit a shipped one.
 pub const MIGRATIONS: &[&str] = &[
