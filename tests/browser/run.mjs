@@ -308,6 +308,31 @@ test('sign-in: link token is taken from the fragment, bad token refused, pasted 
   await expectText(page.locator('#signin-message'), /n’est pas reconnu/);
 });
 
+test('sign-in: the dashboard signs in like the teacher page (empty code, a link opened in the open tab, sign-out in another tab)', async () => {
+  const page = await newPage({ locale: 'en-GB' });
+  await page.goto(`${BASE}/admin`);
+  await page.locator('#signin').waitFor();
+  await page.fill('#token-input', '   ');
+  await page.press('#token-input', 'Enter');
+  await expectText(page.locator('#signin-message'), /^Enter your access code\.$/);
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'token-input');
+  // A sign-in link opened in a tab already showing the page changes only the fragment.
+  await page.evaluate((token) => { location.hash = `token=${token}`; }, TOKENS.viewer);
+  await row(page, 'vo-cp').waitFor();
+  assert.ok(!page.url().includes('token'), `token still in the address: ${page.url()}`);
+  assert.equal(await page.evaluate(() => localStorage.getItem('borne.admin.token')), TOKENS.viewer);
+  const other = await page.context().newPage();
+  await other.goto(`${BASE}/admin`);
+  await row(other, 'vo-cp').waitFor();
+  await other.click('#signout');
+  await other.locator('#signin').waitFor();
+  await page.locator('#signin').waitFor();
+  await expectText(page.locator('#signin-message'), /^You are signed out\.$/);
+  assert.equal(await page.locator('#signout').isVisible(), false);
+  assert.equal(await page.locator('#live').isVisible(), false);
+  await other.close();
+});
+
 test('teacher: the big button switches Wi-Fi on (keyboard), shows the countdown, and the AP follows', async () => {
   const page = await newPage();
   await page.goto(`${BASE}/#token=${TOKENS.teacher}`);

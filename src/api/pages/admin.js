@@ -5,16 +5,14 @@
 
 import { strings } from './i18n.js';
 import {
-  api, apSummary, chooseLanguage, cleanPastedToken, followEvents, formatLeft, formatStamp, formatWhen, h, icon,
-  instantToLocalInput, now, pickLanguage, setChildren, setText, takeTokenFromFragment, tokenStore, translateStatic,
+  api, apSummary, chooseLanguage, followEvents, formatLeft, formatStamp, formatWhen, h, icon,
+  instantToLocalInput, now, pickLanguage, setChildren, setText, showLive, showNotice, signInFlow, translateStatic,
   zonedToInstant,
-  endCookieSession, isCookieSession, renderSso, signInState,
 } from './common.js';
 import { ReportTab } from './report.js';
 
 const lang = pickLanguage('en');
 const t = strings[lang];
-const store = tokenStore('borne.admin.token');
 const $ = (id) => document.getElementById(id);
 
 const ui = {
@@ -50,9 +48,6 @@ function resetViews() {
   current = null;
   ui.app.hidden = true;
   ui.notForYou.hidden = true;
-  ui.signout.hidden = true;
-  ui.who.hidden = true;
-  ui.live.hidden = true;
   ui.schools.replaceChildren();
   ui.counts.replaceChildren();
   ui.aps.replaceChildren();
@@ -63,35 +58,12 @@ function resetViews() {
   if (ui.clearDialog.open) ui.clearDialog.close();
 }
 
-function showSignin(message, tone) {
-  resetViews();
-  ui.signin.hidden = false;
-  ui.signinMessage.hidden = !message;
-  ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
-  setText(ui.signinMessage, message || '');
-  renderSso(ui.sso, sso, '/admin', t);
-  ui.tokenInput.value = '';
-  ui.tokenInput.focus();
-}
-
-/** Sign-in with the identity provider, as /auth/session described it at start. */
-let sso = null;
+const signin = signInFlow({
+  ui, t, storeKey: 'borne.admin.token', home: '/admin', start, reset: resetViews, errorText,
+});
 
 function signOut(message, tone) {
-  store.clear();
-  showSignin(message, tone);
-}
-
-/** The sign-out button: a sign-in session also ends at the server, and the
- *  browser goes to the provider's sign-out page when it has one. */
-async function userSignOut() {
-  if (current && isCookieSession(current.token)) {
-    const session = current.token;
-    showSignin(t.signedOut, 'info');
-    location.assign(await endCookieSession(session, '/admin'));
-    return;
-  }
-  signOut(t.signedOut, 'info');
+  signin.signOut(message, tone);
 }
 
 function errorText(e) {
@@ -107,23 +79,11 @@ async function start(token, typed) {
   try {
     me = await api(token, 'GET', '/api/v1/me');
   } catch (e) {
-    if (e.status === 401 && isCookieSession(token)) { showSignin(t.ssoEnded); return; }
-    if (e.status === 401) store.clear();
-    if (e.status === 0 && !typed) {
-      ui.signin.hidden = true;
-      showAppMessage(t.networkError, 'warn');
-      ui.app.hidden = false;
-      setTimeout(() => start(token, false), 5000);
-      return;
-    }
-    showSignin(e.status === 401 && e.code !== 'token_expired' ? t.tokenRejected : errorText(e));
+    signin.startFailed(e, token, typed);
     return;
   }
-  if (!isCookieSession(token)) store.set(token);
   resetViews();
-  ui.signin.hidden = true;
-  ui.signout.hidden = false;
-  ui.who.hidden = false;
+  signin.signedIn(token);
   const roleName = { admin: t.roleAdmin, viewer: t.roleViewer, teacher: t.roleTeacher }[me.role] || me.role;
   setChildren(ui.who, me.name, h('span', { class: 'role' }, roleName));
   if (me.role === 'teacher') {
@@ -135,7 +95,7 @@ async function start(token, typed) {
     list = await api(token, 'GET', '/api/v1/classrooms');
   } catch (e) {
     if (e.status === 401) { signOut(t.sessionExpired); return; }
-    showSignin(errorText(e));
+    signin.show(errorText(e));
     return;
   }
   const isAdmin = me.role === 'admin';
@@ -157,23 +117,13 @@ async function start(token, typed) {
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
-    onState: (state) => { if (current === session) setLive(state); },
-    onUnauthorized: () => {
-      if (current === session) signOut(isCookieSession(session.token) ? t.ssoEnded : t.sessionExpired);
-    },
+    onState: (state) => { if (current === session) showLive(ui.live, state, t); },
+    onUnauthorized: () => { if (current === session) signin.ended(session.token); },
   });
 }
 
-function setLive(state) {
-  ui.live.hidden = false;
-  ui.live.className = `live live-${state}`;
-  setText(ui.live, state === 'live' ? t.live : state === 'connecting' ? t.connecting : t.reconnecting);
-}
-
 function showAppMessage(content, tone) {
-  ui.appMessage.className = `notice notice-${tone || 'info'}`;
-  setChildren(ui.appMessage, content);
-  ui.appMessage.hidden = false;
+  showNotice(ui.appMessage, content, tone);
 }
 
 function hideAppMessage() {
@@ -738,17 +688,6 @@ function init() {
   ui.lang.lang = other;
   ui.lang.setAttribute('aria-label', strings[other].switchLanguage);
   ui.lang.addEventListener('click', () => { chooseLanguage(other); location.reload(); });
-  ui.signout.addEventListener('click', userSignOut);
-  ui.signinForm.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const token = cleanPastedToken(ui.tokenInput.value);
-    if (!token) {
-      ui.signinMessage.hidden = false;
-      setText(ui.signinMessage, t.tokenMissing);
-      return;
-    }
-    start(token, true);
-  });
   setChildren(ui.stateFilter, STATE_FILTERS.map(([v, k]) => h('option', { value: v }, t[k])));
   ui.filter.addEventListener('input', applyFilter);
   ui.stateFilter.addEventListener('change', applyFilter);
@@ -772,23 +711,7 @@ function init() {
     }
     checkBoundaries();
   }, 1000);
-  // Signed out in another tab (a shared classroom computer): here too.
-  window.addEventListener('storage', (e) => {
-    if (e.key === 'borne.admin.token' && !e.newValue && current) showSignin(t.signedOut, 'info');
-  });
-  // A sign-in link opened in a tab already showing the page changes only
-  // the fragment: no reload, so listen for it.
-  window.addEventListener('hashchange', () => {
-    const fresh = takeTokenFromFragment();
-    if (fresh) start(fresh, true);
-  });
-  const token = takeTokenFromFragment() || store.get();
-  signInState().then((state) => {
-    sso = state;
-    if (token) start(token, false);
-    else if (state.user && state.csrf) start({ csrf: state.csrf }, false);
-    else showSignin(null);
-  });
+  signin.begin();
 }
 
 init();

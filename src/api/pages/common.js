@@ -1,4 +1,4 @@
-// Shared by the teacher page and the IT dashboard: the token, the API, the
+// Shared by the teacher page and the IT dashboard: the sign-in flow, the API, the
 // live event stream, dates, and building DOM from text only (every text
 // from the server, such as an override's reason, goes in as text).
 //
@@ -115,7 +115,7 @@ export function icon(name, cls) {
 
 /** Reads `#token=...` from the address and removes it from the address bar
  *  and the history, so it is not left visible or bookmarked. */
-export function takeTokenFromFragment() {
+function takeTokenFromFragment() {
   const hash = location.hash.replace(/^#/, '');
   if (!hash) return null;
   const params = new URLSearchParams(hash);
@@ -126,13 +126,13 @@ export function takeTokenFromFragment() {
 }
 
 /** Accepts a pasted token, or a pasted sign-in link holding one. */
-export function cleanPastedToken(text) {
+function cleanPastedToken(text) {
   const s = String(text || '').trim();
   const m = s.match(/[#&?]token=([^&\s]+)/);
   return m ? decodeURIComponent(m[1]) : s;
 }
 
-export function tokenStore(key) {
+function tokenStore(key) {
   return {
     get() { try { return localStorage.getItem(key); } catch (_) { return null; } },
     set(v) { try { localStorage.setItem(key, v); } catch (_) { /* private mode: session only */ } },
@@ -143,7 +143,7 @@ export function tokenStore(key) {
 // --- Sign-in with the identity provider -------------------------------------
 
 /** What /auth/session says: {oidc: {label, available} | null, user, csrf}. */
-export async function signInState() {
+async function signInState() {
   try {
     const r = await fetch('/auth/session', { cache: 'no-store', credentials: 'same-origin' });
     if (r.ok) return await r.json();
@@ -152,13 +152,13 @@ export async function signInState() {
 }
 
 /** Whether `token` is a sign-in session rather than a bearer token. */
-export function isCookieSession(token) {
+function isCookieSession(token) {
   return token !== null && typeof token === 'object';
 }
 
 /** Fills the sign-in button (or says sign-in is unavailable) when the
  *  server offers sign-in with the identity provider. */
-export function renderSso(el, state, next, t) {
+function renderSso(el, state, next, t) {
   if (!state || !state.oidc) {
     el.hidden = true;
     return;
@@ -174,7 +174,7 @@ export function renderSso(el, state, next, t) {
 
 /** Ends a sign-in session; resolves to where to go next (the provider's
  *  sign-out page when it has one). */
-export async function endCookieSession(session, fallback) {
+async function endCookieSession(session, fallback) {
   try {
     const r = await fetch('/auth/logout', {
       method: 'POST', cache: 'no-store', credentials: 'same-origin',
@@ -184,6 +184,152 @@ export async function endCookieSession(session, fallback) {
     if (r.ok && body.redirect) return body.redirect;
   } catch (_) { /* the cookie ends with the browser anyway */ }
   return fallback;
+}
+
+// --- The sign-in flow ---------------------------------------------------------
+
+/**
+ * The sign-in both pages share: the pasted token or sign-in link, the
+ * `#token=` of a link opened (also in a tab already showing the page), the
+ * token kept on this browser (forgotten here when another tab signs out:
+ * a shared classroom computer), sign-in with the identity provider, the
+ * sign-out button, and what a failed start or an ended session shows.
+ *
+ * `ui` holds the elements both pages have (signin, signinForm, tokenInput,
+ * signinMessage, sso, signout, who, live, app, appMessage); `home` is the
+ * page's path (where the identity provider sends the browser back);
+ * `start(token, typed)` signs in with a token (a string) or a sign-in
+ * session ({csrf}) and calls `signedIn` or `startFailed`; `reset()` clears
+ * the page's signed-in views; `errorText(e)` says why a start failed.
+ */
+export function signInFlow({ ui, t, storeKey, home, start, reset, errorText }) {
+  const store = tokenStore(storeKey);
+  /** Sign-in with the identity provider, as /auth/session described it at start. */
+  let sso = null;
+  /** The token (or sign-in session) of the page now signed in, else null. */
+  let active = null;
+
+  const flow = {
+    /** Back to the sign-in form, with a message (tone: 'warn' or 'info'). */
+    show(message, tone) {
+      active = null;
+      reset();
+      ui.signout.hidden = true;
+      ui.who.hidden = true;
+      ui.live.hidden = true;
+      ui.signin.hidden = false;
+      ui.signinMessage.hidden = !message;
+      ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
+      setText(ui.signinMessage, message || '');
+      renderSso(ui.sso, sso, home, t);
+      ui.tokenInput.value = '';
+      ui.tokenInput.focus();
+    },
+
+    /** Signs out on this browser (the kept token is forgotten). */
+    signOut(message, tone) {
+      store.clear();
+      flow.show(message, tone);
+    },
+
+    /** The session ended at the server (token revoked or expired, sign-in
+     *  session over): back to the form, saying which. */
+    ended(token) {
+      flow.signOut(isCookieSession(token) ? t.ssoEnded : t.sessionExpired);
+    },
+
+    /** `start` was accepted: keep a bearer token on this browser (a sign-in
+     *  session lives in its cookie) and show the signed-in header. */
+    signedIn(token) {
+      active = token;
+      if (!isCookieSession(token)) store.set(token);
+      ui.signin.hidden = true;
+      ui.signout.hidden = false;
+      ui.who.hidden = false;
+      // Until the new session's event stream says how it is.
+      ui.live.hidden = true;
+    },
+
+    /** `start` failed. A token the server refuses is forgotten; a server
+     *  that cannot be reached is tried again (the token is kept) unless the
+     *  token was just typed, which is answered at once. */
+    startFailed(e, token, typed) {
+      if (e.status === 401 && isCookieSession(token)) {
+        flow.show(t.ssoEnded);
+        return;
+      }
+      if (e.status === 401) store.clear();
+      if (e.status === 0 && !typed) {
+        ui.signin.hidden = true;
+        showNotice(ui.appMessage, t.networkError, 'warn');
+        ui.app.hidden = false;
+        setTimeout(() => start(token, false), 5000);
+        return;
+      }
+      flow.show(e.status === 401 && e.code !== 'token_expired' ? t.tokenRejected : errorText(e));
+    },
+
+    /** Wires the form and the buttons, then signs in with what there is: a
+     *  link's token, the kept token, a sign-in session, else the form. */
+    begin() {
+      ui.signout.addEventListener('click', userSignOut);
+      ui.signinForm.addEventListener('submit', (e) => {
+        e.preventDefault();
+        const token = cleanPastedToken(ui.tokenInput.value);
+        if (!token) {
+          ui.signinMessage.hidden = false;
+          setText(ui.signinMessage, t.tokenMissing);
+          ui.tokenInput.focus();
+          return;
+        }
+        start(token, true);
+      });
+      window.addEventListener('storage', (e) => {
+        if (e.key === storeKey && !e.newValue && active !== null) flow.show(t.signedOut, 'info');
+      });
+      // A sign-in link opened in a tab already showing the page changes
+      // only the fragment: no reload, so listen for it.
+      window.addEventListener('hashchange', () => {
+        const fresh = takeTokenFromFragment();
+        if (fresh) start(fresh, true);
+      });
+      const token = takeTokenFromFragment() || store.get();
+      signInState().then((state) => {
+        sso = state;
+        if (token) start(token, false);
+        else if (state.user && state.csrf) start({ csrf: state.csrf }, false);
+        else flow.show(null);
+      });
+    },
+  };
+
+  /** The sign-out button: a sign-in session also ends at the server, and
+   *  the browser goes to the provider's sign-out page when it has one. */
+  async function userSignOut() {
+    if (isCookieSession(active)) {
+      const session = active;
+      flow.show(t.signedOut, 'info');
+      location.assign(await endCookieSession(session, home));
+      return;
+    }
+    flow.signOut(t.signedOut, 'info');
+  }
+
+  return flow;
+}
+
+/** Fills a notice box (tone: 'info' or 'warn') and shows it. */
+export function showNotice(el, content, tone) {
+  el.className = `notice notice-${tone || 'info'}`;
+  setChildren(el, content);
+  el.hidden = false;
+}
+
+/** The live-updates badge: 'connecting', 'live' or 'reconnecting'. */
+export function showLive(el, state, t) {
+  el.hidden = false;
+  el.className = `live live-${state}`;
+  setText(el, state === 'live' ? t.live : state === 'connecting' ? t.connecting : t.reconnecting);
 }
 
 // --- Server clock -----------------------------------------------------------

@@ -4,14 +4,12 @@
 
 import { strings } from './i18n.js';
 import {
-  api, apSummary, chooseLanguage, cleanPastedToken, followEvents, formatLeft, formatWhen, h, icon, now,
-  pickLanguage, setChildren, setText, takeTokenFromFragment, tokenStore, translateStatic,
-  endCookieSession, isCookieSession, renderSso, signInState,
+  api, apSummary, chooseLanguage, followEvents, formatLeft, formatWhen, h, icon, now, pickLanguage, setChildren,
+  setText, showLive, showNotice, signInFlow, translateStatic,
 } from './common.js';
 
 const lang = pickLanguage('fr');
 const t = strings[lang];
-const store = tokenStore('borne.teacher.token');
 const $ = (id) => document.getElementById(id);
 
 const ui = {
@@ -26,42 +24,16 @@ let current = null;
 
 // --- Sign-in ------------------------------------------------------------------
 
-function showSignin(message, tone) {
+function resetViews() {
   if (current && current.stream) current.stream.stop();
   current = null;
   ui.app.hidden = true;
-  ui.signout.hidden = true;
-  ui.who.hidden = true;
-  ui.live.hidden = true;
   ui.cards.replaceChildren();
-  ui.signin.hidden = false;
-  ui.signinMessage.hidden = !message;
-  ui.signinMessage.className = `notice notice-${tone || 'warn'}`;
-  setText(ui.signinMessage, message || '');
-  renderSso(ui.sso, sso, '/', t);
-  ui.tokenInput.value = '';
-  ui.tokenInput.focus();
 }
 
-/** Sign-in with the identity provider, as /auth/session described it at start. */
-let sso = null;
-
-function signOut(message, tone) {
-  store.clear();
-  showSignin(message, tone);
-}
-
-/** The sign-out button: a sign-in session also ends at the server, and the
- *  browser goes to the provider's sign-out page when it has one. */
-async function userSignOut() {
-  if (current && isCookieSession(current.token)) {
-    const session = current.token;
-    showSignin(t.signedOut, 'info');
-    location.assign(await endCookieSession(session, '/'));
-    return;
-  }
-  signOut(t.signedOut, 'info');
-}
+const signin = signInFlow({
+  ui, t, storeKey: 'borne.teacher.token', home: '/', start, reset: resetViews, errorText: startupError,
+});
 
 function startupError(e) {
   if (e.status === 401) return e.code === 'token_expired' ? t.tokenExpired : t.tokenRejected;
@@ -77,64 +49,36 @@ async function start(token, typed) {
     me = await api(token, 'GET', '/api/v1/me');
     list = await api(token, 'GET', '/api/v1/classrooms');
   } catch (e) {
-    if (e.status === 401 && isCookieSession(token)) { showSignin(t.ssoEnded); return; }
-    if (e.status === 401) store.clear();
-    if (e.status === 0 && !typed) {
-      // The server is away (restart, network): keep the token and retry.
-      showAppMessage(t.networkError, 'warn');
-      ui.signin.hidden = true;
-      ui.app.hidden = false;
-      setTimeout(() => start(token, false), 5000);
-      return;
-    }
-    showSignin(startupError(e));
+    signin.startFailed(e, token, typed);
     return;
   }
-  if (!isCookieSession(token)) store.set(token);
-  if (current && current.stream) current.stream.stop();
+  resetViews();
+  signin.signedIn(token);
   current = { token, me, cards: new Map(), stream: null };
-  ui.signin.hidden = true;
   ui.app.hidden = false;
-  ui.signout.hidden = false;
-  ui.who.hidden = false;
   setText(ui.who, t.signedInAs(me.name));
-  ui.cards.replaceChildren();
   hideAppMessage();
 
   if (me.role === 'viewer') {
     setText(ui.appTitle, t.teacherHeading(0));
-    showAppMessage([t.viewerUseDashboard, ' ', h('a', { href: '/admin' }, t.dashboardLink)], 'info');
+    showNotice(ui.appMessage, [t.viewerUseDashboard, ' ', h('a', { href: '/admin' }, t.dashboardLink)], 'info');
     return;
   }
   const classrooms = list.classrooms || [];
   setText(ui.appTitle, t.teacherHeading(classrooms.length));
-  if (classrooms.length === 0) showAppMessage(t.noClassrooms, 'info');
+  if (classrooms.length === 0) showNotice(ui.appMessage, t.noClassrooms, 'info');
   for (const s of classrooms) update(s);
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s); },
-    onState: (state) => { if (current === session) setLive(state); },
-    onUnauthorized: () => {
-      if (current === session) signOut(isCookieSession(session.token) ? t.ssoEnded : t.sessionExpired);
-    },
+    onState: (state) => { if (current === session) showLive(ui.live, state, t); },
+    onUnauthorized: () => { if (current === session) signin.ended(session.token); },
   });
-}
-
-function showAppMessage(content, tone) {
-  ui.appMessage.className = `notice notice-${tone || 'info'}`;
-  setChildren(ui.appMessage, content);
-  ui.appMessage.hidden = false;
 }
 
 function hideAppMessage() {
   ui.appMessage.hidden = true;
   ui.appMessage.replaceChildren();
-}
-
-function setLive(state) {
-  ui.live.hidden = false;
-  ui.live.className = `live live-${state}`;
-  setText(ui.live, state === 'live' ? t.live : state === 'connecting' ? t.connecting : t.reconnecting);
 }
 
 // --- Cards --------------------------------------------------------------------
@@ -401,7 +345,7 @@ async function send(card, body) {
   } catch (e) {
     if (current !== session) return;
     if (e.status === 401) {
-      signOut(e.code === 'token_expired' ? t.tokenExpired : t.sessionExpired);
+      signin.signOut(e.code === 'token_expired' ? t.tokenExpired : t.sessionExpired);
       return;
     }
     setText(card.message, refusal(e, card.status));
@@ -434,38 +378,10 @@ function init() {
   ui.lang.lang = other;
   ui.lang.setAttribute('aria-label', strings[other].switchLanguage);
   ui.lang.addEventListener('click', () => { chooseLanguage(other); location.reload(); });
-  ui.signout.addEventListener('click', userSignOut);
-  ui.signinForm.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const token = cleanPastedToken(ui.tokenInput.value);
-    if (!token) {
-      ui.signinMessage.hidden = false;
-      setText(ui.signinMessage, t.tokenMissing);
-      ui.tokenInput.focus();
-      return;
-    }
-    start(token, true);
-  });
   setInterval(() => {
     if (current) for (const card of current.cards.values()) tick(card);
   }, 1000);
-  // Signed out in another tab (a shared classroom computer): here too.
-  window.addEventListener('storage', (e) => {
-    if (e.key === 'borne.teacher.token' && !e.newValue && current) showSignin(t.signedOut, 'info');
-  });
-  // A sign-in link opened in a tab already showing the page changes only
-  // the fragment: no reload, so listen for it.
-  window.addEventListener('hashchange', () => {
-    const fresh = takeTokenFromFragment();
-    if (fresh) start(fresh, true);
-  });
-  const token = takeTokenFromFragment() || store.get();
-  signInState().then((state) => {
-    sso = state;
-    if (token) start(token, false);
-    else if (state.user && state.csrf) start({ csrf: state.csrf }, false);
-    else showSignin(null);
-  });
+  signin.begin();
 }
 
 init();
