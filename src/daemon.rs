@@ -22,7 +22,7 @@ use crate::core::{Clock, Core, SystemClock};
 use crate::driver::sim::SimDriver;
 use crate::driver::{self, Driver};
 use crate::reconcile::{Drivers, Reconciler};
-use crate::store::{Store, Writer, sqlite::SqliteStore};
+use crate::store::{Store, Writer, postgres::PostgresStore, sqlite::SqliteStore};
 
 /// The end of `shutdown_grace_seconds` kept for closing driver connections
 /// (at most half of it): operations in flight get the rest.
@@ -81,6 +81,36 @@ impl Running {
     }
 }
 
+/// This instance's name in the database's change notifications:
+/// `<hostname>:<port>`.
+pub fn instance_id(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "borne".into());
+    format!("{host}:{}", config.listen.port())
+}
+
+/// The state database: PostgreSQL when `database:` is configured
+/// (migrated at start), otherwise `state_dir/borne.db`.
+async fn open_store(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Store>> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match &config.database {
+            Some(database) => {
+                let store = PostgresStore::open(database, &instance_id(&config))?;
+                tracing::info!(database = %store.target(), "state in PostgreSQL");
+                Arc::new(store)
+            }
+            None => Arc::new(SqliteStore::open(&config.state_dir)?),
+        })
+    })
+    .await
+    .context("opening the state database")?
+    .context("opening the state database")
+}
+
 /// Starts everything and returns once the HTTP listener is up.
 ///
 /// # Errors
@@ -97,12 +127,7 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
             .await
             .with_context(|| format!("listening on {}", config.listen))?,
     };
-    let state_dir = config.state_dir.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open(&state_dir))
-            .await
-            .context("opening the state database")??,
-    );
+    let store = open_store(&config).await?;
     let snapshot = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.load())
@@ -311,6 +336,9 @@ async fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::chang
     }
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
+    }
+    if old.database != loaded.config.database {
+        tracing::warn!("database changes take effect at restart");
     }
     if old.limits.max_connections != loaded.config.limits.max_connections
         || old.limits.failed_auth_addresses != loaded.config.limits.failed_auth_addresses

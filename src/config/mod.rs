@@ -10,6 +10,7 @@
 pub mod calendar_cache;
 pub mod calendars;
 pub mod changes;
+pub mod database;
 mod failsafe;
 mod include;
 mod limits;
@@ -140,6 +141,8 @@ pub struct Config {
     pub calendars: std::collections::BTreeMap<String, Arc<calendars::NamedCalendar>>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: Limits,
+    /// The PostgreSQL store; `None`: the embedded SQLite file in `state_dir`.
+    pub database: Option<database::Database>,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }
