@@ -85,7 +85,7 @@ mod tests {
     use crate::driver::sim::SimDriver;
 
     fn ap() -> AccessPoint {
-        let yaml = "schedules:\n  s:\n    default: off\nschools:\n  - id: s1\n    name: S\n    classrooms:\n      - id: c1\n        name: C\n        schedule: s\n        access_points:\n          - id: ap-1\n            driver: sim\n";
+        let yaml = "schedules:\n  open: { default_mode: available, rules: [{ at: \"0 0 1 1 *\", mode: available }] }\nschools:\n  - id: s1\n    schedule: open\n    classrooms:\n      - id: c1\n        access_points: [{ id: ap-1, sim: {} }]\n";
         let loaded = crate::config::from_str(yaml, "t.yaml", None).expect("config");
         loaded.config.access_points[0].clone()
     }
