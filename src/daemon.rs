@@ -234,7 +234,9 @@ async fn open_store(
             let (db, id) = (db.clone(), instance_id.to_owned());
             let pg = tokio::task::spawn_blocking(move || PostgresStore::open(&db, &id))
                 .await
-                .context("opening the PostgreSQL database")??;
+                .context("opening the state database")?
+                .context("opening the state database")?;
+            tracing::info!(database = %pg.target(), "state in PostgreSQL");
             Ok((Arc::new(pg.clone()), Some(pg)))
         }
         None => {

@@ -106,6 +106,23 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The PostgreSQL state database (`database:` in the configuration).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the schema migrations (a daemon also does at start).
+    Migrate {
+        /// Then copy this SQLite state (the state directory or its borne.db)
+        /// into the database, which must hold no borne state yet; a second
+        /// run with the same file copies nothing.
+        #[arg(long, value_name = "PATH")]
+        from_sqlite: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +308,20 @@ fn main() -> ExitCode {
         Command::Inventory {
             command: InventoryCommand::Import { file, out, schedule },
         } => inventory_import(&file, &out, schedule.as_deref()),
+        Command::Db {
+            command: DbCommand::Migrate { from_sqlite },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            match borne::cli::db_migrate(&loaded.config, from_sqlite.as_deref()) {
+                Ok(text) => print_out(&text),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Calendar {
             command: CalendarCommand::Show { name, from, to },
         } => {
@@ -312,7 +343,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let c = &loaded.config;
-            match borne::store::sqlite::token_uses_offline(&c.state_dir) {
+            let uses = match &c.database {
+                Some(db) => borne::store::postgres::PostgresStore::connect(db, "borne-token-list")
+                    .and_then(|s| borne::store::Store::token_uses(&s)),
+                None => borne::store::sqlite::token_uses_offline(&c.state_dir),
+            };
+            match uses {
                 Ok(uses) => print_out(&borne::cli::token_list(
                     c,
                     &uses.into_iter().collect(),

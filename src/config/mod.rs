@@ -10,6 +10,7 @@
 pub mod calendar_cache;
 pub mod calendars;
 pub mod changes;
+pub mod database;
 mod failsafe;
 pub mod ha;
 mod include;
@@ -144,6 +145,8 @@ pub struct Config {
     /// Several instances on one database: this one's id, the fencing lease,
     /// the configuration's hash.
     pub ha: ha::Ha,
+    /// The PostgreSQL store; `None`: the embedded SQLite file in `state_dir`.
+    pub database: Option<database::Database>,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }

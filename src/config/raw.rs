@@ -63,6 +63,8 @@ pub struct RawConfig {
     pub clock: RawClock,
     /// Several instances sharing one database.
     pub ha: super::ha::RawHa,
+    /// The state in PostgreSQL instead of `state_dir/borne.db`.
+    pub database: Option<super::database::RawDatabase>,
 }
 
 /// `failsafe:` block.

@@ -456,6 +456,26 @@ impl Validator {
                 }
             }
         });
+        let database =
+            raw.database
+                .as_ref()
+                .and_then(|d| match super::database::validate(d, self.base_dir.as_deref()) {
+                    Ok(v) => {
+                        if let Some(f) = &v.password_file {
+                            self.file("database.password_file".into(), f);
+                        }
+                        if let Some(f) = &v.ca_file {
+                            self.file("database.ca_file".into(), f);
+                        }
+                        Some(v)
+                    }
+                    Err(problems) => {
+                        for (location, message) in problems {
+                            self.error(location, message);
+                        }
+                        None
+                    }
+                });
         if oidc.is_none()
             && let Some(i) = raw.users.iter().position(|u| u.login.is_some())
         {
@@ -539,6 +559,7 @@ impl Validator {
             calendars,
             limits,
             ha,
+            database,
             classroom_index,
             ap_index,
         })

@@ -1,13 +1,14 @@
 //! A dedicated PostgreSQL session (outside the store's pool): the
 //! leadership lock and `LISTEN` each need one that lives as long as they
-//! do. The connection task is driven here and its notifications forwarded,
-//! so the rest of the module never names the transport's types.
+//! do. The store opens it ([`crate::store::postgres::PostgresStore::dedicated_connection`])
+//! with its address, password and TLS; dropping the client closes it,
+//! which is what releases a session-level lock on the server.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, Connection};
+use tokio_postgres::{AsyncMessage, Client};
 
 /// Opens a new session (with the store's address, password and TLS).
 pub type Connect = Arc<dyn Fn() -> BoxFuture<'static, Result<Session, String>> + Send + Sync>;
@@ -34,32 +35,25 @@ pub struct Session {
 }
 
 impl Session {
-    /// Drives `connection` on the current runtime.
-    pub fn new<S, T>(client: Client, mut connection: Connection<S, T>) -> Self
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
+    /// A session over `client`, whose connection task forwards what the
+    /// server sends unasked to `messages` (closed when the connection ends).
+    pub fn new(client: Client, mut messages: mpsc::UnboundedReceiver<AsyncMessage>) -> Self {
         let (tx, notices) = mpsc::unbounded_channel();
         let (closed_tx, closed) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
-            let why = loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(n))) => {
+            while let Some(m) = messages.recv().await {
+                match m {
+                    AsyncMessage::Notification(n) => {
                         let _ = tx.send(Notice {
                             channel: n.channel().to_owned(),
                             payload: n.payload().to_owned(),
                         });
                     }
-                    Some(Ok(AsyncMessage::Notice(n))) => {
-                        tracing::debug!(message = n.message(), "PostgreSQL notice");
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break e.to_string(),
-                    None => break "connection closed".to_owned(),
+                    AsyncMessage::Notice(n) => tracing::debug!(message = n.message(), "PostgreSQL notice"),
+                    _ => {}
                 }
-            };
-            let _ = closed_tx.send(why);
+            }
+            let _ = closed_tx.send("the connection ended".to_owned());
         });
         Self {
             client,
@@ -72,8 +66,6 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Closing the socket at once is what releases a session-level
-        // advisory lock on the server side.
         self.task.abort();
     }
 }

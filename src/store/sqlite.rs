@@ -546,7 +546,7 @@ impl Store for SqliteStore {
             .map_err(io)
     }
 
-    fn with_usage(&self, f: &mut dyn FnMut(&super::usage::UsageReader<'_>)) -> Result<(), StoreError> {
+    fn with_usage(&self, f: &mut dyn FnMut(&dyn super::usage::UsageSource)) -> Result<(), StoreError> {
         let current_run = *self.current_run.lock().unwrap_or_else(|e| e.into_inner());
         let c = Self::lock(&self.read);
         f(&super::usage::UsageReader { conn: &c, current_run });
@@ -556,6 +556,10 @@ impl Store for SqliteStore {
     fn prune_usage(&self, day: chrono::NaiveDate, history_before: DateTime<Utc>) -> Result<usize, StoreError> {
         let c = Self::lock(&self.write);
         super::usage::prune(&c, day, history_before).map_err(io)
+    }
+
+    fn login_sessions(&self) -> Result<super::login_sessions::LoginSessions, StoreError> {
+        super::login_sessions::LoginSessions::open(&self.path)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
