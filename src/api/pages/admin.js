@@ -20,7 +20,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   signin: $('signin'), signinForm: $('signin-form'), tokenInput: $('token-input'), signinMessage: $('signin-message'),
   sso: $('sso'),
-  notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), appMessage: $('app-message'),
+  notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), cluster: $('cluster'), appMessage: $('app-message'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
   tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit'), report: $('tab-report') },
   panels: { classrooms: $('panel-classrooms'), aps: $('panel-aps'), audit: $('panel-audit'), report: $('panel-report') },
@@ -53,6 +53,7 @@ function resetViews() {
   ui.signout.hidden = true;
   ui.who.hidden = true;
   ui.live.hidden = true;
+  ui.cluster.hidden = true;
   ui.schools.replaceChildren();
   ui.counts.replaceChildren();
   ui.aps.replaceChildren();
@@ -154,6 +155,7 @@ async function start(token, typed) {
   current.tz = (list.classrooms && list.classrooms[0] && list.classrooms[0].timezone) || undefined;
   refreshAll();
   fillAuditClassrooms();
+  loadCluster();
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
@@ -162,6 +164,34 @@ async function start(token, typed) {
       if (current === session) signOut(isCookieSession(session.token) ? t.ssoEnded : t.sessionExpired);
     },
   });
+}
+
+// Several instances on one database: which one drives the access points,
+// and whether one runs another configuration. Alone, nothing is shown.
+async function loadCluster() {
+  const session = current;
+  if (!session) return;
+  let c;
+  try {
+    c = await api(session.token, 'GET', '/api/v1/cluster');
+  } catch (e) {
+    c = null;
+  }
+  if (current !== session) return;
+  if (c && c.shared) {
+    const up = (c.instances || []).filter((i) => i.up);
+    const leader = up.find((i) => i.role === 'leader');
+    const shas = new Set(up.map((i) => i.config_sha256));
+    const parts = [leader ? t.clusterLeader(leader.id, up.length) : t.clusterNoLeader(up.length)];
+    if (shas.size > 1 || c.config_differs) parts.push(' ', h('strong', {}, t.clusterConfigDiffers));
+    ui.cluster.className = `notice cluster ${leader && shas.size <= 1 ? 'notice-info' : 'notice-warn'}`;
+    setChildren(ui.cluster, ...parts);
+    ui.cluster.hidden = false;
+  } else {
+    ui.cluster.hidden = true;
+  }
+  clearTimeout(session.clusterTimer);
+  session.clusterTimer = setTimeout(loadCluster, 5000);
 }
 
 function setLive(state) {
