@@ -27,6 +27,14 @@ enum Command {
         /// Log format (text on a terminal by default, else JSON is advised for journald/Loki).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// HTTP address, instead of the configuration's `listen` (each
+        /// instance of a cluster runs the same file; not part of its hash).
+        #[arg(long, env = "BORNE_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        /// This instance's id, instead of `ha.instance_id` (default
+        /// `<hostname>:<port>`; not part of the configuration's hash).
+        #[arg(long, env = "BORNE_INSTANCE_ID", value_parser = parse_instance_id)]
+        instance_id: Option<String>,
     },
     /// Validate the configuration and print a summary.
     Check {
@@ -227,9 +235,13 @@ enum RoleArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { log_format } => {
+        Command::Run {
+            log_format,
+            listen,
+            instance_id,
+        } => {
             init_tracing(log_format);
-            run(&cli.config)
+            run(&cli.config, listen, instance_id)
         }
         Command::Check { strict, fetch } => {
             if fetch && !fetch_calendars(&cli.config) {
@@ -661,9 +673,21 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
-    let Some(loaded) = load(path) else {
+fn run(path: &std::path::Path, listen: Option<std::net::SocketAddr>, instance_id: Option<String>) -> ExitCode {
+    let Some(mut loaded) = load(path) else {
         return ExitCode::FAILURE;
     };
+    // What differs between the instances of a cluster; the configuration's
+    // hash was computed without either.
+    if let Some(listen) = listen {
+        loaded.config.listen = listen;
+    }
+    if let Some(id) = instance_id {
+        loaded.config.ha.instance_id = Some(id);
+    }
     borne::daemon::main(path.to_owned(), loaded)
+}
+
+fn parse_instance_id(s: &str) -> Result<String, String> {
+    config::ha::check_instance_id(s).map(|()| s.to_owned())
 }

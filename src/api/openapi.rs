@@ -24,6 +24,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/report"),
     ("get", "/api/v1/users"),
+    ("get", "/api/v1/cluster"),
     ("get", "/api/v1/events"),
 ];
 
@@ -151,6 +152,7 @@ pub fn document() -> Value {
             "/api/v1/audit": {"get": audit},
             "/api/v1/report": {"get": report},
             "/api/v1/users": {"get": op("The users the admin may see, with scope, expiry and last use (admin)", ok_ref("UserList"), &auth)},
+            "/api/v1/cluster": {"get": op("The instances sharing the database, which one leads, their configuration hashes (admin, viewer)", ok_ref("Cluster"), &auth)},
             "/api/v1/events": {"get": {"summary": "Server-Sent Events: one `status` event (data: Status) per change", "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {}}}, "401": error_response("no token")}}}
         },
         "components": {
@@ -181,6 +183,18 @@ pub fn document() -> Value {
                     "classrooms": {"type": "integer"}, "classrooms_on": {"type": "integer"}, "access_points": {"type": "integer"},
                     "observed_on": {"type": "integer"}, "observed_off": {"type": "integer"}, "observed_unknown": {"type": "integer"},
                     "unreachable": {"type": "integer"}, "in_sync": {"type": "integer"}}},
+                "Cluster": {"type": "object", "properties": {
+                    "instances": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"},
+                        "role": {"type": "string", "enum": ["leader", "follower"]},
+                        "config_sha256": {"type": "string"},
+                        "last_heartbeat": {"type": "string", "format": "date-time"},
+                        "up": {"type": "boolean"}
+                    }}},
+                    "self": {"type": "string"},
+                    "shared": {"type": "boolean"},
+                    "config_differs": {"type": "boolean"}
+                }},
                 "UserList": {"type": "object", "properties": {"users": {"type": "array", "items": {"type": "object", "properties": {
                     "name": {"type": "string"}, "role": {"type": "string", "enum": ["teacher", "viewer", "admin"]},
                     "scope": {"type": ["object", "null"], "properties": {"schools": {"type": "array", "items": {"type": "string"}}, "classrooms": {"type": "array", "items": {"type": "string"}}}},

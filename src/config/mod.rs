@@ -12,6 +12,7 @@ pub mod calendars;
 pub mod changes;
 pub mod database;
 mod failsafe;
+pub mod ha;
 mod include;
 mod limits;
 pub mod oidc;
@@ -141,6 +142,9 @@ pub struct Config {
     pub calendars: std::collections::BTreeMap<String, Arc<calendars::NamedCalendar>>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: Limits,
+    /// Several instances on one database: this one's id, the fencing lease,
+    /// the configuration's hash.
+    pub ha: ha::Ha,
     /// The PostgreSQL store; `None`: the embedded SQLite file in `state_dir`.
     pub database: Option<database::Database>,
     classroom_index: HashMap<ClassroomId, usize>,
@@ -161,6 +165,15 @@ impl Config {
     /// The school with this id.
     pub fn school(&self, id: &str) -> Option<&School> {
         self.schools.iter().find(|s| s.id.as_str() == id)
+    }
+
+    /// This instance's id: `ha.instance_id` (file or command line), else
+    /// `<hostname>:<port of listen>`.
+    pub fn instance_id(&self) -> String {
+        self.ha
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| ha::default_instance_id(self.listen.port()))
     }
 
     /// Path of the state database.

@@ -65,6 +65,7 @@ fn validate_text(
     let mut warnings = Vec::new();
     super::include::resolve(&mut tree, base_dir, main_file, &mut errors, &mut warnings);
     let unknown = std::cell::RefCell::new(Vec::new());
+    let config_sha256 = super::ha::config_sha256(&tree);
     let raw: RawConfig = match yaml::from_node(&tree, &unknown) {
         Ok(raw) => raw,
         Err(e) => {
@@ -98,7 +99,8 @@ fn validate_text(
     warnings.append(&mut v.warnings);
     if errors.is_empty() {
         // `config` is only `None` when an error was recorded.
-        if let Some(config) = config {
+        if let Some(mut config) = config {
+            config.ha.config_sha256 = config_sha256;
             return Ok(Loaded { config, warnings });
         }
     }
@@ -512,6 +514,10 @@ impl Validator {
         for (key, message) in limit_errors {
             self.error(key, message);
         }
+        let (ha, ha_errors) = super::ha::validate(&raw.ha);
+        for (key, message) in ha_errors {
+            self.error(key, message);
+        }
 
         let used: BTreeSet<&str> = classrooms.iter().map(|c| c.schedule_name.as_str()).collect();
         for (_, schedule) in raw.schedules.iter().filter(|(n, _)| used.contains(n.as_str())) {
@@ -552,6 +558,7 @@ impl Validator {
             clock,
             calendars,
             limits,
+            ha,
             database,
             classroom_index,
             ap_index,

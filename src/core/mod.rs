@@ -19,7 +19,8 @@
 //! `reload` (a new configuration), `expiry` (time ending inputs), and
 //! `observed` (what drivers report). The read path is `desired` (the
 //! policy over the inputs) and `views` (statuses, summaries, metrics).
-//! `actor` and `error` are what requests share. [`usage`] keeps the
+//! `actor` and `error` are what requests share. `remote` adopts what
+//! other instances committed to a shared database. [`usage`] keeps the
 //! usage report's run heartbeat and daily aggregates.
 
 mod actor;
@@ -35,6 +36,7 @@ mod observed;
 mod overrides;
 mod readiness;
 mod reload;
+mod remote;
 mod session_end;
 mod teacher;
 mod timekeeping;
@@ -46,6 +48,7 @@ pub use clock::{Clock, SystemClock};
 pub use error::{RequestError, refusal_code};
 pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
+pub use remote::Source as RemoteSource;
 pub use session_end::{SessionEnd, session_end_record};
 pub use timekeeping::{ClockStatus, ClockStep};
 pub use views::{ApView, ChangeView, OverrideView, PlannedView, SessionLimits, SessionView, Status, Summary};
@@ -115,6 +118,8 @@ pub struct Core {
     full_pass: std::sync::atomic::AtomicBool,
     /// Metrics registry and instruments.
     pub metrics: Metrics,
+    /// This instance in its cluster; see `remote.rs`.
+    cluster: std::sync::OnceLock<Arc<crate::ha::Cluster>>,
 }
 
 impl Core {
@@ -189,6 +194,7 @@ impl Core {
             dirty: Mutex::new(Default::default()),
             full_pass: std::sync::atomic::AtomicBool::new(true),
             metrics,
+            cluster: std::sync::OnceLock::new(),
         });
         core.rebuild_locks(&config);
         if !ended.sessions.is_empty() {

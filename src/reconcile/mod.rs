@@ -29,6 +29,7 @@
 
 mod breaker;
 mod drivers;
+mod fenced;
 mod lease;
 mod planner;
 mod prewarm;
@@ -38,6 +39,7 @@ mod worker;
 use std::time::Duration;
 
 pub use drivers::Drivers;
+pub use fenced::Fenced;
 pub use planner::Reconciler;
 
 /// The planner sleeps at most this long, so that a wall clock stepped

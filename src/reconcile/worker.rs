@@ -269,7 +269,9 @@ impl ApWorker {
             }
             Err(e) => {
                 tracing::debug!(ap = %ap.id, error = %e, "probe failed");
-                self.core.record_observation(ap, Err(e.to_string()));
+                if !self.cancel.is_cancelled() {
+                    self.core.record_observation(ap, Err(e.to_string()));
+                }
                 false
             }
         }
@@ -391,6 +393,12 @@ impl ApWorker {
     }
 
     pub(super) fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
+        // A term that ended (or a fence that refused) says nothing about
+        // the AP: recording it would mark a healthy AP failing for every
+        // instance.
+        if self.cancel.is_cancelled() {
+            return;
+        }
         let first = self.core.ap_state(&ap.id).is_none_or(|s| s.consecutive_failures == 0);
         self.core.record_observation(ap, Err(error.clone()));
         // Every failed switch is audited; a failing read only when the AP

@@ -19,7 +19,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   signin: $('signin'), signinForm: $('signin-form'), tokenInput: $('token-input'), signinMessage: $('signin-message'),
   sso: $('sso'),
-  notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), appMessage: $('app-message'),
+  notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), cluster: $('cluster'), appMessage: $('app-message'),
   clock: $('clock'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
   tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit'), report: $('tab-report') },
@@ -52,6 +52,7 @@ function resetViews() {
   current = null;
   ui.app.hidden = true;
   ui.notForYou.hidden = true;
+  ui.cluster.hidden = true;
   ui.schools.replaceChildren();
   ui.counts.replaceChildren();
   ui.clock.hidden = true;
@@ -122,12 +123,41 @@ async function start(token, typed) {
   fillAuditClassrooms();
   loadClock();
   calendarsBlock.open(current);
+  loadCluster();
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
     onState: (state) => { if (current === session) showLive(ui.live, state, t); },
     onUnauthorized: () => { if (current === session) signin.ended(session.token); },
   });
+}
+
+// Several instances on one database: which one drives the access points,
+// and whether one runs another configuration. Alone, nothing is shown.
+async function loadCluster() {
+  const session = current;
+  if (!session) return;
+  let c;
+  try {
+    c = await api(session.token, 'GET', '/api/v1/cluster');
+  } catch (e) {
+    c = null;
+  }
+  if (current !== session) return;
+  if (c && c.shared) {
+    const up = (c.instances || []).filter((i) => i.up);
+    const leader = up.find((i) => i.role === 'leader');
+    const shas = new Set(up.map((i) => i.config_sha256));
+    const parts = [leader ? t.clusterLeader(leader.id, up.length) : t.clusterNoLeader(up.length)];
+    if (shas.size > 1 || c.config_differs) parts.push(' ', h('strong', {}, t.clusterConfigDiffers));
+    ui.cluster.className = `notice cluster ${leader && shas.size <= 1 ? 'notice-info' : 'notice-warn'}`;
+    setChildren(ui.cluster, ...parts);
+    ui.cluster.hidden = false;
+  } else {
+    ui.cluster.hidden = true;
+  }
+  clearTimeout(session.clusterTimer);
+  session.clusterTimer = setTimeout(loadCluster, 5000);
 }
 
 function showAppMessage(content, tone) {
