@@ -90,10 +90,7 @@ impl Instance {
         let (_, body) = get(self.port, "/api/v1/cluster", TOKEN)?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         let me = v["self"].as_str()?.to_owned();
-        v["instances"]
-            .as_array()?
-            .iter()
-            .find(|i| i["id"] == me.as_str())?["role"]
+        v["instances"].as_array()?.iter().find(|i| i["id"] == me.as_str())?["role"]
             .as_str()
             .map(str::to_owned)
     }
@@ -131,7 +128,10 @@ fn latency(port: u16) -> (f64, f64) {
         let wifi = if k % 2 == 0 { "on" } else { "off" };
         let t = Instant::now();
         let r = client
-            .put(format!("http://127.0.0.1:{port}/api/v1/classrooms/c{}/override", k % 100))
+            .put(format!(
+                "http://127.0.0.1:{port}/api/v1/classrooms/c{}/override",
+                k % 100
+            ))
             .bearer_auth(TOKEN)
             .json(&serde_json::json!({"wifi": wifi, "reason": format!("bench {k}")}))
             .send()

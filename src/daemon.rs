@@ -159,7 +159,10 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
         );
         tracker.close();
         // The leader term's own wait is bounded by the same grace.
-        if tokio::time::timeout(grace + Duration::from_secs(1), tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace + Duration::from_secs(1), tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 grace_seconds = grace.as_secs(),
                 "operations still in flight after the grace period; leaving them"

@@ -29,7 +29,10 @@ use serde_json::{Value, json};
 fn poll(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -136,9 +139,11 @@ impl Lab {
     /// Waits until every fake's radios are `on` as `wanted` says.
     fn wait_radios(&self, wanted: &[bool]) {
         for (i, (fake, on)) in self.fakes.iter().zip(wanted).enumerate() {
-            poll(&format!("c{} radios {}", i + 1, if *on { "on" } else { "off" }), TIMEOUT, || {
-                fake.fake().all(*on)
-            });
+            poll(
+                &format!("c{} radios {}", i + 1, if *on { "on" } else { "off" }),
+                TIMEOUT,
+                || fake.fake().all(*on),
+            );
         }
     }
 }
@@ -158,7 +163,13 @@ fn switches_of(commands: &[String]) -> Vec<&'static str> {
 fn assert_no_double_switch(lab: &Lab) {
     for (i, s) in lab.switches().iter().enumerate() {
         for pair in s.windows(2) {
-            assert_ne!(pair[0], pair[1], "c{} switched {} twice in a row: {s:?}", i + 1, pair[0]);
+            assert_ne!(
+                pair[0],
+                pair[1],
+                "c{} switched {} twice in a row: {s:?}",
+                i + 1,
+                pair[0]
+            );
         }
     }
 }
@@ -229,8 +240,10 @@ fn pair(lab: &Lab) -> (DaemonProcess, DaemonProcess) {
 /// the leader's observation.
 #[test]
 fn a_request_through_the_follower_switches_through_the_leader() {
-    let Some(lab) = Lab::start(2, "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600")
-    else {
+    let Some(lab) = Lab::start(
+        2,
+        "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600",
+    ) else {
         return;
     };
     let (a, b) = pair(&lab);
@@ -308,11 +321,18 @@ fn writer(port: u16, tag: &'static str, classrooms: usize, sent: Sent, stop: Arc
     let mut k = 0usize;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let c = format!("c{}", k % classrooms + 1);
-        let wifi = if (k / classrooms) % 2 == 0 { "on" } else { "off" };
+        let wifi = if (k / classrooms).is_multiple_of(2) { "on" } else { "off" };
         let reason = format!("{tag}-{k}");
-        sent.lock().unwrap().push((c.clone(), reason.clone(), wifi.into(), false));
+        sent.lock()
+            .unwrap()
+            .push((c.clone(), reason.clone(), wifi.into(), false));
         let body = json!({"wifi": wifi, "reason": reason}).to_string();
-        match request("PUT", &format!("{url}/api/v1/classrooms/{c}/override"), ADMIN_TOKEN, &body) {
+        match request(
+            "PUT",
+            &format!("{url}/api/v1/classrooms/{c}/override"),
+            ADMIN_TOKEN,
+            &body,
+        ) {
             Some((200, _)) => sent.lock().unwrap().last_mut().unwrap().3 = true,
             Some(_) | None => std::thread::sleep(Duration::from_millis(20)),
         }
@@ -327,8 +347,10 @@ fn writer(port: u16, tag: &'static str, classrooms: usize, sent: Sent, stop: Arc
 /// for one change.
 #[test]
 fn kill_9_of_the_leader_during_a_burst_fails_over_within_5_s_and_loses_nothing() {
-    let Some(lab) = Lab::start(3, "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600")
-    else {
+    let Some(lab) = Lab::start(
+        3,
+        "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600",
+    ) else {
         return;
     };
     let (mut a, b) = pair(&lab);
@@ -343,7 +365,8 @@ fn kill_9_of_the_leader_during_a_burst_fails_over_within_5_s_and_loses_nothing()
         })
         .collect();
     poll("requests acknowledged by both", TIMEOUT, || {
-        sent.iter().all(|s| s.lock().unwrap().iter().filter(|e| e.3).count() >= 10)
+        sent.iter()
+            .all(|s| s.lock().unwrap().iter().filter(|e| e.3).count() >= 10)
     });
     a.signal("KILL");
     let killed = Instant::now();
@@ -385,7 +408,9 @@ fn kill_9_of_the_leader_during_a_burst_fails_over_within_5_s_and_loses_nothing()
         let c = format!("c{}", i + 1);
         let s = classroom(&b, &c);
         let reason = s["override"]["reason"].as_str().expect("an override").to_owned();
-        let sent_it = sent.iter().any(|l| l.lock().unwrap().iter().any(|e| e.0 == c && e.1 == reason));
+        let sent_it = sent
+            .iter()
+            .any(|l| l.lock().unwrap().iter().any(|e| e.0 == c && e.1 == reason));
         assert!(sent_it, "{c}: unknown override {reason}");
         let on = s["wifi"] == "on";
         poll(&format!("{c} radios as its override"), TIMEOUT, || fake.fake().all(on));
@@ -397,8 +422,10 @@ fn kill_9_of_the_leader_during_a_burst_fails_over_within_5_s_and_loses_nothing()
 /// not flap and no AP is switched.
 #[test]
 fn the_old_leader_restarts_as_a_follower_without_flapping() {
-    let Some(lab) = Lab::start(2, "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600")
-    else {
+    let Some(lab) = Lab::start(
+        2,
+        "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600",
+    ) else {
         return;
     };
     let (mut a, b) = pair(&lab);
@@ -413,7 +440,9 @@ fn the_old_leader_restarts_as_a_follower_without_flapping() {
     let before = lab.switches();
     let failovers = metric(b.port, "borne_failovers_total");
     let a = lab.spawn("a", port);
-    poll("a to say it follows", TIMEOUT, || role(a.port).as_deref() == Some("follower"));
+    poll("a to say it follows", TIMEOUT, || {
+        role(a.port).as_deref() == Some("follower")
+    });
     // Watched for longer than a few lock attempts and heartbeats.
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
@@ -433,8 +462,10 @@ fn the_old_leader_restarts_as_a_follower_without_flapping() {
 /// reconnect, exactly one leads, and nothing is lost.
 #[test]
 fn a_database_restart_acknowledges_nothing_while_down_and_ends_with_one_leader() {
-    let Some(mut lab) = Lab::start(2, "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600")
-    else {
+    let Some(mut lab) = Lab::start(
+        2,
+        "backoff_initial_seconds: 1, backoff_max_seconds: 1, resync_seconds: 3600",
+    ) else {
         return;
     };
     let (a, b) = pair(&lab);
@@ -467,7 +498,10 @@ fn a_database_restart_acknowledges_nothing_while_down_and_ends_with_one_leader()
     });
     lab.wait_radios(&[true, true]);
     assert_eq!(classroom(&b, "c1")["override"]["reason"], "kept", "nothing lost");
-    let stored = lab.pg.psql("borne_ha", "SELECT count(*) FROM audit WHERE detail LIKE '%down-%' AND result = 'accepted'");
+    let stored = lab.pg.psql(
+        "borne_ha",
+        "SELECT count(*) FROM audit WHERE detail LIKE '%down-%' AND result = 'accepted'",
+    );
     assert_eq!(stored.trim(), "0", "a refused request was stored");
     assert_no_double_switch(&lab);
 }
@@ -505,7 +539,9 @@ fn a_frozen_leader_drives_nothing_after_it_resumes() {
     let before = lab.switches();
     assert_eq!(before[0].last(), Some(&"off"));
     a.signal("CONT");
-    poll("a to follow again", TIMEOUT, || role(a.port).as_deref() == Some("follower"));
+    poll("a to follow again", TIMEOUT, || {
+        role(a.port).as_deref() == Some("follower")
+    });
     // Longer than a's switch interval and a lock check: whatever a still
     // held, it did not send.
     std::thread::sleep(Duration::from_secs(3));

@@ -13,7 +13,9 @@ use crate::config::Role;
 /// A lone instance (no database) lists itself as the leader.
 pub async fn get(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
     if auth.user.role == Role::Teacher {
-        return Err(ApiError::Forbidden("the cluster view is for IT (admin or viewer)".into()));
+        return Err(ApiError::Forbidden(
+            "the cluster view is for IT (admin or viewer)".into(),
+        ));
     }
     let cluster = state.core.cluster();
     let instances = cluster.instances(state.core.now());

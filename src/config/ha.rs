@@ -119,7 +119,13 @@ pub fn default_instance_id(port: u16) -> String {
     let host = hostname().unwrap_or_else(|| "borne".to_owned());
     let host: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(90)
         .collect();
     format!("{host}:{port}")
@@ -145,7 +151,13 @@ fn hostname() -> Option<String> {
 pub fn mqtt_client_id(client_id: &str, instance_id: &str) -> String {
     let safe: String = instance_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{client_id}-{safe}")
 }

@@ -60,7 +60,7 @@ pub(super) async fn start(ctx: &Context, term: &Term) -> anyhow::Result<Running>
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    let fence = |d: Arc<dyn Driver>| Fenced::new(d, term.fence.clone(), cancel.clone());
+    let fence = |d: Arc<dyn Driver>| Fenced::wrap(d, term.fence.clone(), cancel.clone());
     let drivers = Drivers {
         sim: fence(raw.sim.clone()),
         ssh: raw.ssh.clone().map(fence),

@@ -143,10 +143,7 @@ impl Cluster {
     /// from (the other one last seen leading), if any.
     pub(super) fn take_over(&self) -> Option<String> {
         self.set_leader(true);
-        self.last_other_leader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.last_other_leader.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The instances seen, this one included (with its role as of now).
@@ -230,7 +227,10 @@ mod tests {
     #[test]
     fn self_is_listed_with_its_current_role() {
         let c = Cluster::shared("b".into(), "s".into());
-        c.set_instances(vec![row("b", Role::Follower, "s", true), row("a", Role::Leader, "s", true)]);
+        c.set_instances(vec![
+            row("b", Role::Follower, "s", true),
+            row("a", Role::Leader, "s", true),
+        ]);
         c.set_leader(true);
         let list = c.instances(Utc::now());
         assert_eq!(list.len(), 2);

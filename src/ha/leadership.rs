@@ -118,7 +118,9 @@ impl Leadership {
                     let sent = Instant::now();
                     let tried = tokio::time::timeout(
                         self.lease,
-                        session.client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY]),
+                        session
+                            .client
+                            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY]),
                     )
                     .await;
                     match tried {

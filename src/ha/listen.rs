@@ -89,7 +89,12 @@ pub fn parse(payload: &str, self_id: &str) -> Option<Change> {
 }
 
 /// Listens until `shutdown`, reconnecting; sends what to reload.
-pub async fn run(connect: Connect, self_id: String, changes: mpsc::UnboundedSender<Change>, shutdown: CancellationToken) {
+pub async fn run(
+    connect: Connect,
+    self_id: String,
+    changes: mpsc::UnboundedSender<Change>,
+    shutdown: CancellationToken,
+) {
     let mut failed_before = false;
     loop {
         let opened = tokio::time::timeout(Duration::from_secs(5), (connect)()).await;
@@ -178,9 +183,7 @@ mod tests {
     fn merging() {
         let mut c = parse(r#"{"instance":"b","classrooms":["c1"]}"#, "a").unwrap();
         c.merge(parse(r#"{"instance":"b","classrooms":["c2"],"aps":["x"]}"#, "a").unwrap());
-        let Change::Some { classrooms, aps } = &c else {
-            panic!()
-        };
+        let Change::Some { classrooms, aps } = &c else { panic!() };
         assert_eq!(classrooms.len(), 2);
         assert_eq!(aps.len(), 1);
         c.merge(Change::All);

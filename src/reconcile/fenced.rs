@@ -29,7 +29,7 @@ pub struct Fenced {
 
 impl Fenced {
     /// `inner` behind `fence`, for the term that `term` ends.
-    pub fn new(inner: Arc<dyn Driver>, fence: Arc<Fence>, term: CancellationToken) -> Arc<dyn Driver> {
+    pub fn wrap(inner: Arc<dyn Driver>, fence: Arc<Fence>, term: CancellationToken) -> Arc<dyn Driver> {
         Arc::new(Self { inner, fence, term })
     }
 
@@ -96,7 +96,7 @@ mod tests {
         let fence = Arc::new(Fence::new(Duration::from_millis(30)));
         fence.renew(std::time::Instant::now());
         let term = CancellationToken::new();
-        let d = Fenced::new(Arc::new(sim.clone()), fence.clone(), term.clone());
+        let d = Fenced::wrap(Arc::new(sim.clone()), fence.clone(), term.clone());
         let ap = ap();
         d.apply(&ap, Wifi::On).await.expect("within the lease");
         assert_eq!(sim.applied("ap-1"), 1);
@@ -113,7 +113,7 @@ mod tests {
         let sim = SimDriver::new();
         let fence = Arc::new(Fence::open());
         let term = CancellationToken::new();
-        let d = Fenced::new(Arc::new(sim.clone()), fence, term.clone());
+        let d = Fenced::wrap(Arc::new(sim.clone()), fence, term.clone());
         term.cancel();
         let e = d.observe(&ap()).await.expect_err("term ended");
         assert!(matches!(e, DriverError::Fenced(_)), "{e:?}");
