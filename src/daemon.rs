@@ -152,7 +152,6 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let grace = config.reconciler.shutdown_grace;
     let done = tokio::spawn(async move {
         shutdown.cancelled().await;
-        let deadline = tokio::time::Instant::now() + grace;
         tracing::info!(
             grace_seconds = grace.as_secs(),
             "shutting down: finishing operations in flight"

@@ -321,7 +321,11 @@ fn writer(port: u16, tag: &'static str, classrooms: usize, sent: Sent, stop: Arc
     let mut k = 0usize;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let c = format!("c{}", k % classrooms + 1);
-        let wifi = if (k / classrooms).is_multiple_of(2) { "on" } else { "off" };
+        let wifi = if (k / classrooms).is_multiple_of(2) {
+            "on"
+        } else {
+            "off"
+        };
         let reason = format!("{tag}-{k}");
         sent.lock()
             .unwrap()

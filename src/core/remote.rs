@@ -73,6 +73,8 @@ impl Core {
                 touched.extend(self.lock_state().overrides.keys().cloned());
                 touched.extend(snapshot.sessions.iter().map(|(c, _)| c.clone()));
                 touched.extend(snapshot.overrides.iter().map(|(c, _)| c.clone()));
+                touched.extend(self.lock_state().planned.keys().cloned());
+                touched.extend(snapshot.planned.iter().map(|(c, _)| c.clone()));
                 self.adopt_inputs(&touched, &snapshot);
                 if !leader {
                     self.adopt_observed(snapshot.observed);
@@ -96,7 +98,7 @@ impl Core {
         Ok(())
     }
 
-    /// Replaces the sessions and overrides of `ids` by the snapshot's.
+    /// Replaces the sessions, overrides and planned overrides of `ids` by the snapshot's.
     fn adopt_inputs(&self, ids: &BTreeSet<ClassroomId>, snapshot: &Snapshot) {
         let config = self.config();
         let mut changed = Vec::new();
@@ -112,9 +114,25 @@ impl Core {
                     // configuration is not adopted (as at start).
                     .filter(|_| config.classroom(id.as_str()).is_some());
                 let over = snapshot.overrides.iter().find(|(c, _)| c == id).map(|(_, o)| o.clone());
-                let before = (state.sessions.get(id).cloned(), state.overrides.get(id).cloned());
-                if before == (session.clone(), over.clone()) {
+                let mut planned: Vec<_> = snapshot
+                    .planned
+                    .iter()
+                    .filter(|(c, _)| c == id)
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                planned.sort_by_key(|p| p.from);
+                let before = (
+                    state.sessions.get(id).cloned(),
+                    state.overrides.get(id).cloned(),
+                    state.planned.get(id).cloned().unwrap_or_default(),
+                );
+                if before == (session.clone(), over.clone(), planned.clone()) {
                     continue;
+                }
+                if planned.is_empty() {
+                    state.planned.remove(id);
+                } else {
+                    state.planned.insert(id.clone(), planned);
                 }
                 match session {
                     Some(s) => state.sessions.insert(id.clone(), s),

@@ -107,14 +107,20 @@ pub(super) async fn stop(running: Running, grace: Duration) {
     running.cancel.cancel();
     running.tracker.close();
     let operations = deadline - CLOSE_RESERVE.min(grace / 2);
-    if tokio::time::timeout_at(operations, running.tracker.wait()).await.is_err() {
+    if tokio::time::timeout_at(operations, running.tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_seconds = grace.as_secs(),
             "operations still in flight after the grace period; leaving them"
         );
     }
     let closing = deadline.max(tokio::time::Instant::now() + CLOSE_MIN);
-    if tokio::time::timeout_at(closing, running.drivers.shutdown()).await.is_err() {
+    if tokio::time::timeout_at(closing, running.drivers.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("driver connections not closed within the grace period; leaving them");
     }
 }

@@ -43,7 +43,7 @@ use super::{AuditEntry, AuditQuery, AuditRecord, Batch, ObservedRecord, Snapshot
 use crate::config::database::Database;
 use crate::config::{ApId, ClassroomId};
 use crate::domain::{ObservedWifi, Wifi};
-use crate::policy::{Override, Session};
+use crate::policy::{Override, PlannedOverride, Session};
 
 /// The channel of change notifications.
 pub const NOTIFY_CHANNEL: &str = "borne_changes";
@@ -395,9 +395,11 @@ impl PostgresStore {
             let c = inner.client().await?;
             let sessions = read_sessions(&inner, &c, Some(&ids)).await?;
             let overrides = read_overrides(&inner, &c, Some(&ids)).await?;
+            let planned = read_planned(&inner, &c, Some(&ids)).await?;
             Ok(Snapshot {
                 sessions,
                 overrides,
+                planned,
                 observed: Vec::new(),
             })
         })
@@ -438,6 +440,39 @@ async fn read_sessions(
                     started: time(r.get(2)),
                     until: time(r.get(3)),
                     by: r.get(4),
+                },
+            )
+        })
+        .collect())
+}
+
+async fn read_planned(
+    inner: &Inner,
+    c: &deadpool_postgres::Object,
+    ids: Option<&Vec<String>>,
+) -> Result<Vec<(ClassroomId, PlannedOverride)>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT classroom, starts, wifi, until, reason, by, set_at FROM planned_overrides
+             WHERE $1::text[] IS NULL OR classroom = ANY($1) ORDER BY starts",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| inner.pg(e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                ClassroomId::from(r.get::<_, &str>(0)),
+                PlannedOverride {
+                    from: time(r.get(1)),
+                    override_: Override {
+                        wifi: wifi(r.get(2)),
+                        until: r.get::<_, Option<i64>>(3).map(time),
+                        reason: r.get(4),
+                        by: r.get(5),
+                        set_at: time(r.get(6)),
+                    },
                 },
             )
         })
@@ -510,6 +545,8 @@ async fn read_observed(
 struct Merged {
     sessions: BTreeMap<String, Option<Session>>,
     overrides: BTreeMap<String, Option<Override>>,
+    /// Planned overrides set or removed, in the order written.
+    planned: Vec<(String, i64, Option<Override>)>,
     observed: BTreeMap<String, ObservedRecord>,
     audit: Vec<AuditRecord>,
     token_use: BTreeMap<String, i64>,
@@ -529,6 +566,9 @@ impl Merged {
             }
             for (c, o) in &b.overrides {
                 m.overrides.insert(c.as_str().to_owned(), o.clone());
+            }
+            for (c, from, o) in &b.planned {
+                m.planned.push((c.as_str().to_owned(), ms(*from), o.clone()));
             }
             for (a, o) in &b.observed {
                 m.observed.insert(a.as_str().to_owned(), o.clone());
@@ -565,6 +605,7 @@ impl Merged {
             .sessions
             .keys()
             .chain(self.overrides.keys())
+            .chain(self.planned.iter().map(|p| &p.0))
             .map(String::as_str)
             .collect();
         classrooms.sort_unstable();
@@ -649,6 +690,35 @@ async fn write_merged(inner: &Inner, tx: &deadpool_postgres::Transaction<'_>, m:
             by,
             set_at
         );
+    }
+    // Rare (an IT decision each): one statement per row, in order.
+    for (classroom, starts, o) in &m.planned {
+        match o {
+            Some(o) => {
+                let until = o.until.map(ms);
+                let set_at = ms(o.set_at);
+                exec!(
+                    "INSERT INTO planned_overrides (classroom, starts, wifi, until, reason, by, set_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (classroom, starts) DO UPDATE SET wifi = excluded.wifi, until = excluded.until,
+                        reason = excluded.reason, by = excluded.by, set_at = excluded.set_at",
+                    classroom.as_str(),
+                    *starts,
+                    o.wifi.as_str(),
+                    until,
+                    o.reason.as_str(),
+                    o.by.as_str(),
+                    set_at
+                );
+            }
+            None => {
+                exec!(
+                    "DELETE FROM planned_overrides WHERE classroom = $1 AND starts = $2",
+                    classroom.as_str(),
+                    *starts
+                );
+            }
+        }
     }
     if !m.observed.is_empty() {
         let o: Vec<(&String, &ObservedRecord)> = m.observed.iter().collect();
@@ -823,6 +893,7 @@ impl Store for PostgresStore {
             Ok(Snapshot {
                 sessions: read_sessions(&inner, &c, None).await?,
                 overrides: read_overrides(&inner, &c, None).await?,
+                planned: read_planned(&inner, &c, None).await?,
                 observed: read_observed(&inner, &c, None).await?,
             })
         })

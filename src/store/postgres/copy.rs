@@ -47,6 +47,11 @@ const TABLES: &[(&str, &str, &str)] = &[
         "text,text,int8,text,text,int8",
     ),
     (
+        "planned_overrides",
+        "classroom, starts, wifi, until, reason, by, set_at",
+        "text,int8,text,int8,text,text,int8",
+    ),
+    (
         "observed",
         "ap, wifi, since, reachable, last_error, clients, assumed, last_contact",
         "text,text,int8,bool,text,int8,bool,int8",

@@ -123,6 +123,17 @@ pub const MIGRATIONS: &[&str] = &[
         last_heartbeat timestamptz NOT NULL,
         started_at timestamptz NOT NULL
      );",
+    // 2: overrides planned ahead (issue 16), as SQLite's migration 6.
+    "CREATE TABLE planned_overrides (
+        classroom text NOT NULL,
+        starts bigint NOT NULL,
+        wifi text NOT NULL,
+        until bigint,
+        reason text NOT NULL,
+        by text NOT NULL,
+        set_at bigint NOT NULL,
+        PRIMARY KEY (classroom, starts)
+     );",
 ];
 
 /// What [`migrate`] did.
