@@ -197,7 +197,10 @@ async fn start_leadership(
         let term = Arc::new(Term {
             number: 1,
             fence: Arc::new(Fence::open()),
-            cancel: shutdown.child_token(),
+            // Not a child of `shutdown`: at a shutdown the term's operations
+            // in flight finish within the grace period (`term::stop`)
+            // before it is cancelled.
+            cancel: CancellationToken::new(),
         });
         let first = term::start(ctx, &term).await?;
         let (_, terms) = watch::channel(None);

@@ -90,11 +90,11 @@ fn migrate_applies_the_schema_once() {
     let config = config_file(dir.path(), &url);
     let (ok, out) = migrate(&config, None);
     assert!(ok, "{out}");
-    assert!(out.contains("schema migrated from version 0 to 1"), "{out}");
+    assert!(out.contains("schema migrated from version 0 to 2"), "{out}");
     let (ok, out) = migrate(&config, None);
     assert!(ok, "{out}");
-    assert!(out.contains("schema at version 1, up to date"), "{out}");
-    assert_eq!(pg.psql("schema", "SELECT count(*) FROM borne_schema").trim(), "1");
+    assert!(out.contains("schema at version 2, up to date"), "{out}");
+    assert_eq!(pg.psql("schema", "SELECT count(*) FROM borne_schema").trim(), "2");
     assert_eq!(
         pg.psql("schema", "SELECT to_regclass('borne_instances') IS NOT NULL")
             .trim(),

@@ -38,6 +38,7 @@ pub(super) struct Running {
     drivers: Drivers,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    stopping: CancellationToken,
 }
 
 /// Starts what a leader runs, for `term`.
@@ -69,14 +70,18 @@ pub(super) async fn start(ctx: &Context, term: &Term) -> anyhow::Result<Running>
     // A new term looks at every classroom, whatever the last one did.
     core.poke();
     let tracker = TaskTracker::new();
+    // Stops the planner and the workers at their next safe point; `cancel`
+    // (the fence's) abandons operations in flight: a shutdown lets them
+    // finish within the grace period, a lost lock does not.
+    let stopping = cancel.child_token();
     let run_started = core.start_run();
-    tracker.spawn(core.clone().run_usage(run_started, cancel.child_token()));
+    tracker.spawn(core.clone().run_usage(run_started, stopping.child_token()));
     let mut reconciler = Reconciler::new(
         core.clone(),
         drivers.clone(),
         report_rx,
         tracker.clone(),
-        cancel.child_token(),
+        stopping.child_token(),
     );
     if let Some(w) = ctx.watchdog {
         reconciler = reconciler.with_watchdog(w);
@@ -86,6 +91,7 @@ pub(super) async fn start(ctx: &Context, term: &Term) -> anyhow::Result<Running>
         drivers,
         tracker,
         cancel,
+        stopping,
     })
 }
 
@@ -104,7 +110,7 @@ const CLOSE_MIN: Duration = Duration::from_millis(500);
 /// closing them gets the end of the grace.
 pub(super) async fn stop(running: Running, grace: Duration) {
     let deadline = tokio::time::Instant::now() + grace;
-    running.cancel.cancel();
+    running.stopping.cancel();
     running.tracker.close();
     let operations = deadline - CLOSE_RESERVE.min(grace / 2);
     if tokio::time::timeout_at(operations, running.tracker.wait())
@@ -116,6 +122,8 @@ pub(super) async fn stop(running: Running, grace: Duration) {
             "operations still in flight after the grace period; leaving them"
         );
     }
+    // Whatever is still in flight is abandoned now (the fence refuses it).
+    running.cancel.cancel();
     let closing = deadline.max(tokio::time::Instant::now() + CLOSE_MIN);
     if tokio::time::timeout_at(closing, running.drivers.shutdown())
         .await
