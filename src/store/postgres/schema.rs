@@ -136,7 +136,7 @@ pub const MIGRATIONS: &[&str] = &[
      );",
 ];
 
-/// What [`migrate`] did.
+/// What `migrate` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migrated {
     /// The version found.
