@@ -153,8 +153,44 @@ fn committed_state_loads_back_the_same_on_both_backends() {
             }])
             .expect("commit");
         assert!(store.load().expect("load").overrides.is_empty(), "{name}");
+        // Planned overrides: two on one classroom, one cancelled.
+        let from = at("2026-12-06T07:00:00Z");
+        let later = at("2026-12-13T07:00:00Z");
+        let planned = Override {
+            until: Some(at("2026-12-06T19:00:00Z")),
+            reason: "bureau de vote".into(),
+            ..over.clone()
+        };
+        store
+            .commit(&[&Batch {
+                planned: vec![
+                    (c2.clone(), from, Some(planned.clone())),
+                    (c2.clone(), later, Some(planned.clone())),
+                ],
+                ..Batch::default()
+            }])
+            .expect("commit");
+        store
+            .commit(&[&Batch {
+                planned: vec![(c2.clone(), later, None)],
+                ..Batch::default()
+            }])
+            .expect("commit");
+        let snap = store.load().expect("load");
+        assert_eq!(snap.planned.len(), 1, "{name}");
+        assert_eq!(snap.planned[0].0, c2, "{name}");
+        assert_eq!(snap.planned[0].1.from, from, "{name}");
+        assert_eq!(snap.planned[0].1.override_, planned, "{name}");
     }
     let Some(pg) = &b.pg else { return };
+    assert_eq!(
+        pg.load_classrooms(&[ClassroomId::from("c2")])
+            .expect("load_classrooms")
+            .planned
+            .len(),
+        1,
+        "a follower adopts planned overrides too"
+    );
     let only = pg.load_classrooms(&[ClassroomId::from("c1")]).expect("load_classrooms");
     assert_eq!(only.sessions.len(), 1);
     assert!(

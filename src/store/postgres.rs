@@ -446,6 +446,17 @@ async fn read_sessions(
         .collect())
 }
 
+/// The override in columns `wifi, until, reason, by, set_at` from `first`.
+fn override_at(r: &tokio_postgres::Row, first: usize) -> Override {
+    Override {
+        wifi: wifi(r.get(first)),
+        until: r.get::<_, Option<i64>>(first + 1).map(time),
+        reason: r.get(first + 2),
+        by: r.get(first + 3),
+        set_at: time(r.get(first + 4)),
+    }
+}
+
 async fn read_planned(
     inner: &Inner,
     c: &deadpool_postgres::Object,
@@ -466,13 +477,7 @@ async fn read_planned(
                 ClassroomId::from(r.get::<_, &str>(0)),
                 PlannedOverride {
                     from: time(r.get(1)),
-                    override_: Override {
-                        wifi: wifi(r.get(2)),
-                        until: r.get::<_, Option<i64>>(3).map(time),
-                        reason: r.get(4),
-                        by: r.get(5),
-                        set_at: time(r.get(6)),
-                    },
+                    override_: override_at(r, 2),
                 },
             )
         })
@@ -493,18 +498,7 @@ async fn read_overrides(
         .map_err(|e| inner.pg(e))?;
     Ok(rows
         .iter()
-        .map(|r| {
-            (
-                ClassroomId::from(r.get::<_, &str>(0)),
-                Override {
-                    wifi: wifi(r.get(1)),
-                    until: r.get::<_, Option<i64>>(2).map(time),
-                    reason: r.get(3),
-                    by: r.get(4),
-                    set_at: time(r.get(5)),
-                },
-            )
-        })
+        .map(|r| (ClassroomId::from(r.get::<_, &str>(0)), override_at(r, 1)))
         .collect())
 }
 
