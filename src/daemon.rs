@@ -13,16 +13,25 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, Config, LoadError, Loaded};
 use crate::core::{Clock, Core, SystemClock};
 use crate::driver::sim::SimDriver;
-use crate::driver::{self, Driver};
-use crate::reconcile::{Drivers, Reconciler};
+use crate::ha::heartbeat::Heartbeat;
+use crate::ha::{Cluster, Fence, Leadership, Term};
+use crate::store::postgres::PostgresStore;
 use crate::store::{Store, Writer, sqlite::SqliteStore};
+
+mod follow;
+mod term;
+
+/// How long the process waits, once the daemon has stopped, for blocking
+/// calls abandoned at the end of the grace period (an SSH command on a hung
+/// AP, which libssh2 cannot interrupt) before it exits without them.
+const BLOCKING_EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// How the daemon is started; tests change the clock and the listener.
 pub struct Options {
@@ -84,12 +93,8 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
             .await
             .with_context(|| format!("listening on {}", config.listen))?,
     };
-    let state_dir = config.state_dir.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open(&state_dir))
-            .await
-            .context("opening the state database")??,
-    );
+    let instance_id = config.instance_id();
+    let (store, shared) = open_store(&config, &instance_id).await?;
     let snapshot = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.load())
@@ -98,35 +103,14 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     };
     let writer = Writer::start(store).context("starting the state database writer")?;
     let core = Core::new(config.clone(), snapshot, writer.clone(), options.clock.clone());
-
-    let (report_tx, report_rx) = mpsc::channel(65_536);
-    let sim = SimDriver::new();
-    let (drivers, mqtt) = start_drivers(&config, &sim, report_tx, &shutdown)?;
-    if let Some(mqtt) = &mqtt {
-        // Give the broker connection a moment before the first operations,
-        // so that a start does not begin with every MQTT AP failing "not
-        // connected" and waiting out a backoff. A broker that is down is
-        // not waited for: it is an outage like any other.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while !mqtt.is_subscribed() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
     let tracker = TaskTracker::new();
-    let run_started = core.start_run();
-    tracker.spawn(core.clone().run_usage(run_started, shutdown.child_token()));
-    let mut reconciler = Reconciler::new(
-        core.clone(),
-        drivers.clone(),
-        report_rx,
-        tracker.clone(),
-        shutdown.child_token(),
-    );
-    if let Some(w) = options.watchdog {
-        reconciler = reconciler.with_watchdog(w);
-    }
-    tracker.spawn(reconciler.run());
+    let ctx = term::Context {
+        core: core.clone(),
+        sim: SimDriver::new(),
+        watchdog: options.watchdog,
+        shared: shared.is_some(),
+    };
+    start_leadership(&ctx, shared, &tracker, &shutdown).await?;
     tracker.spawn(crate::calendars::refresh::run(
         {
             let c = core.clone();
@@ -160,7 +144,7 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let addr = listener.local_addr()?;
     let app = crate::api::router(core.clone(), options.config_path.clone(), shutdown.clone());
     tracker.spawn(crate::api::server::serve(listener, app, core.clone(), shutdown.clone()));
-    tracing::info!(%addr, classrooms = config.classrooms.len(), access_points = config.access_points.len(), "borne is ready");
+    tracing::info!(%addr, classrooms = config.classrooms.len(), access_points = config.access_points.len(), instance = %core.cluster().self_id(), "borne is ready");
     if config.demo {
         print_demo_banner(&config, addr);
     }
@@ -168,46 +152,127 @@ pub async fn start(config: Config, options: Options, shutdown: CancellationToken
     let grace = config.reconciler.shutdown_grace;
     let done = tokio::spawn(async move {
         shutdown.cancelled().await;
-        tracing::info!("shutting down: finishing operations in flight");
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: finishing operations in flight"
+        );
         tracker.close();
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        // The leader term's own wait is bounded by the same grace.
+        if tokio::time::timeout(grace + Duration::from_secs(1), tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 grace_seconds = grace.as_secs(),
                 "operations still in flight after the grace period; leaving them"
             );
         }
-        drivers.shutdown().await;
         writer.flush().await.context("flushing the state database")?;
         tracing::info!("stopped");
         Ok(())
     });
-    Ok(Running { core, addr, sim, done })
+    Ok(Running {
+        core,
+        addr,
+        sim: ctx.sim,
+        done,
+    })
 }
 
-fn start_drivers(
-    config: &Arc<Config>,
-    sim: &SimDriver,
-    reports: driver::ReportSink,
+/// Who drives the access points. A lone instance: itself, one term for
+/// the life of the daemon, started before the API answers. On a shared
+/// database: whoever holds the lock (`ha`); this instance follows the
+/// others' changes meanwhile.
+async fn start_leadership(
+    ctx: &term::Context,
+    shared: Option<PostgresStore>,
+    tracker: &TaskTracker,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Drivers, Option<Arc<driver::mqtt::MqttDriver>>)> {
-    // Always there: a reload may add SSH access points.
-    let ssh: Arc<dyn Driver> = Arc::new(driver::ssh::SshDriver::new(shutdown.child_token()));
-    let mqtt = match &config.mqtt {
-        Some(broker) => {
-            // Connects in the background: a broker down at start is retried
-            // like any other outage, it does not stop the daemon.
-            let d = driver::mqtt::MqttDriver::start(broker, config, reports, shutdown.child_token())
-                .context("starting the MQTT driver")?;
-            Some(d)
+) -> anyhow::Result<()> {
+    let core = &ctx.core;
+    let config = core.config();
+    let (id, sha) = (config.instance_id(), config.ha.config_sha256.clone());
+    let Some(pg) = shared else {
+        core.set_cluster(Arc::new(Cluster::alone(id, sha)));
+        let term = Arc::new(Term {
+            number: 1,
+            fence: Arc::new(Fence::open()),
+            // Not a child of `shutdown`: at a shutdown the term's operations
+            // in flight finish within the grace period (`term::stop`)
+            // before it is cancelled.
+            cancel: CancellationToken::new(),
+        });
+        let first = term::start(ctx, &term).await?;
+        let (_, terms) = watch::channel(None);
+        tracker.spawn(term::run(ctx.clone(), terms, Some(first), shutdown.clone()));
+        return Ok(());
+    };
+    let cluster = Arc::new(Cluster::shared(id.clone(), sha));
+    core.set_cluster(cluster.clone());
+    core.metrics.leadership.leader.set(0);
+    let connect = connector(pg.clone());
+    let (leadership, terms) = Leadership::new(
+        connect.clone(),
+        cluster.clone(),
+        &config.ha,
+        core.metrics.leadership.clone(),
+    );
+    tracker.spawn(leadership.run(shutdown.clone()));
+    let heartbeat = Heartbeat::new(
+        connect.clone(),
+        cluster,
+        core.now(),
+        core.metrics.config_mismatch.clone(),
+    );
+    tracker.spawn(heartbeat.run(shutdown.clone()));
+    let (changes_tx, changes) = mpsc::unbounded_channel();
+    tracker.spawn(crate::ha::listen::run(connect, id, changes_tx, shutdown.clone()));
+    tracker.spawn(follow::run(
+        core.clone(),
+        Arc::new(follow::Shared(pg)),
+        changes,
+        shutdown.clone(),
+    ));
+    tracker.spawn(term::run(ctx.clone(), terms, None, shutdown.clone()));
+    Ok(())
+}
+
+/// The store: PostgreSQL when `database:` is set (returned a second time
+/// for what instances share), else the SQLite file.
+async fn open_store(
+    config: &Arc<Config>,
+    instance_id: &str,
+) -> anyhow::Result<(Arc<dyn Store>, Option<PostgresStore>)> {
+    match &config.database {
+        Some(db) => {
+            let (db, id) = (db.clone(), instance_id.to_owned());
+            let pg = tokio::task::spawn_blocking(move || PostgresStore::open(&db, &id))
+                .await
+                .context("opening the state database")?
+                .context("opening the state database")?;
+            tracing::info!(database = %pg.target(), "state in PostgreSQL");
+            Ok((Arc::new(pg.clone()), Some(pg)))
         }
-        None => None,
-    };
-    let drivers = Drivers {
-        sim: Arc::new(sim.clone()),
-        ssh: Some(ssh),
-        mqtt: mqtt.clone().map(|d| d as Arc<dyn Driver>),
-    };
-    Ok((drivers, mqtt))
+        None => {
+            let state_dir = config.state_dir.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&state_dir))
+                .await
+                .context("opening the state database")??;
+            Ok((Arc::new(store), None))
+        }
+    }
+}
+
+/// Opens the dedicated sessions of the leadership lock, `LISTEN` and the
+/// heartbeats, with the store's address, password and TLS.
+fn connector(pg: PostgresStore) -> crate::ha::Connect {
+    Arc::new(move || {
+        let pg = pg.clone();
+        Box::pin(async move {
+            let (client, connection) = pg.dedicated_connection().await.map_err(|e| e.to_string())?;
+            Ok(crate::ha::Session::new(client, connection))
+        })
+    })
 }
 
 /// Gives the memory freed after parsing a configuration back to the
@@ -285,11 +350,23 @@ async fn reload_inner(core: &Core, path: &Path) -> Result<(Loaded, config::chang
     if old.state_dir != loaded.config.state_dir {
         tracing::warn!("state_dir changes take effect at restart");
     }
+    if old.database != loaded.config.database {
+        tracing::warn!("database changes take effect at restart");
+    }
     if old.limits.max_connections != loaded.config.limits.max_connections
         || old.limits.failed_auth_addresses != loaded.config.limits.failed_auth_addresses
     {
         tracing::warn!("limits.max_connections and limits.failed_auth_addresses changes take effect at restart");
     }
+    // The instance's identity is fixed for its life (heartbeat row, MQTT
+    // client id); `listen` takes effect at restart anyway.
+    let mut loaded = loaded;
+    loaded.config.listen = old.listen;
+    loaded.config.ha.instance_id = old.ha.instance_id.clone();
+    if old.database != loaded.config.database {
+        tracing::warn!("database changes take effect at restart");
+    }
+    core.cluster().set_config_sha256(loaded.config.ha.config_sha256.clone());
     let changes = config::changes::Changes::between(&old, &loaded.config);
     if let Err(e) = core.replace_config(Arc::new(loaded.config.clone())).await {
         tracing::error!(error = %e, "the sessions this reload ended could not be stored; the next start ends them again");
@@ -355,7 +432,11 @@ pub fn main(path: PathBuf, loaded: Loaded) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(path, loaded.config)) {
+    let served = runtime.block_on(serve(path, loaded.config));
+    // Dropping the runtime would wait for every blocking call, however
+    // long: the process must exit within the grace period.
+    runtime.shutdown_timeout(BLOCKING_EXIT_WAIT);
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -11,6 +11,9 @@
 //! - [`core`]: holds the configuration in force, the runtime inputs and what
 //!   each access point was last seen doing; the only code that changes them,
 //!   always writing to the [`store`] (SQLite) before acknowledging.
+//! - [`ha`]: several instances on one PostgreSQL database: the leadership
+//!   lock, the fence every driver operation checks, change notifications
+//!   between instances, heartbeats.
 //! - [`reconcile`]: turns desired states into driver operations, one worker
 //!   per access point, with backoff and a global parallelism limit.
 //! - [`driver`]: SSH (OpenWrt or custom commands), MQTT (Tasmota, Shelly,
@@ -31,6 +34,7 @@ pub mod core;
 pub mod daemon;
 pub mod domain;
 pub mod driver;
+pub mod ha;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;

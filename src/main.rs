@@ -27,6 +27,14 @@ enum Command {
         /// Log format (text on a terminal by default, else JSON is advised for journald/Loki).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// HTTP address, instead of the configuration's `listen` (each
+        /// instance of a cluster runs the same file; not part of its hash).
+        #[arg(long, env = "BORNE_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        /// This instance's id, instead of `ha.instance_id` (default
+        /// `<hostname>:<port>`; not part of the configuration's hash).
+        #[arg(long, env = "BORNE_INSTANCE_ID", value_parser = parse_instance_id)]
+        instance_id: Option<String>,
     },
     /// Validate the configuration and print a summary.
     Check {
@@ -98,6 +106,23 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The PostgreSQL state database (`database:` in the configuration).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the schema migrations (a daemon also does at start).
+    Migrate {
+        /// Then copy this SQLite state (the state directory or its borne.db)
+        /// into the database, which must hold no borne state yet; a second
+        /// run with the same file copies nothing.
+        #[arg(long, value_name = "PATH")]
+        from_sqlite: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,23 +151,36 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a fresh token and the `users:` entry holding its SHA-256.
+    /// Print a fresh token and the `users:` entry holding its SHA-256; with
+    /// --csv, a token per row of a staff list, written as DIR/users.yaml and
+    /// one printable sheet per school (DIR/<school_id>.html).
     New {
         /// The user's name (shown in the audit log).
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "csv")]
+        name: Option<String>,
         /// Its role.
-        #[arg(long, value_enum, default_value_t = RoleArg::Teacher)]
+        #[arg(long, value_enum, default_value_t = RoleArg::Teacher, conflicts_with = "csv")]
         role: RoleArg,
         /// A classroom it may switch (repeat for several).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         classroom: Vec<String>,
         /// A school whose classrooms it may see and switch (repeat for several).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         school: Vec<String>,
         /// Base URL of the pages for the sign-in link (default: public_url of the configuration).
         #[arg(long)]
         url: Option<String>,
+        /// Staff list: CSV with the header name,role,classrooms,schools,expires
+        /// (`,` or `;` separated, UTF-8 with or without BOM; ids separated by
+        /// spaces; expires YYYY-MM-DD or empty). Nothing is written when any row is wrong.
+        #[arg(long, requires = "out", conflicts_with = "name")]
+        csv: Option<PathBuf>,
+        /// Directory of users.yaml and the sheets (created if needed).
+        #[arg(long, requires = "csv")]
+        out: Option<PathBuf>,
+        /// Replace files already in the --out directory.
+        #[arg(long, requires = "csv")]
+        force: bool,
     },
 }
 
@@ -197,9 +235,13 @@ enum RoleArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { log_format } => {
+        Command::Run {
+            log_format,
+            listen,
+            instance_id,
+        } => {
             init_tracing(log_format);
-            run(&cli.config)
+            run(&cli.config, listen, instance_id)
         }
         Command::Check { strict, fetch } => {
             if fetch && !fetch_calendars(&cli.config) {
@@ -279,6 +321,20 @@ fn main() -> ExitCode {
         Command::Inventory {
             command: InventoryCommand::Import { file, out, schedule },
         } => inventory_import(&file, &out, schedule.as_deref()),
+        Command::Db {
+            command: DbCommand::Migrate { from_sqlite },
+        } => {
+            let Some(loaded) = load(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            match borne::cli::db_migrate(&loaded.config, from_sqlite.as_deref()) {
+                Ok(text) => print_out(&text),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Calendar {
             command: CalendarCommand::Show { name, from, to },
         } => {
@@ -300,7 +356,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let c = &loaded.config;
-            match borne::store::sqlite::token_uses_offline(&c.state_dir) {
+            let uses = match &c.database {
+                Some(db) => borne::store::postgres::PostgresStore::connect(db, "borne-token-list")
+                    .and_then(|s| borne::store::Store::token_uses(&s)),
+                None => borne::store::sqlite::token_uses_offline(&c.state_dir),
+            };
+            match uses {
                 Ok(uses) => print_out(&borne::cli::token_list(
                     c,
                     &uses.into_iter().collect(),
@@ -316,11 +377,22 @@ fn main() -> ExitCode {
         Command::Token {
             command:
                 TokenCommand::New {
+                    csv: Some(csv),
+                    out: Some(out),
+                    url,
+                    force,
+                    ..
+                },
+        } => token_csv(&cli.config, &csv, &out, url, force),
+        Command::Token {
+            command:
+                TokenCommand::New {
                     name,
                     role,
                     classroom,
                     school,
                     url,
+                    ..
                 },
         } => {
             let role = match role {
@@ -328,6 +400,7 @@ fn main() -> ExitCode {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Viewer => Role::Viewer,
             };
+            let name = name.unwrap_or_default();
             if let Some(bad) = classroom.iter().chain(&school).find(|id| !config::is_valid_id(id)) {
                 eprintln!("error: \"{bad}\" is not an id (1 to 64 characters among a-z, 0-9 and -)");
                 return ExitCode::FAILURE;
@@ -336,13 +409,16 @@ fn main() -> ExitCode {
                 eprintln!("error: a teacher needs --classroom (or --school) to switch");
                 return ExitCode::FAILURE;
             }
-            let base = url.unwrap_or_else(|| match config::load(&cli.config) {
-                Ok(l) => l.config.public_url,
-                Err(e) => {
-                    eprintln!("note: no public_url from the configuration ({e}); the link uses http://127.0.0.1:8080 (pass --url)");
-                    "http://127.0.0.1:8080".to_owned()
+            let Some(loaded) = load_for_tokens(&cli.config) else {
+                return ExitCode::FAILURE;
+            };
+            if let Err(errors) = borne::cli::check_scope(&loaded.config, &classroom, &school) {
+                for e in &errors {
+                    eprintln!("error: {e} ({})", cli.config.display());
                 }
-            });
+                return ExitCode::FAILURE;
+            }
+            let base = url.unwrap_or_else(|| loaded.config.public_url.clone());
             match borne::cli::new_token() {
                 Ok(token) => {
                     let qr = std::io::stdout().is_terminal();
@@ -355,6 +431,98 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// The configuration `token new` checks scopes against; `None` after
+/// saying why it could not be read (a token for a classroom that does not
+/// exist would switch nothing, so there is no going on without it).
+fn load_for_tokens(path: &std::path::Path) -> Option<Loaded> {
+    let loaded = load(path);
+    if loaded.is_none() {
+        eprintln!(
+            "error: cannot read the configuration {} to check the classrooms and schools: pass --config FILE (or set BORNE_CONFIG)",
+            path.display()
+        );
+    }
+    loaded
+}
+
+/// `borne token new --csv FILE --out DIR`: checks every row, then writes
+/// DIR/users.yaml and the sheets; the tokens appear only in the sheets.
+fn token_csv(
+    config_path: &std::path::Path,
+    csv: &std::path::Path,
+    out: &std::path::Path,
+    url: Option<String>,
+    force: bool,
+) -> ExitCode {
+    use borne::cli::token_csv;
+    let Some(loaded) = load_for_tokens(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let c = &loaded.config;
+    let base = match borne::cli::token_csv::base_url(url.as_deref(), &c.public_url) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = match std::fs::read(csv) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!(
+                    "error: {} is not UTF-8 text (save the spreadsheet as CSV UTF-8)",
+                    csv.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", csv.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    // Names already in the configuration clash with the new file, except
+    // when it replaces the users.yaml they may come from (checked by
+    // `borne check` once it is included).
+    let existing: Vec<&str> = if out.join("users.yaml").exists() {
+        Vec::new()
+    } else {
+        c.users.iter().map(|u| u.name.as_str()).collect()
+    };
+    let today = Utc::now().with_timezone(&c.timezone).date_naive();
+    let people = match token_csv::read(&text, &csv.display().to_string(), c, &existing, today) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{}: {} error(s), nothing written", csv.display(), errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = token_csv::onboard(&people, c, &base, today, borne::cli::new_token)
+        .and_then(|o| token_csv::write(out, &o.files, force).map(|paths| (o, paths)));
+    match written {
+        Ok((o, paths)) => {
+            let mut text = format!("{} user(s): {}\n", people.len(), paths[0].display());
+            for ((_, cards), path) in o.cards.iter().zip(&paths[1..]) {
+                text.push_str(&format!("  {} ({cards} card(s))\n", path.display()));
+            }
+            text.push_str(&format!(
+                "The tokens are only in the sheets (mode 0600): print them, hand them out, then delete them.\n\
+                 Add `{}` to include: in the configuration, run `borne check`, then reload borne.\n",
+                paths[0].display()
+            ));
+            print_out(&text)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -505,9 +673,21 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
-    let Some(loaded) = load(path) else {
+fn run(path: &std::path::Path, listen: Option<std::net::SocketAddr>, instance_id: Option<String>) -> ExitCode {
+    let Some(mut loaded) = load(path) else {
         return ExitCode::FAILURE;
     };
+    // What differs between the instances of a cluster; the configuration's
+    // hash was computed without either.
+    if let Some(listen) = listen {
+        loaded.config.listen = listen;
+    }
+    if let Some(id) = instance_id {
+        loaded.config.ha.instance_id = Some(id);
+    }
     borne::daemon::main(path.to_owned(), loaded)
+}
+
+fn parse_instance_id(s: &str) -> Result<String, String> {
+    config::ha::check_instance_id(s).map(|()| s.to_owned())
 }

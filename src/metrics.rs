@@ -176,6 +176,11 @@ pub struct Metrics {
     pub clock_steps: Counter,
     /// 1 while the clock is synchronised (kernel and plausibility), else 0.
     pub clock_synchronized: Gauge,
+    /// High availability: `borne_leader` (1 while this instance leads) and
+    /// `borne_failovers_total` (leaderships it took over from another).
+    pub leadership: crate::ha::LeaderMetrics,
+    /// 1 while another instance leads with a different configuration.
+    pub config_mismatch: Gauge,
 }
 
 impl Default for Metrics {
@@ -240,7 +245,29 @@ impl Metrics {
             "Whether the system clock is synchronised (1) or not (0)",
             clock_synchronized.clone(),
         );
+        // A lone instance (no database) leads from the start; the daemon
+        // resets it when it joins a cluster.
+        let leadership = crate::ha::LeaderMetrics::default();
+        leadership.leader.set(1);
+        registry.register(
+            "leader",
+            "Whether this instance leads (runs the reconciler and drives access points)",
+            leadership.leader.clone(),
+        );
+        registry.register(
+            "failovers",
+            "Leaderships this instance took over from another instance",
+            leadership.failovers.clone(),
+        );
+        let config_mismatch = Gauge::default();
+        registry.register(
+            "config_mismatch",
+            "Whether the leading instance runs a different configuration (SHA-256) than this one",
+            config_mismatch.clone(),
+        );
         Self {
+            leadership,
+            config_mismatch,
             registry,
             operations,
             latency,
@@ -290,6 +317,24 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" }.to_owned(),
             })
             .inc();
+    }
+
+    /// Lease renewals that succeeded so far (benchmarks and tests).
+    pub fn lease_renewals_ok(&self) -> u64 {
+        self.lease_renewals_with("ok")
+    }
+
+    /// Lease renewals that failed so far (benchmarks and tests).
+    pub fn lease_renewals_failed(&self) -> u64 {
+        self.lease_renewals_with("error")
+    }
+
+    fn lease_renewals_with(&self, result: &str) -> u64 {
+        self.lease_renewals
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .get()
     }
 
     /// Records an HTTP request.

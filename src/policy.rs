@@ -7,7 +7,10 @@
 //! returns before acknowledging.
 //!
 //! Precedence, highest first (written once, in [`desired`]):
-//! 1. an active IT override (on or off, optional expiry);
+//! 1. an active IT override (on or off, optional expiry); a planned
+//!    override counts only from its start, and while it runs it beats the
+//!    override set before it, which resumes after it if still in force
+//!    ([`override_in_force`]);
 //! 2. mode `locked` → off (a lock ends every teacher session);
 //! 3. an active teacher session (started in the current mode, not expired);
 //! 4. mode `on` → on; mode `available` → off.
@@ -86,6 +89,30 @@ impl Override {
     }
 }
 
+/// An IT override that starts later (issue 16): it counts nowhere before
+/// `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedOverride {
+    /// When it starts.
+    pub from: DateTime<Utc>,
+    /// What it will be (its `until`, if any, is after `from`).
+    pub override_: Override,
+}
+
+impl PlannedOverride {
+    /// Whether it is in force at `now`: started and not ended.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.from <= now && self.override_.until.is_none_or(|u| now < u)
+    }
+
+    /// Whether its window meets `[from, until)` (`None`: open-ended).
+    pub fn overlaps(&self, from: DateTime<Utc>, until: Option<DateTime<Utc>>) -> bool {
+        let ends_after_start = self.override_.until.is_none_or(|u| u > from);
+        let starts_before_end = until.is_none_or(|u| self.from < u);
+        ends_after_start && starts_before_end
+    }
+}
+
 /// The runtime inputs of one classroom, as the store holds them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Inputs<'a> {
@@ -93,6 +120,28 @@ pub struct Inputs<'a> {
     pub session: Option<&'a Session>,
     /// The IT override, if any (possibly expired).
     pub override_: Option<&'a Override>,
+    /// Planned overrides (possibly started or ended), in start order.
+    pub planned: &'a [PlannedOverride],
+}
+
+/// The override in force at `now`: a started planned one (the latest
+/// started, if several were ever let overlap), else the override set
+/// before, if still in force. A planned override is a later decision of IT
+/// for its window; the one it covers comes back after it, so an "off until
+/// cleared" for an incident still holds after a planned event ends.
+pub fn override_in_force<'a>(inputs: Inputs<'a>, now: DateTime<Utc>) -> Option<&'a Override> {
+    inputs
+        .planned
+        .iter()
+        .filter(|p| p.is_active(now))
+        .max_by_key(|p| p.from)
+        .map(|p| &p.override_)
+        .or(inputs.override_.filter(|o| o.is_active(now)))
+}
+
+/// The next start of a planned override after `now`.
+pub fn next_planned_start(planned: &[PlannedOverride], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    planned.iter().map(|p| p.from).filter(|f| *f > now).min()
 }
 
 /// The desired state of a classroom at an instant, with its explanation.
@@ -157,14 +206,19 @@ pub fn desired(classroom: &Classroom, inputs: Inputs<'_>, now: DateTime<Utc>) ->
 /// [`desired`] with the schedule already evaluated.
 pub fn desired_with(classroom: &Classroom, sched: ScheduleNow, inputs: Inputs<'_>, now: DateTime<Utc>) -> Desired {
     let ScheduleNow { mode, next_change } = sched;
-    let make = |wifi, reason, until| Desired {
+    // Whatever decides now, a planned override starting earlier ends it.
+    let next_planned = next_planned_start(inputs.planned, now);
+    let make = |wifi, reason, until: Option<DateTime<Utc>>| Desired {
         wifi,
         reason,
-        until,
+        until: match (until, next_planned) {
+            (Some(u), Some(p)) => Some(u.min(p)),
+            (u, p) => u.or(p),
+        },
         mode,
         next_change,
     };
-    if let Some(o) = inputs.override_.filter(|o| o.is_active(now)) {
+    if let Some(o) = override_in_force(inputs, now) {
         return make(o.wifi, Reason::Override, o.until);
     }
     if mode == Mode::Locked {
@@ -285,7 +339,7 @@ pub fn decide_with(
             max: settings.max_minutes,
         });
     }
-    if let Some(o) = inputs.override_.filter(|o| o.is_active(now)) {
+    if let Some(o) = override_in_force(inputs, now) {
         return Err(Refusal::Overridden(o.clone()));
     }
     let mode_end = sched.next_change.map(|c| c.at);
@@ -584,6 +638,7 @@ mod tests {
             let inputs = Inputs {
                 session: sess.as_ref(),
                 override_: ovr.as_ref(),
+                planned: &[],
             };
             let result = decide(c, cfg.teacher_session, inputs, request, "teacher", now);
             let parse_until = |u: &str| -> DateTime<Utc> { if u.len() == 5 { t(u) } else { u.parse().expect("time") } };
@@ -619,6 +674,7 @@ mod tests {
                 Inputs {
                     session: after.as_ref(),
                     override_: ovr.as_ref(),
+                    planned: &[],
                 },
                 now,
             );
@@ -637,6 +693,7 @@ mod tests {
             Inputs {
                 session: Some(&s),
                 override_: None,
+                planned: &[],
             },
             t("17:00"),
         );
@@ -655,6 +712,7 @@ mod tests {
             Inputs {
                 session: Some(&s),
                 override_: None,
+                planned: &[],
             },
             t("10:30"),
         );
@@ -671,10 +729,108 @@ mod tests {
             Inputs {
                 session: None,
                 override_: Some(&o),
+                planned: &[],
             },
             t("18:00"),
         );
         assert_eq!((d.wifi, d.reason, d.mode), (Wifi::On, Reason::Override, Mode::Locked));
+    }
+
+    /// Issue 16: a planned override counts nowhere before its start, ends
+    /// what decides before it at its start, beats the override set before
+    /// it while it runs, and lets that one resume after.
+    #[test]
+    fn a_planned_override_counts_only_in_its_window() {
+        let cfg = config();
+        let c = cfg.classroom("c").expect("classroom");
+        let incident = override_(Wifi::Off, None);
+        let planned = [PlannedOverride {
+            from: t("14:00"),
+            override_: Override {
+                wifi: Wifi::On,
+                until: Some(t("16:30")),
+                reason: "atelier périscolaire".into(),
+                by: "dsi".into(),
+                set_at: t("08:00"),
+            },
+        }];
+        let teacher = session(Wifi::On, "13:30", "14:30");
+        let only_planned = Inputs {
+            session: Some(&teacher),
+            override_: None,
+            planned: &planned,
+        };
+        // Before: the teacher's session decides, and ends at the start.
+        let d = desired(c, only_planned, t("13:59"));
+        assert_eq!(
+            (d.wifi, d.reason, d.until),
+            (Wifi::On, Reason::Teacher, Some(t("14:00")))
+        );
+        assert!(override_in_force(only_planned, t("13:59")).is_none());
+        // A teacher's "off" is not refused as overridden before the start.
+        assert!(
+            decide(
+                c,
+                cfg.teacher_session,
+                only_planned,
+                Request::Off,
+                "teacher",
+                t("13:45")
+            )
+            .is_ok()
+        );
+        // From the start to its end it decides, and refuses teachers.
+        for hm in ["14:00", "16:29"] {
+            let d = desired(c, only_planned, t(hm));
+            assert_eq!(
+                (d.wifi, d.reason, d.until),
+                (Wifi::On, Reason::Override, Some(t("16:30"))),
+                "{hm}"
+            );
+        }
+        let refused = decide(
+            c,
+            cfg.teacher_session,
+            only_planned,
+            Request::Off,
+            "teacher",
+            t("15:00"),
+        );
+        assert!(matches!(refused, Err(Refusal::Overridden(o)) if o.by == "dsi"));
+        // After it: back to the schedule (available → off).
+        let d = desired(c, only_planned, t("16:30"));
+        assert_eq!((d.wifi, d.reason), (Wifi::Off, Reason::Schedule));
+        // Over an "off until cleared": on in its window, off again after.
+        let both = Inputs {
+            session: None,
+            override_: Some(&incident),
+            planned: &planned,
+        };
+        let at = |hm| {
+            let d = desired(c, both, t(hm));
+            (d.wifi, d.reason, d.until)
+        };
+        assert_eq!(at("13:00"), (Wifi::Off, Reason::Override, Some(t("14:00"))));
+        assert_eq!(at("15:00"), (Wifi::On, Reason::Override, Some(t("16:30"))));
+        assert_eq!(at("16:30"), (Wifi::Off, Reason::Override, None));
+    }
+
+    #[test]
+    fn planned_windows_overlap_when_they_share_an_instant() {
+        let p = PlannedOverride {
+            from: t("14:00"),
+            override_: override_(Wifi::On, Some("16:00")),
+        };
+        assert!(p.overlaps(t("15:00"), Some(t("17:00"))));
+        assert!(p.overlaps(t("13:00"), None));
+        assert!(p.overlaps(t("13:00"), Some(t("14:01"))));
+        assert!(!p.overlaps(t("16:00"), Some(t("17:00"))), "back to back is fine");
+        assert!(!p.overlaps(t("12:00"), Some(t("14:00"))));
+        let open = PlannedOverride {
+            from: t("14:00"),
+            override_: override_(Wifi::On, None),
+        };
+        assert!(open.overlaps(t("20:00"), Some(t("21:00"))));
     }
 
     #[test]

@@ -338,7 +338,9 @@ async fn readyz_reports_each_calendar() {
     let body: serde_json::Value = d.http.get(d.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(
         body["calendars"]["year"],
-        serde_json::json!({"coverage_end": "2027-01-03", "source": "local", "fetched_at": null, "error": null})
+        serde_json::json!({"coverage_end": "2027-01-03", "source": "local", "fetched_at": null, "error": null, "in_schedule": true})
     );
     assert_eq!(body["calendars"]["strike"]["coverage_end"], "2027-01-12");
+    // A school's own closures are not checked for coverage (the dashboard's warning follows `borne check`).
+    assert_eq!(body["calendars"]["strike"]["in_schedule"], false);
 }

@@ -204,3 +204,46 @@ fn an_on_period_stepped_back_into_a_locked_one_is_off_within_one_planner_pass() 
     );
     assert_eq!(borne.classroom()["mode"], "locked");
 }
+
+/// The real binary with `clock.require_sync: true` and a wall clock before
+/// its build date (unsynchronised whatever the kernel says): the
+/// schedule's `on` acts as `available`, a teacher's "on" gets 503
+/// `clock_unsynchronized`, `/readyz` and the gauge say so.
+#[test]
+fn require_sync_with_a_clock_before_the_build_date_switches_nothing_on() {
+    let Some(lib) = libfaketime() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "timezone: UTC\nclock: {{ require_sync: true }}\nschedules:\n  day: {{ default_mode: on }}\n{CLASSROOM}"
+    );
+    // Two years back: before any build of this binary.
+    let borne = FakedBorne::start(&lib, dir.path(), &yaml, "-730d");
+    let ready = borne.get("/readyz").expect("/readyz 200");
+    assert_eq!(ready["clock"]["synchronized"], false, "{ready}");
+    assert_eq!(ready["clock"]["plausible"], false, "{ready}");
+    assert_eq!(ready["clock"]["require_sync"], true, "{ready}");
+    wait_until("the AP observed off", Duration::from_secs(20), || {
+        borne.ap_observed() == "off"
+    });
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1/classrooms/c1/wifi", borne.port))
+        .bearer_auth(TEACHER)
+        .json(&serde_json::json!({"wifi": "on", "minutes": 10}))
+        .send()
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().expect("JSON error body");
+    assert_eq!(body["error"], "clock_unsynchronized", "{body}");
+    // Still off a couple of seconds later: nothing switched it on.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(borne.ap_observed(), "off");
+    assert_eq!(borne.classroom()["mode"], "on", "the schedule says on");
+    let metrics = borne.get("/metrics").unwrap_or(Value::Null);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("borne_clock_synchronized 0"),
+        "{metrics}"
+    );
+}

@@ -104,14 +104,58 @@ fn check_command_exit_codes() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 2 schools, 7 classrooms"));
     // The example points to /etc/borne files: warnings, fatal with --strict.
+    // `check` also warns when a calendar's coverage ends less than 60 days
+    // after *today* (the real clock, as in production), and the example's
+    // fixture ends on 2027-08-31: from July 2027 that warning joins the
+    // others. So the expected coverage warnings are computed for the same
+    // day with the same rule, and the test holds on any date; the rule
+    // itself is pinned at fixed dates in
+    // `coverage_warnings_of_the_example_at_fixed_dates` below.
+    let before = chrono::Local::now().date_naive();
     let out = Command::new(common::borne_bin())
         .args(["check", "--strict", "--config", "config/example.yaml"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("warning:") {
-        assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("warning(s), refused with --strict"), "{stderr}");
+    let today = chrono::Local::now().date_naive();
+    if today == before {
+        let example = config::load(std::path::Path::new("config/example.yaml"))
+            .unwrap()
+            .config;
+        let expected = example.coverage_warnings(today);
+        for w in &expected {
+            assert!(stderr.contains(&format!("warning: {w}")), "{w} in {stderr}");
+        }
+        if expected.is_empty() {
+            assert!(!stderr.contains("covers school holidays"), "{stderr}");
+        }
     }
+}
+
+/// The coverage rule of `borne check` on the example, at fixed dates: its
+/// zone A fixture covers the school year up to 2027-08-31, so no warning
+/// while that is 60 days or more ahead, a warning naming the end after.
+#[test]
+fn coverage_warnings_of_the_example_at_fixed_dates() {
+    let example = config::load(std::path::Path::new("config/example.yaml"))
+        .unwrap()
+        .config;
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    assert!(example.coverage_warnings(day("2026-12-02")).is_empty());
+    assert!(
+        example.coverage_warnings(day("2027-07-02")).is_empty(),
+        "60 days ahead is covered"
+    );
+    let late = example.coverage_warnings(day("2027-07-03"));
+    let text: Vec<String> = late.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "calendars.zone-a: covers school holidays only up to 2027-08-31, less than 60 days ahead: add the next school year's calendar"
+        ]
+    );
 }
 
 /// Plain tokens are for demos only; several classic mistakes are caught.
@@ -343,7 +387,13 @@ fn plan_interval_lists_changes() {
 /// entry it prints is accepted by the configuration.
 #[test]
 fn token_new_prints_a_usable_entry() {
+    // `token new` checks --classroom against the configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("borne.yaml");
+    std::fs::write(&cfg, DST).unwrap();
     let out = Command::new(common::borne_bin())
+        .arg("--config")
+        .arg(&cfg)
         .args([
             "token",
             "new",
@@ -358,7 +408,7 @@ fn token_new_prints_a_usable_entry() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let token = text.lines().next().unwrap().strip_prefix("token: ").unwrap();
     assert!(token.len() >= 22, "at least 128 bits");

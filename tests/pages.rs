@@ -37,12 +37,13 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 const PAGES: [&str; 2] = ["/", "/admin"];
 
-const ASSETS: [(&str, &str); 6] = [
+const ASSETS: [(&str, &str); 7] = [
     ("/assets/style.css", "text/css; charset=utf-8"),
     ("/assets/i18n.js", "text/javascript; charset=utf-8"),
     ("/assets/common.js", "text/javascript; charset=utf-8"),
     ("/assets/teacher.js", "text/javascript; charset=utf-8"),
     ("/assets/admin.js", "text/javascript; charset=utf-8"),
+    ("/assets/calendars.js", "text/javascript; charset=utf-8"),
     ("/assets/icon.svg", "image/svg+xml"),
 ];
 
@@ -278,7 +279,12 @@ async fn french_and_english_have_the_same_strings() {
             assert!(fr.contains(&c[1]), "{page} uses unknown string {}", &c[1]);
         }
     }
-    for script in ["/assets/teacher.js", "/assets/admin.js", "/assets/common.js"] {
+    for script in [
+        "/assets/teacher.js",
+        "/assets/admin.js",
+        "/assets/common.js",
+        "/assets/calendars.js",
+    ] {
         let js = server.text(script).await;
         for c in property.captures_iter(&js) {
             assert!(fr.contains(&c[1]), "{script} uses unknown string t.{}", &c[1]);

@@ -67,6 +67,13 @@ pub enum ApiError {
     /// 503: the store cannot take writes; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the database server (PostgreSQL) cannot be reached; nothing
+    /// was changed.
+    #[error(
+        "Base de données injoignable : la demande n'a pas été enregistrée, réessayez dans un instant. / \
+         The database cannot be reached: the request was not recorded; try again in a moment."
+    )]
+    DatabaseUnavailable,
     /// 500: a bug; details are logged, not sent.
     #[error("internal error")]
     Internal,
@@ -84,6 +91,10 @@ impl From<RequestError> for ApiError {
             RequestError::Refused(r, tz) => ApiError::Refused(r, tz),
             RequestError::Invalid(m) => ApiError::Unprocessable(m),
             RequestError::ClockUnsynchronized => ApiError::ClockUnsynchronized,
+            RequestError::Store(e @ crate::store::StoreError::Unavailable(_)) => {
+                tracing::error!(error = %e, "request refused: the database cannot be reached");
+                ApiError::DatabaseUnavailable
+            }
             RequestError::Store(e) => {
                 tracing::error!(error = %e, "request refused: the state database cannot be written");
                 ApiError::Unavailable(
@@ -109,7 +120,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyAttempts(_) | ApiError::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::ClockUnsynchronized => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable | ApiError::ClockUnsynchronized => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +143,7 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => "too_many_attempts",
             ApiError::TooManyWrites { .. } => "too_many_writes",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::ClockUnsynchronized => "clock_unsynchronized",
             ApiError::Internal => "internal",
         }

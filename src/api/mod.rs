@@ -9,6 +9,7 @@
 mod audit;
 mod auth;
 mod classrooms;
+mod cluster;
 pub mod csv;
 mod error;
 mod events;
@@ -95,6 +96,7 @@ pub fn router(core: Arc<Core>, config_path: Option<PathBuf>, shutdown: Cancellat
         .route("/me", get(classrooms::me))
         .route("/summary", get(classrooms::summary))
         .route("/users", get(users::list))
+        .route("/cluster", get(cluster::get))
         .layer(middleware::from_fn(error::timeout))
         // The event stream lives as long as the page: no timeout for it.
         .route("/events", get(events::stream))

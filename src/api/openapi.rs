@@ -24,6 +24,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/report"),
     ("get", "/api/v1/users"),
+    ("get", "/api/v1/cluster"),
     ("get", "/api/v1/events"),
 ];
 
@@ -69,8 +70,16 @@ pub fn document() -> Value {
     );
     put_override["requestBody"] = body_ref("OverrideRequest");
     put_override["parameters"] = id.clone();
-    let mut del_override = op("Clear a classroom's override", ok_ref("Status"), &with(&["404", "503"]));
-    del_override["parameters"] = id.clone();
+    let mut del_override = op(
+        "Clear a classroom's override in force, or with from= cancel the one planned to start then",
+        ok_ref("Status"),
+        &with(&["400", "404", "503"]),
+    );
+    let mut del_params = id.clone();
+    if let Some(list) = del_params.as_array_mut() {
+        list.push(json!({"name": "from", "in": "query", "description": "start of the planned override to cancel (RFC 3339)", "schema": {"type": "string", "format": "date-time"}}));
+    }
+    del_override["parameters"] = del_params;
     let mut get_one = op("One classroom", ok_ref("Status"), &with(&["400", "404"]));
     get_one["parameters"] = id;
     let mut bulk = op(
@@ -80,11 +89,14 @@ pub fn document() -> Value {
     );
     bulk["requestBody"] = body_ref("BulkOverrideRequest");
     let mut clear = op(
-        "Clear the overrides of a school, or all",
+        "Clear the overrides of a school, or all; with from= cancel the ones planned to start then",
         ok_ref("BulkResult"),
         &with(&["400", "404", "503"]),
     );
-    clear["parameters"] = json!([{"name": "school", "in": "query", "schema": {"type": "string"}}]);
+    clear["parameters"] = json!([
+        {"name": "school", "in": "query", "schema": {"type": "string"}},
+        {"name": "from", "in": "query", "description": "start of the planned overrides to cancel (RFC 3339)", "schema": {"type": "string", "format": "date-time"}}
+    ]);
     let mut audit = op(
         "The audit log, newest first (JSON, or CSV with Accept: text/csv or format=csv)",
         ok_ref("AuditPage"),
@@ -140,6 +152,7 @@ pub fn document() -> Value {
             "/api/v1/audit": {"get": audit},
             "/api/v1/report": {"get": report},
             "/api/v1/users": {"get": op("The users the admin may see, with scope, expiry and last use (admin)", ok_ref("UserList"), &auth)},
+            "/api/v1/cluster": {"get": op("The instances sharing the database, which one leads, their configuration hashes (admin, viewer)", ok_ref("Cluster"), &auth)},
             "/api/v1/events": {"get": {"summary": "Server-Sent Events: one `status` event (data: Status) per change", "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {}}}, "401": error_response("no token")}}}
         },
         "components": {
@@ -161,15 +174,27 @@ pub fn document() -> Value {
                 "Wifi": {"type": "string", "enum": ["on", "off"]},
                 "Mode": {"type": "string", "enum": ["locked", "available", "on"]},
                 "WifiRequest": {"type": "object", "required": ["wifi"], "additionalProperties": false, "properties": {"wifi": {"$ref": "#/components/schemas/Wifi"}, "minutes": {"type": "integer", "minimum": 1}}},
-                "OverrideRequest": {"type": "object", "required": ["wifi", "reason"], "additionalProperties": false, "properties": {"wifi": {"$ref": "#/components/schemas/Wifi"}, "until": time_or_null, "reason": {"type": "string", "minLength": 1}}},
+                "OverrideRequest": {"type": "object", "required": ["wifi", "reason"], "additionalProperties": false, "properties": {"wifi": {"$ref": "#/components/schemas/Wifi"}, "from": time_or_null, "until": time_or_null, "reason": {"type": "string", "minLength": 1}}},
                 "BulkOverrideRequest": {"type": "object", "required": ["scope", "wifi", "reason"], "additionalProperties": false, "properties": {
                     "scope": {"oneOf": [{"type": "object", "required": ["school"], "properties": {"school": {"type": "string"}}}, {"type": "object", "required": ["all"], "properties": {"all": {"const": true}}}]},
-                    "wifi": {"$ref": "#/components/schemas/Wifi"}, "until": time_or_null, "reason": {"type": "string", "minLength": 1}}},
+                    "wifi": {"$ref": "#/components/schemas/Wifi"}, "from": time_or_null, "until": time_or_null, "reason": {"type": "string", "minLength": 1}}},
                 "BulkResult": {"type": "object", "properties": {"classrooms": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}}},
                 "Summary": {"type": "object", "properties": {
                     "classrooms": {"type": "integer"}, "classrooms_on": {"type": "integer"}, "access_points": {"type": "integer"},
                     "observed_on": {"type": "integer"}, "observed_off": {"type": "integer"}, "observed_unknown": {"type": "integer"},
                     "unreachable": {"type": "integer"}, "in_sync": {"type": "integer"}}},
+                "Cluster": {"type": "object", "properties": {
+                    "instances": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"},
+                        "role": {"type": "string", "enum": ["leader", "follower"]},
+                        "config_sha256": {"type": "string"},
+                        "last_heartbeat": {"type": "string", "format": "date-time"},
+                        "up": {"type": "boolean"}
+                    }}},
+                    "self": {"type": "string"},
+                    "shared": {"type": "boolean"},
+                    "config_differs": {"type": "boolean"}
+                }},
                 "UserList": {"type": "object", "properties": {"users": {"type": "array", "items": {"type": "object", "properties": {
                     "name": {"type": "string"}, "role": {"type": "string", "enum": ["teacher", "viewer", "admin"]},
                     "scope": {"type": ["object", "null"], "properties": {"schools": {"type": "array", "items": {"type": "string"}}, "classrooms": {"type": "array", "items": {"type": "string"}}}},
@@ -187,6 +212,7 @@ pub fn document() -> Value {
                     "until": time_or_null, "mode": {"$ref": "#/components/schemas/Mode"}, "closed_day": {"type": "boolean"},
                     "next_change": {"type": ["object", "null"], "properties": {"at": time, "mode": {"$ref": "#/components/schemas/Mode"}}},
                     "override": {"type": ["object", "null"], "properties": {"wifi": {"$ref": "#/components/schemas/Wifi"}, "until": time_or_null, "reason": {"type": "string"}, "by": {"type": "string"}}},
+                    "planned_overrides": {"type": "array", "items": {"type": "object", "properties": {"from": time, "until": time_or_null, "wifi": {"$ref": "#/components/schemas/Wifi"}, "reason": {"type": "string"}, "by": {"type": "string"}}}},
                     "session": {"type": ["object", "null"], "properties": {"wifi": {"$ref": "#/components/schemas/Wifi"}, "until": time, "by": {"type": "string"}}},
                     "access_points": {"type": "array", "items": {"$ref": "#/components/schemas/AccessPoint"}},
                     "timezone": {"type": "string"},

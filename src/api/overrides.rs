@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -19,6 +19,8 @@ use crate::policy::Wifi;
 pub struct OverrideBody {
     wifi: Wifi,
     #[serde(default)]
+    from: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
     until: Option<DateTime<FixedOffset>>,
     reason: String,
 }
@@ -28,16 +30,43 @@ pub struct OverrideBody {
 fn request(
     state: &AppState,
     wifi: Wifi,
+    from: Option<DateTime<FixedOffset>>,
     until: Option<DateTime<FixedOffset>>,
     reason: &str,
 ) -> Result<OverrideRequest, ApiError> {
     let max = state.core.config().limits.override_max;
+    let now = state.core.now();
     let until = until
-        .map(|u| super::input::until(u.with_timezone(&Utc), state.core.now(), max))
+        .map(|u| super::input::until(u.with_timezone(&Utc), now, max))
         .transpose()?;
+    let from = from.map(|f| f.with_timezone(&Utc));
+    if let (Some(f), Some(u)) = (from, until)
+        && f >= u
+    {
+        return Err(ApiError::BadRequest(
+            "bad_from",
+            format!(
+                "from ({}) must be before until ({})",
+                f.to_rfc3339_opts(SecondsFormat::Secs, true),
+                u.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    if let Some(f) = from
+        && Duration::from_std(max)
+            .ok()
+            .and_then(|m| now.checked_add_signed(m))
+            .is_none_or(|latest| f > latest)
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "from is more than {} days ahead (limits.override_max_days)",
+            max.as_secs() / 86_400
+        )));
+    }
     super::input::reason(reason)?;
     Ok(OverrideRequest {
         wifi,
+        from,
         until,
         reason: reason.trim().to_owned(),
     })
@@ -59,18 +88,50 @@ pub async fn put_one(
     ApiJson(body): ApiJson<OverrideBody>,
 ) -> Result<Json<Status>, ApiError> {
     check_id(&id)?;
-    let request = request(&state, body.wifi, body.until, &body.reason)?;
+    let request = request(&state, body.wifi, body.from, body.until, &body.reason)?;
     Ok(Json(state.core.set_override(&actor(&auth), &id, request).await?))
 }
 
-/// `DELETE /api/v1/classrooms/{id}/override` (admin).
+/// Query of `DELETE /api/v1/classrooms/{id}/override`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    from: Option<String>,
+}
+
+/// `from=` of a cancellation: the start of the planned override, as sent
+/// or as the status lists it.
+fn cancel_from(from: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(from.trim())
+        .map(|f| f.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::BadRequest(
+                "bad_from",
+                format!(
+                    "from={from:?} is not an RFC 3339 time ({e}); write it like 2026-12-06T08:00:00Z, or encode + as %2B"
+                ),
+            )
+        })
+}
+
+/// `DELETE /api/v1/classrooms/{id}/override[?from=...]` (admin): clears
+/// the override in force, or with `from` cancels the one planned to start
+/// then.
 pub async fn delete_one(
     State(state): State<AppState>,
     auth: Auth,
     ApiPath(id): ApiPath,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Status>, ApiError> {
+    let Query(q) = query?;
     check_id(&id)?;
-    Ok(Json(state.core.clear_override(&actor(&auth), &id).await?))
+    match q.from {
+        Some(from) => {
+            let from = cancel_from(&from)?;
+            Ok(Json(state.core.cancel_planned(&actor(&auth), &id, from).await?))
+        }
+        None => Ok(Json(state.core.clear_override(&actor(&auth), &id).await?)),
+    }
 }
 
 /// `scope` of a bulk override.
@@ -89,6 +150,8 @@ pub struct ScopeBody {
 pub struct BulkBody {
     scope: ScopeBody,
     wifi: Wifi,
+    #[serde(default)]
+    from: Option<DateTime<FixedOffset>>,
     #[serde(default)]
     until: Option<DateTime<FixedOffset>>,
     reason: String,
@@ -122,7 +185,7 @@ pub async fn bulk_set(
     ApiJson(body): ApiJson<BulkBody>,
 ) -> Result<Json<BulkResult>, ApiError> {
     let scope = scope(&body.scope)?;
-    let request = request(&state, body.wifi, body.until, &body.reason)?;
+    let request = request(&state, body.wifi, body.from, body.until, &body.reason)?;
     let ids = state.core.bulk_override(&actor(&auth), &scope, Some(request)).await?;
     Ok(Json(BulkResult {
         count: ids.len(),
@@ -135,9 +198,12 @@ pub async fn bulk_set(
 #[serde(deny_unknown_fields)]
 pub struct ClearQuery {
     school: Option<String>,
+    from: Option<String>,
 }
 
-/// `DELETE /api/v1/overrides[?school=...]` (admin).
+/// `DELETE /api/v1/overrides[?school=...][&from=...]` (admin): clears the
+/// overrides in force, or with `from` cancels the ones planned to start
+/// then (404 if there are none).
 pub async fn bulk_clear(
     State(state): State<AppState>,
     auth: Auth,
@@ -151,7 +217,20 @@ pub async fn bulk_clear(
         }
         None => Scope::All,
     };
-    let ids = state.core.bulk_override(&actor(&auth), &scope, None).await?;
+    let ids = match q.from {
+        Some(from) => {
+            let from = cancel_from(&from)?;
+            let ids = state.core.bulk_cancel_planned(&actor(&auth), &scope, from).await?;
+            if ids.is_empty() {
+                return Err(ApiError::NotFound(format!(
+                    "no override planned to start at {} in this scope",
+                    from.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )));
+            }
+            ids
+        }
+        None => state.core.bulk_override(&actor(&auth), &scope, None).await?,
+    };
     Ok(Json(BulkResult {
         count: ids.len(),
         classrooms: ids.into_iter().map(|c| c.to_string()).collect(),

@@ -85,6 +85,11 @@ static ASSETS: &[File] = &[
         body: include_bytes!("pages/report.js"),
     },
     File {
+        name: "calendars.js",
+        content_type: JS,
+        body: include_bytes!("pages/calendars.js"),
+    },
+    File {
         name: "icon.svg",
         content_type: SVG,
         body: include_bytes!("pages/icon.svg"),

@@ -1,11 +1,14 @@
 //! `borne report`: the usage report read offline from the state database
-//! (read-only, so it works while the daemon runs), as a table or CSV.
+//! (read-only, so it works while the daemon runs; PostgreSQL when
+//! `database:` is configured), as a table or CSV.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::api::csv::{Sep, Writer};
 use crate::config::{Classroom, Config};
 use crate::report::table::{self, Group, Period, Row};
+use crate::store::Store as _;
+use crate::store::postgres::PostgresStore;
 use crate::store::usage::ReadOnly;
 
 /// The report's rows for `[from, to]` as of `now`, every classroom.
@@ -23,9 +26,19 @@ pub fn report_rows(
     if to < from {
         return Err(format!("--to ({to}) is before --from ({from})"));
     }
-    let db = ReadOnly::open(&config.state_dir)?;
     let classrooms: Vec<&Classroom> = config.classrooms.iter().collect();
-    let days = db.with(|r| crate::report::collect(r, &classrooms, from, to, now))?;
+    let days = match &config.database {
+        Some(database) => {
+            // Reads only: nothing is migrated or written.
+            let store = PostgresStore::connect(database, "borne-report").map_err(|e| e.to_string())?;
+            let mut days = Err(String::new());
+            store
+                .with_usage(&mut |r| days = crate::report::collect(r, &classrooms, from, to, now))
+                .map_err(|e| e.to_string())?;
+            days?
+        }
+        None => ReadOnly::open(&config.state_dir)?.with(|r| crate::report::collect(r, &classrooms, from, to, now))?,
+    };
     Ok(table::rows(&days, group, period, &crate::report::order(&classrooms)))
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use rand::TryRngCore;
 use sha2::{Digest, Sha256};
 
-use crate::config::Role;
+use crate::config::{Config, Role};
 
 /// A fresh bearer token: 256 bits from the operating system's RNG, URL-safe base64.
 ///
@@ -36,9 +36,7 @@ pub fn token_entry(
     base_url: &str,
     qr: bool,
 ) -> String {
-    // IT signs in on the dashboard, teachers on the page with the button.
-    let page = if role == Role::Teacher { "/" } else { "/admin" };
-    let link = format!("{}{page}#token={token}", base_url.trim_end_matches('/'));
+    let link = sign_in_link(base_url, role, token);
     let mut out = String::new();
     let _ = writeln!(out, "token: {token}");
     let _ = writeln!(out, "link:  {link}");
@@ -63,8 +61,36 @@ pub fn token_entry(
     out
 }
 
+/// The sign-in link of a token: the token rides in the fragment, which
+/// browsers never send to a server or write to its logs.
+pub fn sign_in_link(base_url: &str, role: Role, token: &str) -> String {
+    // IT signs in on the dashboard, teachers on the page with the button.
+    let page = if role == Role::Teacher { "/" } else { "/admin" };
+    format!("{}{page}#token={token}", base_url.trim_end_matches('/'))
+}
+
+/// Checks a token's scope against the configuration: every classroom and
+/// school must exist (a typo would give a token that switches nothing).
+///
+/// # Errors
+/// One message per unknown id.
+pub fn check_scope(config: &Config, classrooms: &[String], schools: &[String]) -> Result<(), Vec<String>> {
+    let mut errors: Vec<String> = classrooms
+        .iter()
+        .filter(|id| config.classroom(id).is_none())
+        .map(|id| format!("classroom \"{id}\" is not in the configuration"))
+        .collect();
+    errors.extend(
+        schools
+            .iter()
+            .filter(|id| config.school(id).is_none())
+            .map(|id| format!("school \"{id}\" is not in the configuration")),
+    );
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
 /// A name as a YAML scalar: quoted when it could be read as something else.
-fn yaml_scalar(s: &str) -> String {
+pub(super) fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))

@@ -79,6 +79,10 @@ pub struct CalendarStatus {
     pub fetched_at: Option<DateTime<Utc>>,
     /// URL calendars: the last fetch error.
     pub error: Option<String>,
+    /// Whether a schedule in use names it: only those get the coverage
+    /// warning (`borne check`, the dashboard); a school's own closures end
+    /// when they end.
+    pub in_schedule: bool,
 }
 
 impl NamedCalendar {
@@ -113,6 +117,7 @@ impl NamedCalendar {
             source: self.source.to_string(),
             fetched_at: self.fetched_at,
             error: self.error.clone(),
+            in_schedule: self.in_schedule,
         }
     }
 }

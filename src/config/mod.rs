@@ -10,7 +10,9 @@
 pub mod calendar_cache;
 pub mod calendars;
 pub mod changes;
+pub mod database;
 mod failsafe;
+pub mod ha;
 mod include;
 mod limits;
 pub mod oidc;
@@ -140,6 +142,11 @@ pub struct Config {
     pub calendars: std::collections::BTreeMap<String, Arc<calendars::NamedCalendar>>,
     /// Connection handling, rate limits and input bounds of the HTTP side.
     pub limits: Limits,
+    /// Several instances on one database: this one's id, the fencing lease,
+    /// the configuration's hash.
+    pub ha: ha::Ha,
+    /// The PostgreSQL store; `None`: the embedded SQLite file in `state_dir`.
+    pub database: Option<database::Database>,
     classroom_index: HashMap<ClassroomId, usize>,
     ap_index: HashMap<ApId, usize>,
 }
@@ -158,6 +165,15 @@ impl Config {
     /// The school with this id.
     pub fn school(&self, id: &str) -> Option<&School> {
         self.schools.iter().find(|s| s.id.as_str() == id)
+    }
+
+    /// This instance's id: `ha.instance_id` (file or command line), else
+    /// `<hostname>:<port of listen>`.
+    pub fn instance_id(&self) -> String {
+        self.ha
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| ha::default_instance_id(self.listen.port()))
     }
 
     /// Path of the state database.
@@ -401,6 +417,39 @@ pub struct MqttAp {
     /// Sent once at first contact so that the device comes back off after a
     /// power cut: `(topic, payload)`. `None` with `failsafe.configure_devices: false`.
     pub configure: Option<(String, String)>,
+    /// How to ask the device for its state, for devices that do not
+    /// publish it on their own at connection (Shelly Gen2
+    /// `Switch.GetStatus`): read at first contact, before acting.
+    pub status_request: Option<StatusRequest>,
+}
+
+/// A request for a device's state whose reply arrives on a shared topic
+/// (JSON-RPC over MQTT: the reply goes to `<src>/rpc`), matched to the
+/// access point by its request `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRequest {
+    /// Where the request is published (`<topic>/rpc`).
+    pub topic: String,
+    /// The request.
+    pub payload: String,
+    /// Where the reply arrives (`<src>/rpc`).
+    pub reply_topic: String,
+    /// The request's `id`, which the reply carries back: derived from the
+    /// device topic, so the same for every AP of one device and distinct
+    /// (below 2^53, exact in any JSON reader) for different devices.
+    pub id: u64,
+}
+
+/// The JSON-RPC request id of a Shelly Gen2 device's status requests:
+/// FNV-1a of its topic, kept within JSON's exact integers.
+fn rpc_id(topic: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // 0..=2 are the ids of borne's other requests.
+    (h & ((1 << 53) - 1)).max(3)
 }
 
 /// How an MQTT device's state messages are read.
@@ -453,6 +502,9 @@ impl MqttAp {
                 topic: format!("cmnd/{topic}/PulseTime"),
             }),
             configure: Some((format!("cmnd/{topic}/PowerOnState"), "0".into())),
+            // Tasmota publishes `stat/<t>/POWER` after every change and its
+            // state at connection: no request needed.
+            status_request: None,
         }
     }
 
@@ -475,6 +527,7 @@ impl MqttAp {
             state_format: StateFormat::Words,
             lease: None,
             configure: None,
+            status_request: None,
         }
     }
 
@@ -507,6 +560,17 @@ impl MqttAp {
                 r#"{"id":2,"src":"borne","method":"Switch.SetConfig","params":{"id":0,"config":{"initial_state":"off"}}}"#
                     .into(),
             )),
+            // A Gen2 device says nothing of its switch until it changes
+            // (`NotifyStatus`): ask, and read the reply on `borne/rpc`.
+            status_request: Some(StatusRequest {
+                topic: format!("{topic}/rpc"),
+                payload: format!(
+                    r#"{{"id":{},"src":"borne","method":"Switch.GetStatus","params":{{"id":0}}}}"#,
+                    rpc_id(topic)
+                ),
+                reply_topic: "borne/rpc".into(),
+                id: rpc_id(topic),
+            }),
         }
     }
 
@@ -529,6 +593,7 @@ impl MqttAp {
             state_format: StateFormat::Words,
             lease: None,
             configure: None,
+            status_request: None,
         }
     }
 }

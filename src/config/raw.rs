@@ -61,6 +61,10 @@ pub struct RawConfig {
     pub failsafe: RawFailsafe,
     /// What borne does while the server's clock is not synchronised.
     pub clock: RawClock,
+    /// Several instances sharing one database.
+    pub ha: super::ha::RawHa,
+    /// The state in PostgreSQL instead of `state_dir/borne.db`.
+    pub database: Option<super::database::RawDatabase>,
 }
 
 /// `failsafe:` block.

@@ -65,6 +65,7 @@ fn validate_text(
     let mut warnings = Vec::new();
     super::include::resolve(&mut tree, base_dir, main_file, &mut errors, &mut warnings);
     let unknown = std::cell::RefCell::new(Vec::new());
+    let config_sha256 = super::ha::config_sha256(&tree);
     let raw: RawConfig = match yaml::from_node(&tree, &unknown) {
         Ok(raw) => raw,
         Err(e) => {
@@ -98,7 +99,8 @@ fn validate_text(
     warnings.append(&mut v.warnings);
     if errors.is_empty() {
         // `config` is only `None` when an error was recorded.
-        if let Some(config) = config {
+        if let Some(mut config) = config {
+            config.ha.config_sha256 = config_sha256;
             return Ok(Loaded { config, warnings });
         }
     }
@@ -454,6 +456,26 @@ impl Validator {
                 }
             }
         });
+        let database =
+            raw.database
+                .as_ref()
+                .and_then(|d| match super::database::validate(d, self.base_dir.as_deref()) {
+                    Ok(v) => {
+                        if let Some(f) = &v.password_file {
+                            self.file("database.password_file".into(), f);
+                        }
+                        if let Some(f) = &v.ca_file {
+                            self.file("database.ca_file".into(), f);
+                        }
+                        Some(v)
+                    }
+                    Err(problems) => {
+                        for (location, message) in problems {
+                            self.error(location, message);
+                        }
+                        None
+                    }
+                });
         if oidc.is_none()
             && let Some(i) = raw.users.iter().position(|u| u.login.is_some())
         {
@@ -490,6 +512,10 @@ impl Validator {
         }
         let (limits, limit_errors) = super::limits::validate(&raw.limits);
         for (key, message) in limit_errors {
+            self.error(key, message);
+        }
+        let (ha, ha_errors) = super::ha::validate(&raw.ha);
+        for (key, message) in ha_errors {
             self.error(key, message);
         }
 
@@ -532,6 +558,8 @@ impl Validator {
             clock,
             calendars,
             limits,
+            ha,
+            database,
             classroom_index,
             ap_index,
         })
@@ -1132,6 +1160,7 @@ impl Validator {
                 None => base.lease,
             },
             configure: base.configure,
+            status_request: base.status_request,
             preset: base.preset,
         };
         if let Some(template) = &raw.lease_payload

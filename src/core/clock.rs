@@ -6,6 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use crate::clock::{SyncState, read_sync};
+
 /// Where "now" comes from: the system clock, or a test's.
 pub trait Clock: Send + Sync {
     /// The current wall-clock time.
@@ -16,6 +18,14 @@ pub trait Clock: Send + Sync {
     /// that tests move by hand as if time passed: no step is ever seen.
     fn monotonic(&self) -> Option<Duration> {
         None
+    }
+
+    /// The clock's synchronisation at wall time `now`: the kernel's NTP
+    /// state and plausibility against the build date. Tests inject their
+    /// own; every clock reads the real kernel state unless it says
+    /// otherwise.
+    fn sync(&self, now: DateTime<Utc>) -> SyncState {
+        read_sync(now)
     }
 }
 

@@ -8,21 +8,14 @@ use chrono_tz::Tz;
 
 use super::Core;
 use crate::config::{Classroom, Config};
-use crate::policy::{self, Desired, Inputs};
+use crate::policy::{self, Desired};
 
 impl Core {
     /// The desired state of a classroom at `now`.
     pub fn desired(&self, classroom: &Classroom, now: DateTime<Utc>) -> Desired {
         let untrusted = self.clock_untrusted();
         let state = self.lock_state();
-        let d = policy::desired(
-            classroom,
-            Inputs {
-                session: state.sessions.get(&classroom.id),
-                override_: state.overrides.get(&classroom.id),
-            },
-            now,
-        );
+        let d = policy::desired(classroom, state.inputs(&classroom.id), now);
         self.clock_guard(d, untrusted)
     }
 
@@ -38,25 +31,24 @@ impl Core {
             .map(|c| {
                 let key = (Arc::as_ptr(&c.schedule), c.timezone);
                 let sched = *memo.entry(key).or_insert_with(|| policy::ScheduleNow::of(c, now));
-                let d = policy::desired_with(
-                    c,
-                    sched,
-                    Inputs {
-                        session: state.sessions.get(&c.id),
-                        override_: state.overrides.get(&c.id),
-                    },
-                    now,
-                );
+                let d = policy::desired_with(c, sched, state.inputs(&c.id), now);
                 self.clock_guard(d, untrusted)
             })
             .collect()
     }
 
-    /// The earliest instant after `now` at which a session or override ends.
+    /// The earliest instant after `now` at which a session or override
+    /// ends or a planned override starts: the planner wakes then.
     pub fn next_input_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let state = self.lock_state();
         let sessions = state.sessions.values().map(|s| s.until);
         let overrides = state.overrides.values().filter_map(|o| o.until);
-        sessions.chain(overrides).filter(|t| *t > now).min()
+        let planned = state
+            .planned
+            .values()
+            .flatten()
+            .flat_map(|p| [Some(p.from), p.override_.until])
+            .flatten();
+        sessions.chain(overrides).chain(planned).filter(|t| *t > now).min()
     }
 }

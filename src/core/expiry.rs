@@ -26,7 +26,10 @@ impl Core {
         let free = |c: &crate::config::ClassroomId| locks.get(c).is_none_or(|l| l.clone().try_lock_owned().is_ok());
         let mut state = self.lock_state();
         let super::Runtime {
-            sessions, overrides, ..
+            sessions,
+            overrides,
+            planned,
+            ..
         } = &mut *state;
         sessions.retain(|c, s| {
             let Some(classroom) = config.classroom(c.as_str()) else {
@@ -36,7 +39,12 @@ impl Core {
             let (reason, why) = if s.until <= now {
                 // Cut short by a lock (sessions end at the next lock), or
                 // simply over.
-                let overridden = overrides.get(c).is_some_and(|o| o.is_active(s.until));
+                let inputs = policy::Inputs {
+                    session: None,
+                    override_: overrides.get(c),
+                    planned: planned.get(c).map_or(&[], Vec::as_slice),
+                };
+                let overridden = policy::override_in_force(inputs, s.until).is_some();
                 if overridden {
                     (
                         SessionEnd::Override,
@@ -85,6 +93,38 @@ impl Core {
             touched.push(c.clone());
             false
         });
+        planned.retain(|c, list| {
+            if !free(c) {
+                return true;
+            }
+            list.retain(|p| {
+                let Some(u) = p.override_.until.filter(|u| *u <= now) else {
+                    return true;
+                };
+                batch.planned.push((c.clone(), p.from, None));
+                batch.audit.push(AuditRecord {
+                    at: now,
+                    actor: "borne".into(),
+                    role: None,
+                    classroom: Some(c.to_string()),
+                    access_point: None,
+                    action: "override.expire".into(),
+                    detail: format!(
+                        "planned override {} by {} ended at {} ({})",
+                        p.override_.wifi,
+                        p.override_.by,
+                        u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        p.override_.reason
+                    ),
+                    result: "ok".into(),
+                    source: None,
+                    via: None,
+                });
+                touched.push(c.clone());
+                false
+            });
+            !list.is_empty()
+        });
         if touched.is_empty() {
             return;
         }
@@ -114,6 +154,7 @@ mod tests {
             .unwrap();
         let request = OverrideRequest {
             wifi: Wifi::On,
+            from: None,
             until: Some("2026-12-01T09:20:00Z".parse().unwrap()),
             reason: "exam".into(),
         };

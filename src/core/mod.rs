@@ -19,7 +19,8 @@
 //! `reload` (a new configuration), `expiry` (time ending inputs), and
 //! `observed` (what drivers report). The read path is `desired` (the
 //! policy over the inputs) and `views` (statuses, summaries, metrics).
-//! `actor` and `error` are what requests share. [`usage`] keeps the
+//! `actor` and `error` are what requests share. `remote` adopts what
+//! other instances committed to a shared database. [`usage`] keeps the
 //! usage report's run heartbeat and daily aggregates.
 
 mod actor;
@@ -35,6 +36,7 @@ mod observed;
 mod overrides;
 mod readiness;
 mod reload;
+mod remote;
 mod session_end;
 mod teacher;
 mod timekeeping;
@@ -46,9 +48,10 @@ pub use clock::{Clock, SystemClock};
 pub use error::{RequestError, refusal_code};
 pub use observed::ApState;
 pub use overrides::{OverrideRequest, Scope};
+pub use remote::Source as RemoteSource;
 pub use session_end::{SessionEnd, session_end_record};
-pub use timekeeping::ClockStatus;
-pub use views::{ApView, ChangeView, OverrideView, SessionLimits, SessionView, Status, Summary};
+pub use timekeeping::{ClockStatus, ClockStep};
+pub use views::{ApView, ChangeView, OverrideView, PlannedView, SessionLimits, SessionView, Status, Summary};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -58,17 +61,31 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::config::{ApId, ClassroomId, Config};
 use crate::metrics::Metrics;
-use crate::policy::{Override, Session};
+use crate::policy::{Override, PlannedOverride, Session};
 use crate::store::{Batch, Snapshot, Writer};
 
 #[derive(Debug, Default)]
 struct Runtime {
     sessions: HashMap<ClassroomId, Session>,
     overrides: HashMap<ClassroomId, Override>,
+    /// Overrides planned ahead, by classroom, in start order; a classroom
+    /// may hold several (never overlapping) besides the one in force.
+    planned: HashMap<ClassroomId, Vec<PlannedOverride>>,
     aps: HashMap<ApId, ApState>,
     /// Classrooms whose session was cut for lack of connected devices, and
     /// when (for the teacher page); see `idle.rs`.
     idle_ended: HashMap<ClassroomId, DateTime<Utc>>,
+}
+
+impl Runtime {
+    /// The policy's inputs for a classroom.
+    fn inputs(&self, classroom: &ClassroomId) -> crate::policy::Inputs<'_> {
+        crate::policy::Inputs {
+            session: self.sessions.get(classroom),
+            override_: self.overrides.get(classroom),
+            planned: self.planned.get(classroom).map_or(&[], Vec::as_slice),
+        }
+    }
 }
 
 /// A change the event stream announces: something about this classroom
@@ -101,6 +118,8 @@ pub struct Core {
     full_pass: std::sync::atomic::AtomicBool,
     /// Metrics registry and instruments.
     pub metrics: Metrics,
+    /// This instance in its cluster; see `remote.rs`.
+    cluster: std::sync::OnceLock<Arc<crate::ha::Cluster>>,
 }
 
 impl Core {
@@ -132,6 +151,12 @@ impl Core {
         // Overrides are IT's decisions: kept, even for a classroom that is
         // gone, until they expire or are cleared (it may come back).
         runtime.overrides.extend(snapshot.overrides);
+        for (c, p) in snapshot.planned {
+            runtime.planned.entry(c).or_default().push(p);
+        }
+        for list in runtime.planned.values_mut() {
+            list.sort_by_key(|p| p.from);
+        }
         for (ap, observed) in snapshot.observed {
             if config.access_point(ap.as_str()).is_some() {
                 runtime.aps.insert(
@@ -169,6 +194,7 @@ impl Core {
             dirty: Mutex::new(Default::default()),
             full_pass: std::sync::atomic::AtomicBool::new(true),
             metrics,
+            cluster: std::sync::OnceLock::new(),
         });
         core.rebuild_locks(&config);
         if !ended.sessions.is_empty() {

@@ -91,6 +91,7 @@ mod tests {
             .unwrap();
         let incident = OverrideRequest {
             wifi: Wifi::Off,
+            from: None,
             until: None,
             reason: "security incident".into(),
         };

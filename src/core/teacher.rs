@@ -6,7 +6,7 @@ use super::actor::{audit, visible};
 use super::{
     Actor, Core, OwnedActor, RequestError, SessionEnd, Status, refusal_code, session_end_record, to_completion,
 };
-use crate::policy::{self, Inputs, Request, SessionChange};
+use crate::policy::{self, Request, SessionChange};
 use crate::store::Batch;
 
 impl Core {
@@ -51,10 +51,7 @@ impl Core {
             let decision = policy::decide(
                 classroom,
                 config.teacher_session,
-                Inputs {
-                    session: current,
-                    override_: state.overrides.get(&classroom.id),
-                },
+                state.inputs(&classroom.id),
                 request,
                 &actor.user.name,
                 now,

@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::{Core, SessionEnd, session_end_record};
-use crate::clock::{StepDetector, SyncState, read_sync};
+use crate::clock::{StepDetector, SyncState};
 use crate::policy::{Desired, Reason, Wifi};
 use crate::store::{AuditRecord, Batch};
 
@@ -29,15 +29,32 @@ pub(super) struct Timekeeping {
     steps: StepDetector,
     /// `None` before the first read.
     sync: Option<SyncState>,
+    /// The last step seen since borne started.
+    last_step: Option<ClockStep>,
 }
 
 /// The clock's state as `/readyz` and the dashboard show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ClockStatus {
     /// Kernel-synchronised and not before the build date.
     pub synchronized: bool,
     /// `clock.require_sync`: no new "on" while not synchronised.
     pub require_sync: bool,
+    /// What the kernel says (`adjtimex`); `null` when it cannot be asked.
+    pub kernel_synchronized: Option<bool>,
+    /// The wall clock is not before the build date of the binary.
+    pub plausible: bool,
+    /// The last step of the wall clock seen since borne started.
+    pub last_step: Option<ClockStep>,
+}
+
+/// A step of the wall clock the planner saw.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClockStep {
+    /// When it was seen (the new wall time).
+    pub at: DateTime<Utc>,
+    /// Its size: positive when the clock jumped forward.
+    pub seconds: f64,
 }
 
 impl Core {
@@ -47,10 +64,16 @@ impl Core {
     pub fn check_clock(&self) -> bool {
         let now = self.clock.now();
         let monotonic = self.clock.monotonic();
-        let sync = read_sync(now);
+        let sync = self.clock.sync(now);
         let (step, previous) = {
             let mut tk = self.timekeeping.lock().unwrap_or_else(|e| e.into_inner());
             let step = monotonic.and_then(|m| tk.steps.check(m, now));
+            if let Some(step) = step {
+                tk.last_step = Some(ClockStep {
+                    at: now,
+                    seconds: step.num_milliseconds() as f64 / 1000.0,
+                });
+            }
             (step, tk.sync.replace(sync))
         };
         let mut full = false;
@@ -88,14 +111,17 @@ impl Core {
 
     /// The clock's state; before the planner's first look, read now.
     pub fn clock_status(&self) -> ClockStatus {
-        let sync = {
+        let (sync, last_step) = {
             let tk = self.timekeeping.lock().unwrap_or_else(|e| e.into_inner());
-            tk.sync
+            (tk.sync, tk.last_step)
         };
-        let sync = sync.unwrap_or_else(|| read_sync(self.clock.now()));
+        let sync = sync.unwrap_or_else(|| self.clock.sync(self.clock.now()));
         ClockStatus {
             synchronized: sync.synchronized(),
             require_sync: self.config().clock.require_sync,
+            kernel_synchronized: sync.kernel,
+            plausible: sync.plausible,
+            last_step,
         }
     }
 

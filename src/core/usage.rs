@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Core, RequestError};
 use crate::config::{Classroom, Config, User};
 use crate::report::{self, ClassroomDay, Group, Period, Row};
-use crate::store::usage::UsageReader;
+use crate::store::usage::UsageSource;
 use crate::store::{Batch, StoreError};
 
 /// How often the run's `alive` moves: after a crash, at most this much
@@ -128,7 +128,7 @@ impl Core {
 
 /// For each day from the first run (or the retention's start) to the last
 /// finished one, the classrooms' figures of days without an aggregate.
-fn missing_days(r: &UsageReader<'_>, config: &Config, now: DateTime<Utc>) -> Result<Vec<Vec<ClassroomDay>>, String> {
+fn missing_days(r: &dyn UsageSource, config: &Config, now: DateTime<Utc>) -> Result<Vec<Vec<ClassroomDay>>, String> {
     let Some(first) = r.first_run().map_err(|e| e.to_string())? else {
         return Ok(Vec::new());
     };

@@ -120,16 +120,26 @@ impl Core {
     fn render(&self, config: &Config, c: &Classroom, d: Desired, now: DateTime<Utc>) -> Status {
         let tz = c.timezone;
         let state = self.lock_state();
-        let active_override = state
-            .overrides
+        let active_override = policy::override_in_force(state.inputs(&c.id), now).map(|o| OverrideView {
+            wifi: o.wifi,
+            until: o.until.map(|u| local(u, tz)),
+            reason: o.reason.clone(),
+            by: o.by.clone(),
+        });
+        let planned_overrides = state
+            .planned
             .get(&c.id)
-            .filter(|o| o.is_active(now))
-            .map(|o| OverrideView {
-                wifi: o.wifi,
-                until: o.until.map(|u| local(u, tz)),
-                reason: o.reason.clone(),
-                by: o.by.clone(),
-            });
+            .into_iter()
+            .flatten()
+            .filter(|p| p.from > now)
+            .map(|p| PlannedView {
+                from: local(p.from, tz),
+                until: p.override_.until.map(|u| local(u, tz)),
+                wifi: p.override_.wifi,
+                reason: p.override_.reason.clone(),
+                by: p.override_.by.clone(),
+            })
+            .collect();
         let idle_off = state.idle_ended.get(&c.id).map(|t| local(*t, tz));
         let session = policy::active_session(c, state.sessions.get(&c.id), now).map(|s| SessionView {
             wifi: s.wifi,
@@ -193,6 +203,7 @@ impl Core {
                 mode: n.mode,
             }),
             override_: active_override,
+            planned_overrides,
             idle_off: if session.is_none() { idle_off } else { None },
             session,
             access_points,
@@ -258,6 +269,8 @@ pub struct Status {
     /// The IT override in force.
     #[serde(rename = "override")]
     pub override_: Option<OverrideView>,
+    /// Overrides planned to start later, in start order.
+    pub planned_overrides: Vec<PlannedView>,
     /// The teacher session in force.
     pub session: Option<SessionView>,
     /// Its access points.
@@ -287,6 +300,21 @@ pub struct OverrideView {
     pub wifi: Wifi,
     /// End, or null until cleared.
     pub until: Option<DateTime<FixedOffset>>,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub by: String,
+}
+
+/// An item of `planned_overrides` in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedView {
+    /// Start (also what cancels it: `DELETE ...?from=`).
+    pub from: DateTime<FixedOffset>,
+    /// End, or null until cleared.
+    pub until: Option<DateTime<FixedOffset>>,
+    /// Forced state.
+    pub wifi: Wifi,
     /// Why.
     pub reason: String,
     /// Who.

@@ -58,6 +58,10 @@ pub enum DriverError {
     /// The driver cannot serve this AP (configuration or setup problem).
     #[error("{0}")]
     Setup(String),
+    /// This instance may not drive access points now (it is not, or no
+    /// longer surely, the leader): nothing was sent.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 /// Something a device said on its own.

@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    AccessPoint, ApId, Config, DriverConfig, MqttAp, MqttBroker, MqttLease, lease_payload, pulse_time,
+    AccessPoint, ApId, Config, DriverConfig, MqttAp, MqttBroker, MqttLease, StatusRequest, lease_payload, pulse_time,
 };
 use crate::domain::{Observation, ObservedWifi, Wifi};
 use crate::driver::{Driver, DriverError, ReportSink};
@@ -88,6 +88,8 @@ const CONNECT_TIMEOUT_SECONDS: u64 = 10;
 const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 /// How long `shutdown` waits for the event-loop task.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+/// How often `observe` looks for the reply to a status request.
+const STATUS_POLL: Duration = Duration::from_millis(20);
 /// Longest topic written into a log line.
 const LOG_TOPIC_CHARS: usize = 200;
 
@@ -197,6 +199,9 @@ struct Inner {
     pending_subacks: usize,
     /// What is known of each AP's device.
     devices: HashMap<ApId, Device>,
+    /// The configuration `routes` and `devices` belong to: at a reload,
+    /// what is known of an AP whose settings changed is dropped.
+    config: Arc<Config>,
     /// Limits warnings about ignored messages.
     warn: WarnLimiter,
 }
@@ -329,6 +334,7 @@ impl MqttDriver {
                 pending_subacks: 0,
                 routes,
                 devices: HashMap::new(),
+                config: Arc::clone(config),
                 warn: WarnLimiter::new(options.warn_interval),
             }),
         });
@@ -482,6 +488,41 @@ impl MqttDriver {
     }
 }
 
+impl MqttDriver {
+    /// First contact with a device that says nothing of its state until it
+    /// changes (Shelly Gen2), and again after a reconnection: configures it,
+    /// asks for its state and waits for the reply (at most the
+    /// acknowledgement timeout), so that the reconciler acts on what the
+    /// device is. Without a reply it acts on what it knows, as for any
+    /// device that keeps quiet.
+    async fn ask_status(&self, ap: &AccessPoint, mqtt: &MqttAp, request: &StatusRequest) -> Result<(), DriverError> {
+        let known = |inner: &Inner| {
+            inner
+                .devices
+                .get(&ap.id)
+                .is_some_and(|d| d.reported.is_some() && !d.stale)
+        };
+        if known(&self.shared.lock()) {
+            return Ok(());
+        }
+        self.configure_once(ap, mqtt).await?;
+        self.publish(ap, mqtt, &request.topic, &request.payload, None).await?;
+        let deadline = tokio::time::Instant::now() + self.ack_timeout;
+        while tokio::time::Instant::now() < deadline {
+            if known(&self.shared.lock()) {
+                return Ok(());
+            }
+            tokio::time::sleep(STATUS_POLL).await;
+        }
+        tracing::warn!(
+            ap = %ap.id,
+            topic = %shorten(&request.topic),
+            "no reply to the status request; acting without the device's state"
+        );
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Driver for MqttDriver {
     async fn apply(&self, ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
@@ -524,6 +565,9 @@ impl Driver for MqttDriver {
 
     async fn observe(&self, ap: &AccessPoint) -> Result<Observation, DriverError> {
         let mqtt = self.settings(ap)?;
+        if let Some(request) = &mqtt.status_request {
+            self.ask_status(ap, mqtt, request).await?;
+        }
         let inner = self.shared.lock();
         if !inner.connected {
             // A cached state is not news while nobody listens for changes.
@@ -546,7 +590,17 @@ impl Driver for MqttDriver {
         let (added, removed): (Vec<String>, Vec<String>) = {
             let mut inner = self.shared.lock();
             let keep: HashSet<&ApId> = routes.ap_ids().collect();
-            inner.devices.retain(|id, _| keep.contains(id));
+            let before = std::mem::replace(&mut inner.config, Arc::clone(config));
+            // A device whose topics or payloads changed is another device
+            // (or the same one re-addressed): nothing seen before holds.
+            let same = |id: &ApId| {
+                let settings = |c: &Config| match c.access_point(id.as_str()).map(|ap| &ap.driver) {
+                    Some(DriverConfig::Mqtt(m)) => Some(m.clone()),
+                    _ => None,
+                };
+                settings(&before).is_some_and(|a| Some(a) == settings(config))
+            };
+            inner.devices.retain(|id, _| keep.contains(id) && same(id));
             inner.routes = routes;
             let added: Vec<String> = wanted.difference(&inner.subscribed).cloned().collect();
             let removed = inner.subscribed.difference(&wanted).cloned().collect();

@@ -6,6 +6,11 @@
 //! out, like an AP that accepts TCP and never answers) and `refuse` (every
 //! operation fails at once, like a refused connection).
 //!
+//! A device outlives its place in the configuration, like a real one: an
+//! AP removed by a reload keeps its radio state (the reconciler switches it
+//! off as it lets go of it), and comes back with it if the AP is added
+//! again.
+//!
 //! Leases behave as on a real device: an "on" with a lease
 //! ([`AccessPoint::lease`]) switches itself off when the lease runs out
 //! unless renewed, whether or not anything talks to the device. Time is
@@ -21,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::{Driver, DriverError};
-use crate::config::{AccessPoint, ApId, Config, DriverConfig, SimAp};
+use crate::config::{AccessPoint, ApId, DriverConfig, SimAp};
 use crate::domain::{Observation, ObservedWifi, Wifi};
 
 /// One simulated AP.
@@ -216,10 +221,6 @@ impl Driver for SimDriver {
         fault(ap, sim, "reading").await?;
         tokio::time::sleep(sim.latency).await;
         self.operate(ap, sim, SimOp::Observe)
-    }
-
-    async fn reconfigure(&self, config: &Arc<Config>) {
-        self.lock().retain(|id, _| config.access_point(id.as_str()).is_some());
     }
 }
 

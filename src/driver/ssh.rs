@@ -122,15 +122,13 @@ struct Idle {
     keep: Duration,
 }
 
-/// What identifies the connection an AP's settings make: when it changes,
-/// an open connection is no longer the right one. The `Debug` forms of
-/// [`crate::config::SshAuth`] and [`crate::config::HostKeyCheck`] hold file
-/// paths and fingerprints, never secrets.
+/// What identifies the connection an AP's settings make: when any of them
+/// changes (address, login, host key, preset, timeouts), an open connection
+/// and the radios read through it are no longer the right ones: a reload
+/// that changes an AP starts it afresh. The `Debug` form holds file paths
+/// and fingerprints, never secrets, and is only compared.
 fn conn_key(ssh: &SshAp) -> String {
-    format!(
-        "{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{:?}",
-        ssh.host, ssh.port, ssh.user, ssh.auth, ssh.host_key
-    )
+    format!("{ssh:?}")
 }
 
 /// Closes a connection on the blocking pool (the goodbye message is a

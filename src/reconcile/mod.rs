@@ -18,20 +18,28 @@
 //!   small budget of its own (`breaker`), so a dead school holds none of
 //!   the permits the healthy APs need.
 //!
+//! At a reload, a worker whose access point changed (classroom, driver, any
+//! connection or lease setting) is replaced by one that reads the device
+//! afresh and drives it to its new classroom's state at once; an access
+//! point that left is switched off before it is let go (`release.rs`).
+//!
 //! On shutdown workers stop at a safe point: an operation in flight
 //! finishes (the daemon bounds the wait), none is started. APs are left in
 //! their last applied state: a restart never toggles a classroom.
 
 mod breaker;
 mod drivers;
+mod fenced;
 mod lease;
 mod planner;
 mod prewarm;
+mod release;
 mod worker;
 
 use std::time::Duration;
 
 pub use drivers::Drivers;
+pub use fenced::Fenced;
 pub use planner::Reconciler;
 
 /// The planner sleeps at most this long, so that a wall clock stepped

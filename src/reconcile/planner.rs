@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::prewarm::Prewarm;
+use super::release::{device, release};
 use super::worker::{ApWorker, Signals};
 use super::{Drivers, MAX_SLEEP};
-use crate::config::{ApId, ClassroomId, Config};
+use crate::config::{AccessPoint, ApId, ClassroomId, Config};
 use crate::core::Core;
 use crate::domain::Observation;
 use crate::driver::Report;
@@ -26,8 +27,21 @@ struct Worker {
     desired: watch::Sender<Option<Wifi>>,
     /// What device reports tell the worker.
     signals: Arc<Signals>,
-    /// Stops this worker only (AP removed by a reload).
+    /// Stops this worker only (AP removed or changed by a reload).
     cancel: CancellationToken,
+    /// The settings it serves ([`identity`]): a reload that changes them
+    /// replaces the worker.
+    identity: String,
+    /// Cancelled once the worker's task has returned (its operation in
+    /// flight finished): what comes after it on the same device waits.
+    done: CancellationToken,
+}
+
+/// What a worker is bound to: the AP's id, classroom, driver and every
+/// connection and lease setting. The `Debug` form holds all of them (file
+/// paths, never secrets) and is only compared, never logged.
+fn identity(ap: &AccessPoint) -> String {
+    format!("{ap:?}")
 }
 
 /// The planner and the workers it owns.
@@ -81,16 +95,16 @@ impl Reconciler {
     /// The planner loop; returns at shutdown.
     pub async fn run(mut self) {
         let mut config = self.core.config();
-        self.sync_workers(&config);
+        self.sync_workers(None, &config);
         let mut next_prune = tokio::time::Instant::now();
         let mut wake_at = self.core.now();
         loop {
             let current = self.core.config();
             let mut full = false;
             if !Arc::ptr_eq(&current, &config) {
-                config = current;
+                let old = std::mem::replace(&mut config, current);
                 self.drivers.reconfigure(&config).await;
-                self.sync_workers(&config);
+                self.sync_workers(Some(&old), &config);
                 full = true;
             }
             // A step of the wall clock or a change of its synchronisation:
@@ -288,24 +302,61 @@ impl Reconciler {
         }
     }
 
-    /// Spawns workers for new APs and stops those of removed ones.
-    fn sync_workers(&mut self, config: &Config) {
+    /// Spawns workers for new APs, stops those of removed ones and replaces
+    /// those whose settings changed (`old`: the configuration before a
+    /// reload). A removed AP that is no other AP's device now is switched
+    /// off and released ([`super::release`]); a new or replaced worker
+    /// starts once the workers that drove its device before have stopped,
+    /// reads its device and drives it to its classroom's state at once.
+    fn sync_workers(&mut self, old: Option<&Config>, config: &Config) {
         self.prewarm.configure(config);
-        self.workers.retain(|id, w| {
-            let keep = config.access_point(id.as_str()).is_some();
-            if !keep {
-                w.cancel.cancel();
+        let devices: std::collections::HashSet<String> = config.access_points.iter().map(device).collect();
+        // What stopped, by device and by id: their successors wait for them.
+        let mut stopped: HashMap<String, Vec<CancellationToken>> = HashMap::new();
+        let mut releases = Vec::new();
+        let ids: Vec<ApId> = self.workers.keys().cloned().collect();
+        for id in ids {
+            let now = config.access_point(id.as_str());
+            if now.is_some_and(|ap| identity(ap) == self.workers[&id].identity) {
+                continue;
             }
-            keep
-        });
+            let Some(w) = self.workers.remove(&id) else { continue };
+            w.cancel.cancel();
+            let before = old.and_then(|o| o.access_point(id.as_str()));
+            if let Some(before) = before {
+                stopped.entry(device(before)).or_default().push(w.done.clone());
+            }
+            stopped.entry(format!("id\u{0}{id}")).or_default().push(w.done.clone());
+            match (before, now) {
+                (Some(before), None) if !devices.contains(&device(before)) => {
+                    releases.push((before.clone(), w.done));
+                }
+                (Some(before), None) => {
+                    tracing::info!(school = %before.school, classroom = %before.classroom, ap = %id, "access point removed, but its device is another access point's now: driven from there");
+                }
+                (_, Some(ap)) => {
+                    tracing::info!(school = %ap.school, classroom = %ap.classroom, ap = %id, "access point settings changed: reading it again and driving it with the new ones");
+                    // What was seen belongs to the old settings.
+                    self.core.forget_observation(ap, None);
+                }
+                (None, None) => {}
+            }
+        }
         for ap in &config.access_points {
             if self.workers.contains_key(&ap.id) {
                 continue;
             }
+            let after: Vec<CancellationToken> = [stopped.get(&device(ap)), stopped.get(&format!("id\u{0}{}", ap.id))]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .cloned()
+                .collect();
             // An AP added to a known classroom starts from its desired state.
             let (tx, rx) = watch::channel(self.last.get(&ap.classroom).map(|d| d.wifi));
             let signals = Arc::new(Signals::default());
             let cancel = self.shutdown.child_token();
+            let done = CancellationToken::new();
             let worker = ApWorker {
                 core: self.core.clone(),
                 drivers: self.drivers.clone(),
@@ -315,6 +366,8 @@ impl Reconciler {
                 permits: self.permits.clone(),
                 probes: self.probes.clone(),
                 cancel: cancel.clone(),
+                after,
+                _done: done.clone().drop_guard(),
             };
             self.tracker.spawn(worker.run());
             self.workers.insert(
@@ -323,8 +376,19 @@ impl Reconciler {
                     desired: tx,
                     signals,
                     cancel,
+                    identity: identity(ap),
+                    done,
                 },
             );
+        }
+        for (ap, after) in releases {
+            self.tracker.spawn(release(
+                self.core.clone(),
+                self.drivers.clone(),
+                self.permits.clone(),
+                ap,
+                after,
+            ));
         }
     }
 }

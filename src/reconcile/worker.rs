@@ -59,6 +59,11 @@ pub(super) struct ApWorker {
     /// The probes' own budget, apart from `permits`.
     pub(super) probes: Arc<Semaphore>,
     pub(super) cancel: CancellationToken,
+    /// The workers that drove this device before a reload: this one starts
+    /// once they have stopped, so two never talk to one device at once.
+    pub(super) after: Vec<CancellationToken>,
+    /// Tells the planner this worker has stopped, when dropped with it.
+    pub(super) _done: tokio_util::sync::DropGuard,
 }
 
 enum Wake {
@@ -69,6 +74,12 @@ enum Wake {
 
 impl ApWorker {
     pub(super) async fn run(mut self) {
+        for before in std::mem::take(&mut self.after) {
+            tokio::select! {
+                () = before.cancelled() => {}
+                () = self.cancel.cancelled() => return,
+            }
+        }
         let settings = self.core.config().reconciler;
         let mut backoff = settings.backoff_initial;
         // Spread resyncs of thousands of APs over the interval.
@@ -258,7 +269,9 @@ impl ApWorker {
             }
             Err(e) => {
                 tracing::debug!(ap = %ap.id, error = %e, "probe failed");
-                self.core.record_observation(ap, Err(e.to_string()));
+                if !self.cancel.is_cancelled() {
+                    self.core.record_observation(ap, Err(e.to_string()));
+                }
                 false
             }
         }
@@ -380,6 +393,12 @@ impl ApWorker {
     }
 
     pub(super) fn record_failure(&self, ap: &AccessPoint, action: &str, target: Wifi, error: String) {
+        // A term that ended (or a fence that refused) says nothing about
+        // the AP: recording it would mark a healthy AP failing for every
+        // instance.
+        if self.cancel.is_cancelled() {
+            return;
+        }
         let first = self.core.ap_state(&ap.id).is_none_or(|s| s.consecutive_failures == 0);
         self.core.record_observation(ap, Err(error.clone()));
         // Every failed switch is audited; a failing read only when the AP

@@ -9,7 +9,10 @@
 //! [`TOUCH_INTERVAL`] per session (no write per request).
 //!
 //! The API's sign-in routes (`api::oidc`) create, look up and end sessions
-//! here; the table is created by the store's migrations (`sqlite.rs`).
+//! here; the table is created by the store's migrations (`sqlite.rs`, or
+//! `postgres/schema.rs` when the state is in PostgreSQL: then instances
+//! behind one proxy share the sessions, and one that does not know a
+//! cookie's session reloads the table before refusing it).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,9 +54,15 @@ struct Entry {
     stored_seen: DateTime<Utc>,
 }
 
-/// The sessions: memory, written through to SQLite.
+/// Where the sessions are written through to.
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres(super::postgres::PostgresStore),
+}
+
+/// The sessions: memory, written through to the state database.
 pub struct LoginSessions {
-    db: Mutex<Connection>,
+    db: Backend,
     cache: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
@@ -125,13 +134,74 @@ impl LoginSessions {
             }
         }
         Ok(LoginSessions {
-            db: Mutex::new(c),
+            db: Backend::Sqlite(Mutex::new(c)),
             cache: Mutex::new(cache),
         })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    /// The sessions of a PostgreSQL store (already migrated), all loaded.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn postgres(store: super::postgres::PostgresStore) -> Result<LoginSessions, StoreError> {
+        let cache = Self::entries(store.load_login_sessions()?);
+        Ok(LoginSessions {
+            db: Backend::Postgres(store),
+            cache: Mutex::new(cache),
+        })
+    }
+
+    fn entries(sessions: Vec<LoginSession>) -> HashMap<[u8; 32], Entry> {
+        sessions
+            .into_iter()
+            .map(|session| {
+                (
+                    session.id_sha256,
+                    Entry {
+                        stored_seen: session.last_seen,
+                        session,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// With PostgreSQL, the database is the authority (another instance
+    /// may have created or ended the session): read it, and keep the
+    /// cache in step; while it cannot be read, the cache answers.
+    fn lookup(&self, store: &super::postgres::PostgresStore, id_sha256: &[u8; 32]) -> Option<LoginSession> {
+        match store.load_login_session(id_sha256) {
+            Ok(Some(stored)) => {
+                let mut cache = self.cache();
+                let mut session = stored.clone();
+                if let Some(e) = cache.get(id_sha256) {
+                    session.last_seen = session.last_seen.max(e.session.last_seen);
+                }
+                cache.insert(
+                    *id_sha256,
+                    Entry {
+                        stored_seen: stored.last_seen,
+                        session: session.clone(),
+                    },
+                );
+                Some(session)
+            }
+            Ok(None) => {
+                self.cache().remove(id_sha256);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sign-in sessions; using the ones in memory");
+                self.cache().get(id_sha256).map(|e| e.session.clone())
+            }
+        }
+    }
+
+    fn sqlite(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
+        match &self.db {
+            Backend::Sqlite(c) => Some(c.lock().unwrap_or_else(|e| e.into_inner())),
+            Backend::Postgres(_) => None,
+        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
@@ -144,8 +214,10 @@ impl LoginSessions {
     /// When the database cannot be written; the session then does not exist.
     pub fn insert(&self, session: LoginSession) -> Result<(), StoreError> {
         let groups = serde_json::to_string(&session.groups).map_err(|e| StoreError::Io(e.to_string()))?;
-        self.db()
-            .execute(
+        if let Backend::Postgres(store) = &self.db {
+            store.put_login_session(&session)?;
+        } else if let Some(db) = self.sqlite() {
+            db.execute(
                 "INSERT OR REPLACE INTO login_sessions (id_sha256, login, groups, user, csrf, id_token, created, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -160,6 +232,7 @@ impl LoginSessions {
                 ],
             )
             .map_err(io)?;
+        }
         self.cache().insert(
             session.id_sha256,
             Entry {
@@ -172,6 +245,9 @@ impl LoginSessions {
 
     /// The session with this id hash, if any.
     pub fn get(&self, id_sha256: &[u8; 32]) -> Option<LoginSession> {
+        if let Backend::Postgres(store) = &self.db {
+            return self.lookup(store, id_sha256);
+        }
         self.cache().get(id_sha256).map(|e| e.session.clone())
     }
 
@@ -195,12 +271,20 @@ impl LoginSessions {
         let Some(seen) = self.get(id_sha256).map(|s| s.last_seen) else {
             return Ok(());
         };
-        self.db()
-            .execute(
-                "UPDATE login_sessions SET last_seen = ?2 WHERE id_sha256 = ?1",
-                params![id_sha256.as_slice(), ms(seen)],
-            )
-            .map_err(io)?;
+        match self.sqlite() {
+            Some(db) => {
+                db.execute(
+                    "UPDATE login_sessions SET last_seen = ?2 WHERE id_sha256 = ?1",
+                    params![id_sha256.as_slice(), ms(seen)],
+                )
+                .map_err(io)?;
+            }
+            None => {
+                if let Backend::Postgres(store) = &self.db {
+                    store.login_session_seen(id_sha256, seen)?;
+                }
+            }
+        }
         if let Some(e) = self.cache().get_mut(id_sha256) {
             e.stored_seen = seen;
         }
@@ -214,12 +298,20 @@ impl LoginSessions {
     /// When the database cannot be written.
     pub fn remove(&self, id_sha256: &[u8; 32]) -> Result<Option<LoginSession>, StoreError> {
         let removed = self.cache().remove(id_sha256).map(|e| e.session);
-        self.db()
-            .execute(
-                "DELETE FROM login_sessions WHERE id_sha256 = ?1",
-                params![id_sha256.as_slice()],
-            )
-            .map_err(io)?;
+        match self.sqlite() {
+            Some(db) => {
+                db.execute(
+                    "DELETE FROM login_sessions WHERE id_sha256 = ?1",
+                    params![id_sha256.as_slice()],
+                )
+                .map_err(io)?;
+            }
+            None => {
+                if let Backend::Postgres(store) = &self.db {
+                    store.delete_login_sessions(&[*id_sha256])?;
+                }
+            }
+        }
         Ok(removed)
     }
 
@@ -241,8 +333,14 @@ impl LoginSessions {
                 .map(|e| e.session)
                 .collect()
         };
-        if !gone.is_empty() {
-            let mut db = self.db();
+        if !gone.is_empty()
+            && let Backend::Postgres(store) = &self.db
+        {
+            let ids: Vec<[u8; 32]> = gone.iter().map(|s| s.id_sha256).collect();
+            store.delete_login_sessions(&ids)?;
+        } else if !gone.is_empty()
+            && let Some(mut db) = self.sqlite()
+        {
             let tx = db.transaction().map_err(io)?;
             for s in &gone {
                 tx.execute(

@@ -9,10 +9,12 @@
 //! acknowledges anything, but a burst of requests costs one fsync, not one
 //! each.
 //!
-//! [`Store`] is the seam for another backend (a shared database for several
-//! daemons); [`sqlite::SqliteStore`] is the one borne ships.
+//! [`Store`] has two backends: [`sqlite::SqliteStore`], the embedded file
+//! (the default), and [`postgres::PostgresStore`], a database several
+//! instances share (`database:` in the configuration, issue 17).
 
 pub mod login_sessions;
+pub mod postgres;
 pub mod sqlite;
 pub mod usage;
 
@@ -24,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{ApId, ClassroomId};
 use crate::domain::ObservedWifi;
-use crate::policy::{Override, Session};
+use crate::policy::{Override, PlannedOverride, Session};
 
 /// Why the store failed. Callers refuse the request (HTTP 503): nothing is
 /// acknowledged that was not stored.
@@ -44,6 +46,10 @@ pub enum StoreError {
     /// The writer thread is gone (shutdown).
     #[error("the state database is closed")]
     Closed,
+    /// The database server cannot be reached or does not answer (the
+    /// PostgreSQL store): nothing was written; try again when it is back.
+    #[error("the state database is unreachable: {0}")]
+    Unavailable(String),
 }
 
 /// The last observed state of an AP, as stored.
@@ -150,6 +156,8 @@ pub struct Batch {
     pub sessions: Vec<(ClassroomId, Option<Session>)>,
     /// Override set or removed.
     pub overrides: Vec<(ClassroomId, Option<Override>)>,
+    /// Planned override (classroom, start) set or removed.
+    pub planned: Vec<(ClassroomId, DateTime<Utc>, Option<Override>)>,
     /// Observed state of APs.
     pub observed: Vec<(ApId, ObservedRecord)>,
     /// Audit lines.
@@ -174,6 +182,7 @@ impl Batch {
     fn is_empty(&self) -> bool {
         self.sessions.is_empty()
             && self.overrides.is_empty()
+            && self.planned.is_empty()
             && self.observed.is_empty()
             && self.audit.is_empty()
             && self.usage.is_empty()
@@ -189,6 +198,8 @@ pub struct Snapshot {
     pub sessions: Vec<(ClassroomId, Session)>,
     /// Overrides by classroom.
     pub overrides: Vec<(ClassroomId, Override)>,
+    /// Planned overrides by classroom.
+    pub planned: Vec<(ClassroomId, PlannedOverride)>,
     /// Observed state by AP.
     pub observed: Vec<(ApId, ObservedRecord)>,
 }
@@ -231,7 +242,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// The database cannot be read.
-    fn with_usage(&self, f: &mut dyn FnMut(&usage::UsageReader<'_>)) -> Result<(), StoreError>;
+    fn with_usage(&self, f: &mut dyn FnMut(&dyn usage::UsageSource)) -> Result<(), StoreError>;
 
     /// Deletes daily aggregates before `day` and history rows before
     /// `history_before` (keeping the state that still holds); returns how many.
@@ -245,6 +256,12 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// The database cannot be written.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// The sign-in sessions, in this store's database.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    fn login_sessions(&self) -> Result<login_sessions::LoginSessions, StoreError>;
 }
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
@@ -390,7 +407,7 @@ impl Writer {
     /// The database cannot be read.
     pub async fn usage<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&usage::UsageReader<'_>) -> R + Send + 'static,
+        f: impl FnOnce(&dyn usage::UsageSource) -> R + Send + 'static,
     ) -> Result<R, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
@@ -420,6 +437,14 @@ impl Writer {
         tokio::task::spawn_blocking(move || store.prune_usage(day, history_before))
             .await
             .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// The sign-in sessions (blocking: reads the table).
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn login_sessions(&self) -> Result<login_sessions::LoginSessions, StoreError> {
+        self.store.login_sessions()
     }
 
     /// Waits for queued writes, then checkpoints the database.

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use super::{AuditEntry, AuditQuery, AuditRecord, Batch, ObservedRecord, Snapshot, Store, StoreError};
 use crate::config::{ApId, ClassroomId};
 use crate::domain::{ObservedWifi, Wifi};
-use crate::policy::{Override, Session};
+use crate::policy::{Override, PlannedOverride, Session};
 
 /// Each entry moves the schema one version up; never edit a shipped one.
 const MIGRATIONS: &[&str] = &[
@@ -82,6 +82,18 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE audit ADD COLUMN via TEXT;",
     // 5: one row that `/readyz` rewrites to prove the database takes writes.
     "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
+    // 6: overrides planned ahead (issue 16), several per classroom, keyed
+    // by their start.
+    "CREATE TABLE planned_overrides (
+        classroom TEXT NOT NULL,
+        starts INTEGER NOT NULL,
+        wifi TEXT NOT NULL,
+        until INTEGER,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        set_at INTEGER NOT NULL,
+        PRIMARY KEY (classroom, starts)
+     );",
 ];
 
 /// The SQLite store.
@@ -305,6 +317,27 @@ impl Store for SqliteStore {
             .map_err(io)?;
         snapshot.overrides = rows.collect::<Result<_, _>>().map_err(io)?;
         let mut q = c
+            .prepare("SELECT classroom, starts, wifi, until, reason, by, set_at FROM planned_overrides ORDER BY starts")
+            .map_err(io)?;
+        let rows = q
+            .query_map([], |r| {
+                Ok((
+                    ClassroomId::from(r.get::<_, String>(0)?.as_str()),
+                    PlannedOverride {
+                        from: time(r.get(1)?),
+                        override_: Override {
+                            wifi: wifi(&r.get::<_, String>(2)?),
+                            until: r.get::<_, Option<i64>>(3)?.map(time),
+                            reason: r.get(4)?,
+                            by: r.get(5)?,
+                            set_at: time(r.get(6)?),
+                        },
+                    },
+                ))
+            })
+            .map_err(io)?;
+        snapshot.planned = rows.collect::<Result<_, _>>().map_err(io)?;
+        let mut q = c
             .prepare("SELECT ap, wifi, since, reachable, last_error, clients, assumed, last_contact FROM observed")
             .map_err(io)?;
         let rows = q
@@ -348,6 +381,15 @@ impl Store for SqliteStore {
                 .map_err(io)?;
             let mut del_override = tx
                 .prepare_cached("DELETE FROM overrides WHERE classroom = ?1")
+                .map_err(io)?;
+            let mut put_planned = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO planned_overrides (classroom, starts, wifi, until, reason, by, set_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(io)?;
+            let mut del_planned = tx
+                .prepare_cached("DELETE FROM planned_overrides WHERE classroom = ?1 AND starts = ?2")
                 .map_err(io)?;
             let mut put_observed = tx
                 .prepare_cached(
@@ -395,6 +437,24 @@ impl Store for SqliteStore {
                             ])
                             .map_err(io)?,
                         None => del_override.execute(params![classroom.as_str()]).map_err(io)?,
+                    };
+                }
+                for (classroom, from, o) in &b.planned {
+                    match o {
+                        Some(o) => put_planned
+                            .execute(params![
+                                classroom.as_str(),
+                                ms(*from),
+                                o.wifi.as_str(),
+                                o.until.map(ms),
+                                o.reason,
+                                o.by,
+                                ms(o.set_at)
+                            ])
+                            .map_err(io)?,
+                        None => del_planned
+                            .execute(params![classroom.as_str(), ms(*from)])
+                            .map_err(io)?,
                     };
                 }
                 for (ap, o) in &b.observed {
@@ -546,7 +606,7 @@ impl Store for SqliteStore {
             .map_err(io)
     }
 
-    fn with_usage(&self, f: &mut dyn FnMut(&super::usage::UsageReader<'_>)) -> Result<(), StoreError> {
+    fn with_usage(&self, f: &mut dyn FnMut(&dyn super::usage::UsageSource)) -> Result<(), StoreError> {
         let current_run = *self.current_run.lock().unwrap_or_else(|e| e.into_inner());
         let c = Self::lock(&self.read);
         f(&super::usage::UsageReader { conn: &c, current_run });
@@ -556,6 +616,10 @@ impl Store for SqliteStore {
     fn prune_usage(&self, day: chrono::NaiveDate, history_before: DateTime<Utc>) -> Result<usize, StoreError> {
         let c = Self::lock(&self.write);
         super::usage::prune(&c, day, history_before).map_err(io)
+    }
+
+    fn login_sessions(&self) -> Result<super::login_sessions::LoginSessions, StoreError> {
+        super::login_sessions::LoginSessions::open(&self.path)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -96,7 +96,7 @@ fn text_map(s: &str) -> std::collections::BTreeMap<String, u32> {
         .collect()
 }
 
-fn mode_of(s: &str) -> Mode {
+pub(crate) fn mode_of(s: &str) -> Mode {
     match s {
         "on" => Mode::On,
         "available" => Mode::Available,
@@ -104,7 +104,7 @@ fn mode_of(s: &str) -> Mode {
     }
 }
 
-fn reason_of(s: &str) -> Reason {
+pub(crate) fn reason_of(s: &str) -> Reason {
     match s {
         "override" => Reason::Override,
         "teacher" => Reason::Teacher,
@@ -113,7 +113,7 @@ fn reason_of(s: &str) -> Reason {
     }
 }
 
-fn observed_of(s: &str) -> ObservedWifi {
+pub(crate) fn observed_of(s: &str) -> ObservedWifi {
     match s {
         "on" => ObservedWifi::On,
         "off" => ObservedWifi::Off,
@@ -201,6 +201,24 @@ pub fn prune(c: &Connection, day: NaiveDate, history_before: DateTime<Utc>) -> r
         params![ms(history_before)],
     )?;
     Ok(n)
+}
+
+/// What the usage report reads, whatever the backend: the report's
+/// [`Source`] and the two questions of the daily aggregation (which days
+/// still lack aggregates). [`UsageReader`] answers them from SQLite,
+/// `store::postgres` from PostgreSQL, with the same figures.
+pub trait UsageSource: Source {
+    /// How many classrooms have an aggregate, per day from `from` on.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn day_counts(&self, from: NaiveDate) -> Result<HashMap<NaiveDate, usize>, String>;
+
+    /// The classrooms with an aggregate for `day`.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn classrooms_of_day(&self, day: NaiveDate) -> Result<HashSet<String>, String>;
 }
 
 /// Reads the report's tables over one connection.
@@ -405,6 +423,16 @@ impl UsageReader<'_> {
             inputs.runs.clone_from(&runs);
         }
         Ok(out)
+    }
+}
+
+impl UsageSource for UsageReader<'_> {
+    fn day_counts(&self, from: NaiveDate) -> Result<HashMap<NaiveDate, usize>, String> {
+        UsageReader::day_counts(self, from).map_err(|e| e.to_string())
+    }
+
+    fn classrooms_of_day(&self, day: NaiveDate) -> Result<HashSet<String>, String> {
+        UsageReader::classrooms_of_day(self, day).map_err(|e| e.to_string())
     }
 }
 

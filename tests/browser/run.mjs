@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +51,22 @@ function paris(ms) {
   return { date: `${p.year}-${p.month}-${p.day}`, hour: +p.hour % 24, minute: +p.minute, local: `${p.year}-${p.month}-${p.day}T${String(+p.hour % 24).padStart(2, '0')}:${p.minute}` };
 }
 
-function config(stateDir) {
+/** A loopback port nothing listens on (bound, then closed). */
+function deadPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The calendars block's dates: today (Paris) and 200 days later. */
+const CALENDAR_DAYS = { today: paris(Date.now()).date, far: paris(Date.now() + 200 * 86400000).date };
+
+function config(stateDir, calendarPort) {
   const n = paris(Date.now());
   // Pasteur: locked since an hour ago, until two hours from now, every day.
   const lockAt = `${n.minute} ${(n.hour + 23) % 24} * * *`;
@@ -66,6 +82,9 @@ limits: { writes_per_minute: 1000 }
 reconciler: { resync_seconds: 30, backoff_max_seconds: 5 }
 calendars:
   holidays: { closed: ["${n.date}"] }
+  # The dashboard's calendars block: one covered far enough, one URL that fails.
+  zone-test: { closed: ["${CALENDAR_DAYS.far}"] }
+  zone-url: { url: "http://127.0.0.1:${calendarPort}/Zone-A.ics" }
 schedules:
   open: { default_mode: available, rules: [] }
   evening:
@@ -73,7 +92,7 @@ schedules:
     rules:
       - { at: "${lockAt}", mode: locked }
       - { at: "${openAt}", mode: available }
-  holiday: { calendars: [holidays], default_mode: available, rules: [] }
+  holiday: { calendars: [holidays, zone-test], default_mode: available, rules: [] }
 schools:
   - id: jules-ferry
     name: École élémentaire Jules Ferry
@@ -138,7 +157,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 async function startDaemon(dir) {
   const cfg = path.join(dir, 'borne.yaml');
-  fs.writeFileSync(cfg, config(path.join(dir, 'state')));
+  fs.writeFileSync(cfg, config(path.join(dir, 'state'), await deadPort()));
   const log = fs.createWriteStream(path.join(ARTIFACTS, 'daemon.log'));
   daemon = spawn(BIN, ['run', '--config', cfg], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -497,6 +516,45 @@ test('admin: counts match the API, and the access point view lists the unreachab
   await shot(admin, 'admin-access-points');
 });
 
+test('admin: the server clock block shows /readyz (synchronised, require_sync, last step)', async () => {
+  const ready = await (await fetch(`${BASE}/readyz`)).json();
+  const admin = await newPage({ locale: 'fr-FR', viewport: { width: 1400, height: 900 } });
+  await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  await row(admin, 'vo-cp').waitFor();
+  const clock = admin.locator('#clock');
+  await clock.waitFor();
+  // What the real daemon says on this machine (the kernel decides).
+  assert.equal(await clock.getAttribute('data-synchronized'), String(ready.clock.synchronized));
+  assert.equal(await clock.getAttribute('data-require-sync'), 'false');
+  await expectText(clock.locator('.clock-sync'),
+    ready.clock.synchronized ? /^Horloge du serveur synchronisée$/ : /^Horloge du serveur non synchronisée$/);
+  await expectText(clock.locator('.clock-require'), /clock\.require_sync désactivé/);
+  await expectText(clock.locator('.clock-step'), /^aucun saut d’horloge depuis le démarrage$/);
+
+  // The other states, from a /readyz body as the daemon writes it under
+  // require_sync with an unsynchronised clock that stepped back 26 h.
+  const english = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
+  await english.route('**/readyz', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({
+      ...ready,
+      clock: {
+        synchronized: false, require_sync: true, kernel_synchronized: true, plausible: false,
+        last_step: { at: '2026-12-01T08:00:10Z', seconds: -93600.0 },
+      },
+    }),
+  }));
+  await english.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  await row(english, 'vo-cp').waitFor();
+  const c = english.locator('#clock');
+  await c.waitFor();
+  assert.equal(await c.getAttribute('data-require-sync'), 'true');
+  assert.match(await c.getAttribute('class'), /notice-warn/);
+  await expectText(c, /^Server clock not synchronised \(before the build date of this borne\) · no new “on” until it is \(clock\.require_sync\) · last clock step: -93600 s, seen 01\/12\/2026,? 09:00:10$/);
+  await shot(english, 'admin-clock', { fullPage: false });
+});
+
 test('admin: the audit log shows the actions, newest first, filterable by user and classroom, paginated', async () => {
   const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
   await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
@@ -585,6 +643,49 @@ test('admin: clear a school, then override the whole city until a time, then cle
   await expectText(cp.locator('.why'), /Vous pouvez allumer le Wi-Fi/);
 });
 
+test('admin: plan an override for tomorrow afternoon; the teacher page announces it; cancel it from the dashboard', async () => {
+  const teacher = await newPage();
+  await teacher.goto(`${BASE}/#token=${TOKENS.teacher}`);
+  const info = card(teacher, 'jf-info');
+  await info.waitFor();
+  assert.equal(await info.locator('.planned-list').isHidden(), true);
+
+  const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
+  await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  const r = row(admin, 'jf-info');
+  await r.waitFor();
+  const before = (await apiGet(TOKENS.admin, '/api/v1/classrooms/jf-info')).wifi;
+  const tomorrow = paris(Date.now() + 24 * 3600 * 1000).date;
+  await r.locator('button[data-action="override"]').click();
+  await admin.check('input[name="wifi"][value="on"]');
+  await admin.fill('#override-reason', 'atelier périscolaire');
+  // A start after the end is caught before anything is sent.
+  await admin.fill('#override-from', `${tomorrow}T17:00`);
+  await admin.fill('#override-until', `${tomorrow}T16:30`);
+  await admin.click('#override-apply');
+  await expectText(admin.locator('#override-error'), /^The start must be before the end\.$/);
+  await admin.fill('#override-from', `${tomorrow}T14:00`);
+  await admin.click('#override-apply');
+  await expectText(admin.locator('#app-message'), /^Override “on” set on 1 classroom\.$/);
+  await expectText(r.locator('.planned-list'),
+    /^Planned Wi-Fi: switched on by IT from tomorrow 14:00 to tomorrow 16:30 \(atelier périscolaire\) planned by admin Cancel$/);
+  const s = await apiGet(TOKENS.admin, '/api/v1/classrooms/jf-info');
+  assert.equal(s.wifi, before, 'a planned override counts nowhere before its start');
+  assert.equal(s.override, null);
+  assert.equal(paris(Date.parse(s.planned_overrides[0].from)).local, `${tomorrow}T14:00`);
+
+  // The teacher page announces it without a reload, in French first.
+  await expectText(info.locator('.planned-list'),
+    /^Wi-Fi prévu : allumé par la DSI de demain 14:00 à demain 16:30 \(atelier périscolaire\)$/);
+  await shot(teacher, 'teacher-planned-override');
+
+  await r.locator('button[data-action="cancel-planned"]').click();
+  await expectText(admin.locator('#app-message'), /^Planned override cancelled\.$/);
+  await eventually(async () => assert.equal(await r.locator('.planned-list').count(), 0));
+  await eventually(async () => assert.equal(await info.locator('.planned-list').isHidden(), true));
+  assert.deepEqual((await apiGet(TOKENS.admin, '/api/v1/classrooms/jf-info')).planned_overrides, []);
+});
+
 test('admin: the report tab draws a chart, its totals equal the API, and downloads the same rows as CSV', async () => {
   const admin = await newPage({ locale: 'en-GB', viewport: { width: 1400, height: 900 } });
   await admin.goto(`${BASE}/admin#token=${TOKENS.admin}`);
@@ -628,6 +729,42 @@ test('admin: the report tab draws a chart, its totals equal the API, and downloa
   assert.equal(lines.length - 1, api.rows.length);
   assert.equal(download.suggestedFilename(), `borne-report-${today}-${today}.csv`);
   assert.deepEqual(pageErrors, []);
+});
+
+test('admin: the calendars block shows coverage, source and fetch, and warns of a short coverage and a failed fetch', async () => {
+  // The daemon fetches URL calendars at start: wait for its failure.
+  await eventually(async () => {
+    const ready = await (await fetch(`${BASE}/readyz`)).json();
+    assert.ok(ready.calendars['zone-url'].error, JSON.stringify(ready.calendars));
+  }, 30000, 'the URL calendar failed');
+  const { today, far } = CALENDAR_DAYS;
+  const page = await newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`${BASE}/admin#token=${TOKENS.admin}`);
+  const block = page.locator('#calendars');
+  await expectText(block.locator('summary'), /^Calendriers scolaires : 2 calendriers à mettre à jour$/);
+  assert.equal(await block.evaluate((d) => d.open), true, 'opened: the warning is seen');
+  assert.match(await block.getAttribute('class'), /notice-warn/);
+  const cal = (name) => block.locator(`tr[data-calendar="${name}"]`);
+  const cells = async (name) => Promise.all([1, 2, 3, 4, 5].map((i) => textOf(cal(name).locator(`:is(th, td):nth-child(${i})`))));
+  const [, hEnd, hSource, hFetched, hState] = await cells('holidays');
+  assert.deepEqual([hEnd, hSource, hFetched], [today, 'local', '—']);
+  assert.match(hState, new RegExp(`^Vacances connues seulement jusqu’au ${today} \\(moins de 60 jours\\)`));
+  const [, zEnd, , , zState] = await cells('zone-test');
+  assert.deepEqual([zEnd, zState], [far, 'À jour']);
+  const [, uEnd, uSource, uFetched, uState] = await cells('zone-url');
+  assert.equal(uEnd, '— (hors horaire, fin non contrôlée)', 'never fetched, used by no schedule');
+  assert.match(uSource, /^url:http:\/\/127\.0\.0\.1:\d+\/Zone-A\.ics$/);
+  assert.equal(uFetched, '—');
+  assert.match(uState, /^Échec du dernier téléchargement \(l’ancienne copie reste utilisée\) : ./);
+  await shot(page, 'admin-calendars');
+
+  // Closed by hand, it stays closed while nothing changes; in English too.
+  await block.locator('summary').click();
+  assert.equal(await block.evaluate((d) => d.open), false);
+  const en = await newPage({ locale: 'en-GB' });
+  await en.goto(`${BASE}/admin#token=${TOKENS.viewer}`);
+  await expectText(en.locator('#calendars summary'), /^School calendars: 2 calendars to update$/);
+  await expectText(en.locator('#calendars tr[data-calendar="zone-test"] td').last(), /^Up to date$/);
 });
 
 test('admin: a viewer is read-only (in French); a teacher is sent to the teacher page', async () => {

@@ -17,6 +17,8 @@
 //!   devices, spies, the `mosquitto_sub`/`mosquitto_pub` clients.
 //! - [`oidc`]: a real OpenID Provider (tests/oidc, Node's `oidc-provider`)
 //!   with a teacher, an admin and a stranger, for the single sign-on tests.
+//! - [`postgres`]: a throwaway PostgreSQL cluster ([`postgres::PgCluster`]),
+//!   run as an unprivileged user when the tests run as root.
 //! - [`ssh`]: fake OpenWrt access points behind a real sshd (with the test
 //!   user's login rc files masked) or an in-process russh server.
 //!
@@ -30,5 +32,6 @@ pub mod http_load;
 pub mod mqtt;
 pub mod oidc;
 pub mod peers;
+pub mod postgres;
 pub mod ssh;
 pub mod wait;

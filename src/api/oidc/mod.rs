@@ -22,7 +22,7 @@ pub mod identity;
 pub mod provider;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -71,7 +71,9 @@ pub struct SignIn {
     shutdown: CancellationToken,
     provider: Mutex<Option<Arc<Provider>>>,
     pending: Mutex<HashMap<String, Pending>>,
-    sessions: OnceLock<Result<Arc<LoginSessions>, String>>,
+    /// Opened on first use; a failure is not kept (a database that was
+    /// unreachable may be back at the next request).
+    sessions: Mutex<Option<Arc<LoginSessions>>>,
 }
 
 impl SignIn {
@@ -81,7 +83,7 @@ impl SignIn {
             shutdown,
             provider: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
-            sessions: OnceLock::new(),
+            sessions: Mutex::new(None),
         }
     }
 
@@ -116,18 +118,20 @@ impl SignIn {
     }
 
     /// The session table, opened on first use.
-    fn sessions(&self, config: &Config) -> Result<Arc<LoginSessions>, ApiError> {
-        self.sessions
-            .get_or_init(|| {
-                LoginSessions::open(&config.database_path())
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(|e| {
+    fn sessions(&self, core: &crate::core::Core) -> Result<Arc<LoginSessions>, ApiError> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = &*sessions {
+            return Ok(s.clone());
+        }
+        match core.writer().login_sessions() {
+            Ok(s) => Ok(sessions.insert(Arc::new(s)).clone()),
+            Err(e) => {
                 tracing::error!(error = %e, "cannot open the sign-in sessions");
-                ApiError::Unavailable("les sessions ne sont pas disponibles / sessions are unavailable".into())
-            })
+                Err(ApiError::Unavailable(
+                    "les sessions ne sont pas disponibles / sessions are unavailable".into(),
+                ))
+            }
+        }
     }
 }
 
@@ -441,7 +445,7 @@ async fn callback(State(state): State<AppState>, request: Request) -> Response {
             "/",
         );
     };
-    let sessions = match state.oidc.sessions(&config) {
+    let sessions = match state.oidc.sessions(&state.core) {
         Ok(s) => s,
         Err(_) => return unavailable_page(&pending.next),
     };
@@ -523,7 +527,7 @@ async fn logout(State(state): State<AppState>, request: Request) -> Response {
     let provider = state.oidc.provider(&config);
     let mut redirect = "/".to_owned();
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
-        && let Ok(sessions) = state.oidc.sessions(&config)
+        && let Ok(sessions) = state.oidc.sessions(&state.core)
     {
         let hash = hash_id(id);
         let removed = tokio::task::spawn_blocking(move || sessions.remove(&hash)).await;
@@ -597,7 +601,7 @@ pub fn cookie_user(state: &AppState, headers: &HeaderMap) -> Option<Result<(User
     let Some(oidc) = config.oidc.as_ref() else {
         return ended();
     };
-    let sessions = match state.oidc.sessions(&config) {
+    let sessions = match state.oidc.sessions(&state.core) {
         Ok(s) => s,
         Err(e) => return Some(Err(e)),
     };
@@ -665,7 +669,7 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
         let Some(presented) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        let Ok(sessions) = state.oidc.sessions(&config) else {
+        let Ok(sessions) = state.oidc.sessions(&state.core) else {
             return false;
         };
         sessions

@@ -10,6 +10,7 @@ import {
   zonedToInstant,
 } from './common.js';
 import { ReportTab } from './report.js';
+import { CalendarsBlock } from './calendars.js';
 
 const lang = pickLanguage('en');
 const t = strings[lang];
@@ -18,7 +19,8 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   signin: $('signin'), signinForm: $('signin-form'), tokenInput: $('token-input'), signinMessage: $('signin-message'),
   sso: $('sso'),
-  notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), appMessage: $('app-message'),
+  notForYou: $('not-for-you'), app: $('app'), readonly: $('readonly'), counts: $('counts'), cluster: $('cluster'), appMessage: $('app-message'),
+  clock: $('clock'),
   live: $('live'), who: $('who'), lang: $('lang'), signout: $('signout'),
   tabs: { classrooms: $('tab-classrooms'), aps: $('tab-aps'), audit: $('tab-audit'), report: $('tab-report') },
   panels: { classrooms: $('panel-classrooms'), aps: $('panel-aps'), audit: $('panel-audit'), report: $('panel-report') },
@@ -29,15 +31,17 @@ const ui = {
   auditOlder: $('audit-older'), auditStatus: $('audit-status'),
   reportForm: $('report-form'), reportFrom: $('report-from'), reportTo: $('report-to'), reportGroup: $('report-group'),
   reportPeriod: $('report-period'), reportCsv: $('report-csv'), reportStatus: $('report-status'), reportChart: $('report-chart'),
-  report: $('report'),
+  report: $('report'), calendars: $('calendars'),
   overrideDialog: $('override-dialog'), overrideForm: $('override-form'), overrideScope: $('override-scope'),
   overrideReason: $('override-reason'), overrideUntil: $('override-until'), overrideUntilHelp: $('override-until-help'),
+  overrideFrom: $('override-from'), overrideFromHelp: $('override-from-help'),
   overrideError: $('override-error'), overrideCancel: $('override-cancel'), overrideApply: $('override-apply'),
   clearDialog: $('clear-dialog'), clearForm: $('clear-form'), clearText: $('clear-text'), clearError: $('clear-error'),
   clearCancel: $('clear-cancel'), clearApply: $('clear-apply'),
 };
 
 const reportTab = new ReportTab(ui, t, () => signOut(t.sessionExpired));
+const calendarsBlock = new CalendarsBlock(ui.calendars, t);
 
 let current = null;
 
@@ -48,12 +52,15 @@ function resetViews() {
   current = null;
   ui.app.hidden = true;
   ui.notForYou.hidden = true;
+  ui.cluster.hidden = true;
   ui.schools.replaceChildren();
   ui.counts.replaceChildren();
+  ui.clock.hidden = true;
   ui.aps.replaceChildren();
   ui.audit.replaceChildren();
   ui.report.replaceChildren();
   ui.reportChart.replaceChildren();
+  calendarsBlock.close();
   if (ui.overrideDialog.open) ui.overrideDialog.close();
   if (ui.clearDialog.open) ui.clearDialog.close();
 }
@@ -114,12 +121,43 @@ async function start(token, typed) {
   current.tz = (list.classrooms && list.classrooms[0] && list.classrooms[0].timezone) || undefined;
   refreshAll();
   fillAuditClassrooms();
+  loadClock();
+  calendarsBlock.open(current);
+  loadCluster();
   const session = current;
   current.stream = followEvents(token, {
     onStatus: (s) => { if (current === session) update(s, true); },
     onState: (state) => { if (current === session) showLive(ui.live, state, t); },
     onUnauthorized: () => { if (current === session) signin.ended(session.token); },
   });
+}
+
+// Several instances on one database: which one drives the access points,
+// and whether one runs another configuration. Alone, nothing is shown.
+async function loadCluster() {
+  const session = current;
+  if (!session) return;
+  let c;
+  try {
+    c = await api(session.token, 'GET', '/api/v1/cluster');
+  } catch (e) {
+    c = null;
+  }
+  if (current !== session) return;
+  if (c && c.shared) {
+    const up = (c.instances || []).filter((i) => i.up);
+    const leader = up.find((i) => i.role === 'leader');
+    const shas = new Set(up.map((i) => i.config_sha256));
+    const parts = [leader ? t.clusterLeader(leader.id, up.length) : t.clusterNoLeader(up.length)];
+    if (shas.size > 1 || c.config_differs) parts.push(' ', h('strong', {}, t.clusterConfigDiffers));
+    ui.cluster.className = `notice cluster ${leader && shas.size <= 1 ? 'notice-info' : 'notice-warn'}`;
+    setChildren(ui.cluster, ...parts);
+    ui.cluster.hidden = false;
+  } else {
+    ui.cluster.hidden = true;
+  }
+  clearTimeout(session.clusterTimer);
+  session.clusterTimer = setTimeout(loadCluster, 5000);
 }
 
 function showAppMessage(content, tone) {
@@ -176,6 +214,40 @@ function updateCounts() {
     ui.tabs.aps.dataset.key = key;
     setChildren(ui.tabs.aps, t.tabAccessPoints, badge);
   }
+}
+
+// --- Server clock ------------------------------------------------------------------
+
+/** The server clock's state from /readyz: synchronised, require_sync, last step. */
+async function loadClock() {
+  const session = current;
+  let ready;
+  try {
+    ready = await api(session.token, 'GET', '/readyz');
+  } catch (_) {
+    return; // The page says elsewhere when the server cannot be reached.
+  }
+  if (current !== session || !ready || !ready.clock) return;
+  renderClock(ready.clock);
+}
+
+function renderClock(c) {
+  const el = ui.clock;
+  el.className = `notice clock-status ${c.synchronized ? 'notice-ok' : 'notice-warn'}`;
+  el.dataset.synchronized = String(c.synchronized);
+  el.dataset.requireSync = String(c.require_sync);
+  const parts = [icon(c.synchronized ? 'clock' : 'warn'), ' ',
+    h('strong', { class: 'clock-sync' }, c.synchronized ? t.clockSynced : t.clockUnsynced)];
+  if (!c.synchronized && c.plausible === false) parts.push(' ', t.clockBeforeBuild);
+  parts.push(' · ', h('span', { class: 'clock-require' },
+    c.require_sync ? t.clockRequireSync(c.synchronized) : t.clockNoRequireSync(c.synchronized)));
+  const step = c.last_step;
+  const stepText = step
+    ? t.clockLastStep(`${step.seconds > 0 ? '+' : ''}${Math.round(step.seconds)}`, formatStamp(step.at, current.tz, t))
+    : t.clockNoStep;
+  parts.push(' · ', h('span', { class: 'clock-step' }, stepText));
+  setChildren(el, parts);
+  el.hidden = false;
 }
 
 // --- Classrooms --------------------------------------------------------------------
@@ -292,7 +364,7 @@ function renderRow(row, s) {
   } else {
     reason = h('span', {}, s.wifi === 'on' ? t.reasonScheduleOn : t.reasonAvailable);
   }
-  setChildren(row.reason, reason);
+  setChildren(row.reason, reason, plannedList(s));
 
   setChildren(row.aps, h('ul', { class: 'ap-list' }, (s.access_points || []).map((a) => apLine(a, s))));
   row.tr.classList.toggle('row-unreachable', aps.unreachable.length > 0);
@@ -300,6 +372,39 @@ function renderRow(row, s) {
   if (row.override) row.override.setAttribute('aria-label', t.overrideClassroomLabel(s.name));
   if (row.clear) row.clear.setAttribute('aria-label', t.clearClassroomLabel(s.name));
   tickRow(row, s);
+}
+
+/** The classroom's planned overrides, each with a cancel button for IT. */
+function plannedList(s) {
+  const planned = s.planned_overrides || [];
+  if (planned.length === 0) return null;
+  return h('ul', { class: 'planned-list' }, planned.map((p) => {
+    const from = formatWhen(p.from, s.timezone, t);
+    const until = p.until ? formatWhen(p.until, s.timezone, t) : null;
+    return h('li', { class: 'planned', dataset: { from: p.from } },
+      icon('clock'), ' ', t.plannedOverride(p.wifi, from, until, p.reason), ' ',
+      h('span', { class: 'sub' }, t.plannedBy(p.by)), ' ',
+      current && current.isAdmin ? h('button', {
+        type: 'button', class: 'secondary small', dataset: { action: 'cancel-planned' },
+        'aria-label': t.cancelPlannedLabel(s.name, from), onclick: () => cancelPlanned(s.id, p.from),
+      }, t.cancelPlanned) : null);
+  }));
+}
+
+async function cancelPlanned(id, from) {
+  const session = current;
+  if (!session || !session.isAdmin) return;
+  try {
+    const s = await api(session.token, 'DELETE',
+      `/api/v1/classrooms/${encodeURIComponent(id)}/override?from=${encodeURIComponent(from)}`);
+    if (current !== session) return;
+    update(s, true);
+    showAppMessage([icon('check'), ' ', t.donePlannedCancel], 'ok');
+    afterAction();
+  } catch (err) {
+    if (err.status === 401) { signOut(t.sessionExpired); return; }
+    showAppMessage(errorText(err), 'warn');
+  }
 }
 
 function apLine(a, s) {
@@ -439,7 +544,9 @@ function openOverride(scope) {
   ui.overrideForm.reset();
   setText(ui.overrideScope, scopeLabel(scope));
   setText(ui.overrideUntilHelp, t.untilHelp(pending.tz));
+  setText(ui.overrideFromHelp, t.fromHelp(pending.tz));
   ui.overrideUntil.min = instantToLocalInput(now(), pending.tz);
+  ui.overrideFrom.min = ui.overrideUntil.min;
   ui.overrideError.hidden = true;
   ui.overrideApply.disabled = false;
   ui.overrideDialog.showModal();
@@ -491,7 +598,24 @@ async function submitOverride(e) {
     }
     until = at.toISOString();
   }
+  let from = null;
+  if (ui.overrideFrom.value) {
+    const at = zonedToInstant(ui.overrideFrom.value, tz);
+    if (!at) {
+      dialogError(ui.overrideError, t.untilPast);
+      ui.overrideFrom.focus();
+      return;
+    }
+    if (until && at.getTime() >= Date.parse(until)) {
+      dialogError(ui.overrideError, t.fromAfterUntil);
+      ui.overrideFrom.focus();
+      return;
+    }
+    // A start in the past means now (the server says so too).
+    if (at.getTime() > now()) from = at.toISOString();
+  }
   const body = { wifi, until, reason };
+  if (from) body.from = from;
   ui.overrideApply.disabled = true;
   const session = current;
   try {
@@ -711,6 +835,8 @@ function init() {
     }
     checkBoundaries();
   }, 1000);
+  // The daemon notices a change of the clock within 30 s: look as often.
+  setInterval(() => { if (current) loadClock(); }, 30000);
   signin.begin();
 }
 

@@ -105,6 +105,8 @@ function createCard(s) {
     h('p', { class: 'state' }, card.stateIcon, card.stateText),
     h('p', { class: 'why' }, card.whyIcon, card.whyText));
   card.countdown = h('p', { class: 'countdown', hidden: true });
+  card.planned = h('ul', { class: 'planned-list', hidden: true });
+  card.plannedKey = '';
   card.select = h('select', { id: `${base}-minutes`, 'aria-describedby': `${base}-hint` });
   card.select.addEventListener('change', () => tick(card));
   card.hint = h('span', { id: `${base}-hint`, class: 'duration-hint' });
@@ -122,6 +124,7 @@ function createCard(s) {
     h('header', { class: 'card-head' }, card.name, card.school),
     card.live,
     card.countdown,
+    card.planned,
     h('div', { class: 'controls' }, card.durationBox, h('div', { class: 'buttons' }, card.toggle, card.extend)),
     card.apply,
     card.message);
@@ -210,6 +213,16 @@ function render(card) {
   }
   setText(card.stateText, on ? t.wifiOn : t.wifiOff);
   setText(card.whyText, v.why);
+
+  // Overrides IT planned ahead: announced, not yet in force.
+  const when = (x) => formatWhen(x, s.timezone, t);
+  const planned = (s.planned_overrides || [])
+    .map((p) => t.plannedOverride(p.wifi, when(p.from), p.until ? when(p.until) : null, p.reason));
+  if (card.plannedKey !== planned.join('\n')) {
+    card.plannedKey = planned.join('\n');
+    setChildren(card.planned, planned.map((text) => h('li', { class: 'planned' }, icon('clock'), ' ', text)));
+    card.planned.hidden = planned.length === 0;
+  }
 
   // Duration choices, rebuilt only if the limits change.
   const limits = `${s.session_minutes.default}/${s.session_minutes.max}`;

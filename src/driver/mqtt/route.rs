@@ -99,6 +99,30 @@ pub(crate) fn parse_shelly_notify(payload: &[u8]) -> Result<Option<bool>, Ignore
         .and_then(serde_json::Value::as_bool))
 }
 
+/// Reads a Shelly Gen2 JSON-RPC reply on `<src>/rpc`: `Ok(Some(on))` when
+/// it answers request `id` with a `result.output` (`Switch.GetStatus`),
+/// `Ok(None)` for a reply to another request or another device (the reply
+/// topic is shared by every Gen2 device), which is not worth a warning.
+///
+/// # Errors
+/// [`Ignored`] when the payload is too large or not a JSON object.
+pub(crate) fn parse_shelly_reply(payload: &[u8], id: u64) -> Result<Option<bool>, Ignored> {
+    if payload.len() > MAX_JSON_PAYLOAD {
+        return Err(Ignored::TooLarge(payload.len()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|_| Ignored::NotJson)?;
+    if !value.is_object() {
+        return Err(Ignored::NotJson);
+    }
+    if value.get("id").and_then(serde_json::Value::as_u64) != Some(id) {
+        return Ok(None);
+    }
+    Ok(value
+        .get("result")
+        .and_then(|r| r.get("output"))
+        .and_then(serde_json::Value::as_bool))
+}
+
 /// What a message on a routed topic says about one access point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Meaning {
@@ -115,6 +139,8 @@ enum Role {
     State { on: String, off: String },
     /// Its Shelly Gen2 notification topic.
     ShellyNotify,
+    /// The shared JSON-RPC reply topic, where its status replies carry this id.
+    ShellyReply { id: u64 },
     /// Its availability topic, with the words for online and offline.
     Availability { online: String, offline: String },
 }
@@ -166,6 +192,15 @@ impl Routes {
                 .or_default()
                 .push(Route { ap: ap.clone(), role });
         }
+        if let Some(request) = &mqtt.status_request {
+            self.by_topic
+                .entry(request.reply_topic.clone())
+                .or_default()
+                .push(Route {
+                    ap: ap.clone(),
+                    role: Role::ShellyReply { id: request.id },
+                });
+        }
         if let Some(topic) = &mqtt.availability_topic {
             self.by_topic.entry(topic.clone()).or_default().push(Route {
                 ap: ap.clone(),
@@ -212,6 +247,12 @@ impl Routes {
                 Role::ShellyNotify => match parse_shelly_notify(payload) {
                     Ok(Some(on)) => Ok(Meaning::State(if on { ObservedWifi::On } else { ObservedWifi::Off })),
                     // Understood, says nothing about the relay.
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                },
+                Role::ShellyReply { id } => match parse_shelly_reply(payload, *id) {
+                    Ok(Some(on)) => Ok(Meaning::State(if on { ObservedWifi::On } else { ObservedWifi::Off })),
+                    // Another device's reply, or a reply to a command.
                     Ok(None) => continue,
                     Err(e) => Err(e),
                 },
@@ -325,6 +366,42 @@ mod tests {
             parse_shelly_notify(&vec![b' '; MAX_JSON_PAYLOAD + 1]),
             Err(Ignored::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn shelly_gen2_status_replies_are_routed_by_request_id() {
+        let mut routes = Routes::default();
+        let a = MqttAp::shelly_gen2("shellyplus1-a");
+        let b = MqttAp::shelly_gen2("shellyplus1-b");
+        let (ida, idb) = (
+            a.status_request.clone().unwrap().id,
+            b.status_request.clone().unwrap().id,
+        );
+        assert_ne!(ida, idb);
+        routes.add(ApId::from("a"), &a);
+        routes.add(ApId::from("b"), &b);
+        let reply = |id: u64, on: bool| {
+            format!(
+                r#"{{"id":{id},"src":"shellyplus1-x","dst":"borne","result":{{"id":0,"source":"init","output":{on}}}}}"#
+            )
+        };
+        assert_eq!(
+            routes.interpret("borne/rpc", reply(idb, true).as_bytes()),
+            Ok(vec![(ApId::from("b"), Meaning::State(ObservedWifi::On))])
+        );
+        assert_eq!(
+            routes.interpret("borne/rpc", reply(ida, false).as_bytes()),
+            Ok(vec![(ApId::from("a"), Meaning::State(ObservedWifi::Off))])
+        );
+        // The reply to Switch.Set or Switch.SetConfig says nothing of the state.
+        assert_eq!(
+            routes.interpret(
+                "borne/rpc",
+                br#"{"id":2,"src":"x","dst":"borne","result":{"restart_required":false}}"#
+            ),
+            Ok(vec![])
+        );
+        assert_eq!(routes.interpret("borne/rpc", b"[1]"), Err(Ignored::NotJson));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! the PUBACK or PUBREC/PUBREL/PUBCOMP handshake, retained messages (lost
 //! on stop, like Mosquitto with `persistence false`), last wills on an
 //! abnormal disconnect, PINGREQ, DISCONNECT. Scripting: [`ScriptedBroker::set_ack_publishes`]
-//! makes it swallow PUBACK/PUBREC (to test timeouts), and it records
+//! makes it swallow PUBACK/PUBREC (to test timeouts), [`ScriptedBroker::set_ack_delay`]
+//! sends them late (a command in flight at shutdown), and it records
 //! every PUBLISH it receives ([`ScriptedBroker::published`]) and every clean
 //! DISCONNECT ([`ScriptedBroker::clean_disconnects`]).
 
@@ -61,6 +62,8 @@ struct State {
     clean_disconnects: Vec<String>,
     /// False: swallow PUBACK/PUBREC to QoS 1/2 publishes.
     no_acks: bool,
+    /// PUBACK/PUBREC are sent this long after the PUBLISH.
+    ack_delay: Duration,
     next_id: u64,
 }
 
@@ -117,6 +120,12 @@ impl ScriptedBroker {
     /// Whether QoS 1/2 publishes are acknowledged (default true).
     pub fn set_ack_publishes(&self, ack: bool) {
         self.state.lock().unwrap().no_acks = !ack;
+    }
+
+    /// Sends PUBACK/PUBREC `delay` after each PUBLISH instead of at once
+    /// (a slow broker: a command stays in flight that long).
+    pub fn set_ack_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().ack_delay = delay;
     }
 
     /// Every PUBLISH received from clients so far, oldest first.
@@ -226,12 +235,22 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, stop: Cancellati
                                     qos: p.qos,
                                     retain: p.retain,
                                 });
-                                if !s.no_acks {
-                                    match p.qos {
-                                        QoS::AtMostOnce => {}
-                                        QoS::AtLeastOnce => replies.push(Packet::PubAck(PubAck::new(p.pkid))),
-                                        QoS::ExactlyOnce => replies.push(Packet::PubRec(PubRec::new(p.pkid))),
+                                let ack = match p.qos {
+                                    _ if s.no_acks => None,
+                                    QoS::AtMostOnce => None,
+                                    QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(p.pkid))),
+                                    QoS::ExactlyOnce => Some(Packet::PubRec(PubRec::new(p.pkid))),
+                                };
+                                match ack {
+                                    Some(ack) if !s.ack_delay.is_zero() => {
+                                        let (tx, delay) = (tx.clone(), s.ack_delay);
+                                        tokio::spawn(async move {
+                                            tokio::time::sleep(delay).await;
+                                            let _ = tx.send(ack);
+                                        });
                                     }
+                                    Some(ack) => replies.push(ack),
+                                    None => {}
                                 }
                                 route(&mut s, &p);
                             }

@@ -67,6 +67,13 @@ impl FakeFirmware {
         Self::start(port, Kind::ShellyGen2, id).await
     }
 
+    /// Sets the output silently, as if it changed while nobody listened
+    /// (switched by hand before borne connected): only a status request
+    /// tells borne.
+    pub fn set_on_unannounced(&self, on: bool) {
+        self.state.lock().unwrap().on = on;
+    }
+
     /// A copy of the device's state.
     pub fn state(&self) -> DeviceState {
         self.state.lock().unwrap().clone()
