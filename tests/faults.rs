@@ -289,6 +289,17 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
                 }
             })
         };
+        // Kill in the middle of the stream: once this round has at least
+        // one acknowledged request (a loaded machine may take longer than
+        // the jitter to answer the first), then after a varying delay.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !sent.lock().unwrap().iter().any(|(_, _, acked)| *acked) && !writer.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no request acknowledged"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         std::thread::sleep(Duration::from_millis(30 + (round * 37 % 150) as u64));
         p.signal("KILL");
         p.wait_exit(TIMEOUT).expect("killed");

@@ -170,31 +170,16 @@ async fn start(dir: Option<Arc<tempfile::TempDir>>, clock: Arc<ManualClock>) -> 
     d
 }
 
-/// Each expected row of `days` with the row of `rows` (JSON objects or CSV
-/// records) for the same classroom and day; panics when one is missing.
-fn pairs<'a, R>(
-    rows: &'a [R],
-    e: &'a BTreeMap<(&'a str, &'a str), Expected>,
-    days: &'a [&'a str],
-) -> impl Iterator<Item = (String, &'a R, &'a Expected)>
-where
-    R: std::ops::Index<&'static str> + std::fmt::Debug,
-    R::Output: PartialEq<str>,
-{
-    e.iter()
-        .filter(|((_, day), _)| days.contains(day))
-        .map(|((classroom, day), x)| {
-            let r = rows
-                .iter()
-                .find(|r| r["classroom"] == **classroom && r["period_start"] == **day)
-                .unwrap_or_else(|| panic!("no row for {classroom} {day}"));
-            (format!("{classroom} {day}: {r:?}"), r, x)
-        })
-}
-
 fn check_json(rows: &[Value], e: &BTreeMap<(&str, &str), Expected>, days: &[&str], session_ends: bool) {
-    for (what, r, x) in pairs(rows, e, days) {
-        let classroom = r["classroom"].as_str().unwrap_or_default();
+    for ((classroom, day), x) in e {
+        if !days.contains(day) {
+            continue;
+        }
+        let r = rows
+            .iter()
+            .find(|r| r["classroom"] == *classroom && r["period_start"] == *day)
+            .unwrap_or_else(|| panic!("no row for {classroom} {day}"));
+        let what = format!("{classroom} {day}: {r}");
         assert_eq!(r["on_seconds"], x.on, "{what}");
         assert_eq!(r["unknown_seconds"], x.unknown, "{what}");
         assert_eq!(r["on_seconds_by_cause"]["teacher"], x.teacher, "{what}");
@@ -211,7 +196,7 @@ fn check_json(rows: &[Value], e: &BTreeMap<(&str, &str), Expected>, days: &[&str
         assert_eq!(r["overrides"]["count"], x.overrides, "{what}");
         assert_eq!(r["overrides"]["seconds"], x.override_seconds, "{what}");
         assert_eq!(r["refused"]["locked"], x.refused_locked, "{what}");
-        assert_eq!(r["school"], if classroom == "c1" { "s1" } else { "s2" }, "{what}");
+        assert_eq!(r["school"], if *classroom == "c1" { "s1" } else { "s2" }, "{what}");
         if session_ends {
             for (reason, n) in &x.ended_by {
                 assert_eq!(r["sessions"]["ended_by"][reason], *n, "{what}");
@@ -231,7 +216,15 @@ fn csv_rows(text: &str, sep: char) -> Vec<BTreeMap<String, String>> {
 
 fn check_csv(text: &str, sep: char, e: &BTreeMap<(&str, &str), Expected>, days: &[&str]) {
     let rows = csv_rows(text, sep);
-    for (what, r, x) in pairs(&rows, e, days) {
+    for ((classroom, day), x) in e {
+        if !days.contains(day) {
+            continue;
+        }
+        let r = rows
+            .iter()
+            .find(|r| r["classroom"] == *classroom && r["period_start"] == *day)
+            .unwrap_or_else(|| panic!("no CSV row for {classroom} {day}"));
+        let what = format!("{classroom} {day}: {r:?}");
         assert_eq!(r["on_seconds"], x.on.to_string(), "{what}");
         assert_eq!(r["unknown_seconds"], x.unknown.to_string(), "{what}");
         assert_eq!(r["on_seconds_by_cause_teacher"], x.teacher.to_string(), "{what}");
