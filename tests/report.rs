@@ -6,6 +6,11 @@
 //! computes from its own list of what happened, through the API (JSON and
 //! CSV), the CLI on the state database, stored daily aggregates, and again
 //! after a restart.
+//!
+//! Then the same through the real binary on a frozen libfaketime clock,
+//! `kill -9`ed in the middle of the week with an access point on: the hour
+//! it was down is `unknown`, the days it missed get their aggregates from
+//! the histories, and every figure is still right to the second.
 
 mod common;
 
