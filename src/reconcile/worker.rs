@@ -340,6 +340,12 @@ impl ApWorker {
                 Ok(o) => {
                     *verified = true;
                     self.core.record_observation(ap, Ok(o));
+                    // Compare with the newest desired state, not the one the
+                    // read started for: it may have moved meanwhile (a burst
+                    // of requests, a new leader's first reads while the
+                    // followers' changes arrive), and a device already
+                    // there must not get the same switch again.
+                    let target = (*self.desired.borrow()).unwrap_or(target);
                     if o.wifi.is(target) {
                         // Confirmed on (a resync, a restart of borne): the
                         // device may hold no lease, so arm one now.
@@ -356,7 +362,7 @@ impl ApWorker {
                 }
             }
         }
-        // The desired state may have moved while observing: take the newest.
+        // The desired state may have moved since the loop read it: take the newest.
         let target = (*self.desired.borrow()).unwrap_or(target);
         let t = std::time::Instant::now();
         *last_switch = Some(tokio::time::Instant::now());
@@ -441,5 +447,88 @@ fn idle_read_interval(config: &crate::config::Config) -> Option<std::time::Durat
     match config.teacher_session.idle_off_minutes {
         0 => None,
         m => Some(std::time::Duration::from_secs(u64::from(m) * 60 / 3)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::core::fixture::Fixture;
+    use crate::domain::{Observation, ObservedWifi};
+    use crate::driver::{Driver, DriverError};
+
+    /// Reads the AP as on, and while it reads, the desired state moves
+    /// to on (what a request committed through another instance does to
+    /// a new leader's first read).
+    struct MovesWhileObserving {
+        desired: watch::Sender<Option<Wifi>>,
+        observed: Notify,
+        applied: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Driver for MovesWhileObserving {
+        async fn apply(&self, _ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
+            self.applied.fetch_add(1, Ordering::SeqCst);
+            let wifi = if wifi == Wifi::On { ObservedWifi::On } else { ObservedWifi::Off };
+            Ok(Observation::read(wifi, None))
+        }
+
+        async fn observe(&self, _ap: &AccessPoint) -> Result<Observation, DriverError> {
+            self.desired.send_replace(Some(Wifi::On));
+            self.observed.notify_one();
+            Ok(Observation::read(ObservedWifi::On, None))
+        }
+
+        /// Arming the device's lease is not a switch.
+        async fn renew(&self, _ap: &AccessPoint) -> Result<Observation, DriverError> {
+            Ok(Observation::read(ObservedWifi::On, None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_device_already_in_the_state_desired_after_the_read_is_not_switched_again() {
+        let f = Fixture::new("2026-12-01T09:00:00Z");
+        let (tx, rx) = watch::channel(Some(Wifi::Off));
+        let driver = Arc::new(MovesWhileObserving {
+            desired: tx,
+            observed: Notify::new(),
+            applied: AtomicUsize::new(0),
+        });
+        let cancel = CancellationToken::new();
+        let worker = ApWorker {
+            core: f.core.clone(),
+            drivers: Drivers {
+                sim: driver.clone(),
+                ssh: None,
+                mqtt: None,
+            },
+            id: ApId::from("c1-ap1"),
+            desired: rx,
+            signals: Arc::new(Signals::default()),
+            permits: Arc::new(Semaphore::new(1)),
+            probes: Arc::new(Semaphore::new(1)),
+            cancel: cancel.clone(),
+            after: Vec::new(),
+            _done: CancellationToken::new().drop_guard(),
+        };
+        let task = tokio::spawn(worker.run());
+        // The worker runs on this thread: once it has read the device, it
+        // has also done whatever follows the read, up to its next wait.
+        driver.observed.notified().await;
+        tokio::task::yield_now().await;
+        cancel.cancel();
+        task.await.expect("the worker ends");
+        assert_eq!(
+            driver.applied.load(Ordering::SeqCst),
+            0,
+            "an AP read on, with on desired, was switched on again"
+        );
+        let observed = f.core.ap_state(&ApId::from("c1-ap1")).map(|s| s.observed.wifi);
+        assert_eq!(observed, Some(ObservedWifi::On));
     }
 }
