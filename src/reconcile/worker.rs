@@ -474,7 +474,11 @@ mod tests {
     impl Driver for MovesWhileObserving {
         async fn apply(&self, _ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
             self.applied.fetch_add(1, Ordering::SeqCst);
-            let wifi = if wifi == Wifi::On { ObservedWifi::On } else { ObservedWifi::Off };
+            let wifi = if wifi == Wifi::On {
+                ObservedWifi::On
+            } else {
+                ObservedWifi::Off
+            };
             Ok(Observation::read(wifi, None))
         }
 
