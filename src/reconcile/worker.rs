@@ -62,6 +62,9 @@ pub(super) struct ApWorker {
     /// The workers that drove this device before a reload: this one starts
     /// once they have stopped, so two never talk to one device at once.
     pub(super) after: Vec<CancellationToken>,
+    /// Read the device once more this long after the start (see
+    /// [`super::Reconciler::with_settle`]).
+    pub(super) settle: Option<Duration>,
     /// Tells the planner this worker has stopped, when dropped with it.
     pub(super) _done: tokio_util::sync::DropGuard,
 }
@@ -85,6 +88,9 @@ impl ApWorker {
         // Spread resyncs of thousands of APs over the interval.
         let first = settings.resync.mul_f64(rand::rng().random_range(0.5..1.0));
         let mut next_resync = tokio::time::Instant::now() + first;
+        if let Some(settle) = self.settle {
+            next_resync = next_resync.min(tokio::time::Instant::now() + settle);
+        }
         // Read before acting: a restart of borne must not bounce radios
         // that are already right (switching drops every client).
         let mut verified = false;
@@ -434,6 +440,18 @@ impl ApWorker {
     }
 }
 
+/// How long a command another instance sent this AP may still run on
+/// the device after that instance died: an SSH command runs to its end
+/// when its client goes away, and borne gives one `command_timeout`; a
+/// second more for the read to come after it. `None` for MQTT (a command
+/// is one message the device applies on receipt) and simulated APs.
+pub(super) fn settle_after(ap: &AccessPoint) -> Option<Duration> {
+    match &ap.driver {
+        crate::config::DriverConfig::Ssh(ssh) => Some(ssh.command_timeout + Duration::from_secs(1)),
+        _ => None,
+    }
+}
+
 /// Equal jitter: between half and all of `backoff`, so that APs that failed
 /// together do not retry together.
 fn jitter(backoff: std::time::Duration) -> std::time::Duration {
@@ -518,6 +536,7 @@ mod tests {
             probes: Arc::new(Semaphore::new(1)),
             cancel: cancel.clone(),
             after: Vec::new(),
+            settle: None,
             _done: CancellationToken::new().drop_guard(),
         };
         let task = tokio::spawn(worker.run());
@@ -534,5 +553,81 @@ mod tests {
         );
         let observed = f.core.ap_state(&ApId::from("c1-ap1")).map(|s| s.observed.wifi);
         assert_eq!(observed, Some(ObservedWifi::On));
+    }
+
+    /// A device that another instance's command switches on after this
+    /// worker's first read (the command was in flight when that instance
+    /// died): the read after `settle` finds it and switches it off.
+    struct LateCommand {
+        on: AtomicBool,
+        reads: AtomicUsize,
+        offs: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Driver for LateCommand {
+        async fn apply(&self, _ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
+            if wifi == Wifi::Off {
+                self.offs.fetch_add(1, Ordering::SeqCst);
+            }
+            self.on.store(wifi == Wifi::On, Ordering::SeqCst);
+            self.observe(_ap).await
+        }
+
+        async fn observe(&self, _ap: &AccessPoint) -> Result<Observation, DriverError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let on = self.on.load(Ordering::SeqCst);
+            let wifi = if on { ObservedWifi::On } else { ObservedWifi::Off };
+            Ok(Observation::read(wifi, None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_command_completing_after_the_first_read_is_undone_after_the_settle_delay() {
+        let f = Fixture::new("2026-12-01T09:00:00Z");
+        let (_tx, rx) = watch::channel(Some(Wifi::Off));
+        let driver = Arc::new(LateCommand {
+            on: AtomicBool::new(false),
+            reads: AtomicUsize::new(0),
+            offs: AtomicUsize::new(0),
+        });
+        let cancel = CancellationToken::new();
+        let worker = ApWorker {
+            core: f.core.clone(),
+            drivers: Drivers {
+                sim: driver.clone(),
+                ssh: None,
+                mqtt: None,
+            },
+            id: ApId::from("c1-ap1"),
+            desired: rx,
+            signals: Arc::new(Signals::default()),
+            permits: Arc::new(Semaphore::new(1)),
+            probes: Arc::new(Semaphore::new(1)),
+            cancel: cancel.clone(),
+            after: Vec::new(),
+            settle: Some(Duration::from_millis(300)),
+            _done: CancellationToken::new().drop_guard(),
+        };
+        let task = tokio::spawn(worker.run());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while driver.reads.load(Ordering::SeqCst) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no first read");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Read off, as desired: nothing sent. Then the dead leader's "on"
+        // lands on the device.
+        assert_eq!(driver.offs.load(Ordering::SeqCst), 0);
+        driver.on.store(true, Ordering::SeqCst);
+        while driver.offs.load(Ordering::SeqCst) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the device stayed on against the desired off"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!driver.on.load(Ordering::SeqCst));
+        cancel.cancel();
+        task.await.expect("the worker ends");
     }
 }
