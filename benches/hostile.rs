@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use borne::api::Limiter;
 use borne::config::Limits;
+use borne_test_support::http_load::get_load;
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -72,13 +73,11 @@ fn limiter() {
     );
 }
 
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-listen: 127.0.0.1:0
-state_dir: STATE_DIR
-schedules:
-  open: { default_mode: available, rules: [] }
+const CONFIG: &str = concat!(
+    borne_test_support::yaml_head!(),
+    "listen: 127.0.0.1:0\n",
+    borne_test_support::yaml_always_available!(),
+    r#"
 schools:
   - id: s1
     schedule: open
@@ -88,54 +87,8 @@ users:
   - { name: teacher1, role: teacher, classrooms: [c1], token: bench-teacher-token }
 limits:
   max_connections: 8192
-"#;
-
-/// Closed-loop GETs on `conns` keep-alive connections for `secs`.
-async fn load(addr: std::net::SocketAddr, conns: usize, secs: u64) -> (f64, Vec<f64>, usize) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(conns)
-        .build()
-        .expect("client");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while tokio::time::Instant::now() < deadline {
-                let t = Instant::now();
-                let r = client
-                    .get(format!("http://{addr}/api/v1/classrooms"))
-                    .bearer_auth("bench-teacher-token")
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await;
-                let ok = match r {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                if ok {
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                } else {
-                    errors += 1;
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.expect("load task");
-        all.extend(lat);
-        errors += e;
-    }
-    let rps = all.len() as f64 / start.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.total_cmp(b));
-    (rps, all, errors)
-}
+"#
+);
 
 fn pct(v: &[f64], p: f64) -> f64 {
     if v.is_empty() {
@@ -167,7 +120,8 @@ fn slowloris() {
             .expect("daemon");
         let addr = running.addr;
 
-        let (base_rps, base_lat, base_err) = load(addr, 4, 3).await;
+        let (base_rps, base_lat, base_err) =
+            get_load(&format!("http://{addr}/api/v1/classrooms"), "bench-teacher-token", 4, 3).await;
 
         // 5,000 connections that never send a byte: held open by the test
         // for less than the header-read timeout (10 s), as a slowloris
@@ -185,7 +139,7 @@ fn slowloris() {
             }
         }
         let opened_ms = t.elapsed().as_millis();
-        let (rps, lat, err) = load(addr, 4, 3).await;
+        let (rps, lat, err) = get_load(&format!("http://{addr}/api/v1/classrooms"), "bench-teacher-token", 4, 3).await;
         let held = idle.len();
         drop(idle);
         println!(

@@ -49,6 +49,7 @@
 //! the subscriber are killed by PID when their guards drop, also on panic.
 
 use borne_test_support::http::get;
+use borne_test_support::http_load::get_load;
 use borne_test_support::mqtt as mqtt_support;
 use mqtt_support::clients::{Arrival, PlainMosquitto, Subscriber};
 
@@ -318,53 +319,6 @@ async fn open_loop(client: &reqwest::Client, port: u16, plan: &mut Plan, rate: u
     sent
 }
 
-/// Closed-loop GETs on `conns` connections for `secs`: (rps, latencies, errors).
-async fn get_load(port: u16, token: &str, conns: usize, secs: u64) -> (f64, Vec<f64>, usize) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(conns)
-        .build()
-        .expect("client");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let client = client.clone();
-        let token = token.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while tokio::time::Instant::now() < deadline {
-                let t = Instant::now();
-                let r = client
-                    .get(format!("http://127.0.0.1:{port}/api/v1/classrooms"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().as_u16() == 200 => {
-                        if r.bytes().await.is_ok() {
-                            lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.expect("load task");
-        all.extend(lat);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    (all.len() as f64 / elapsed, sorted(all), errors)
-}
-
 /// `wrk` on the same URL, if installed: (rps, non-2xx + socket errors).
 fn wrk(port: u16, token: &str, conns: usize, secs: u64) -> Option<(f64, u64)> {
     let out = Command::new("wrk")
@@ -425,7 +379,14 @@ fn get_phase(
 ) {
     for (label, token) in [("teacher-1", TEACHER_ONE), ("admin-1000", ADMIN)] {
         let mut result = (0.0, Vec::new(), 0);
-        let cpu = tick(&mut || result = rt.block_on(get_load(port, token, GET_CONNS, secs)));
+        let cpu = tick(&mut || {
+            result = rt.block_on(get_load(
+                &format!("http://127.0.0.1:{port}/api/v1/classrooms"),
+                token,
+                GET_CONNS,
+                secs,
+            ))
+        });
         let (rps, lat, errors) = result;
         println!(
             "classrooms-get tool=reqwest token={label} sessions={sessions} conns={GET_CONNS} secs={secs} rps={rps:.0} \

@@ -28,7 +28,10 @@
 //! them warm) and off (`reuse_seconds: 0`: a handshake per switch, as a
 //! cold fan-out), `max_parallel` 64 (default) and, for 200 APs, 200; and
 //! `radios:` listed in the configuration (`radios=listed`: no `uci show`
-//! before each switch, one command less). `daemon_cpu_ms` is this
+//! before each switch, one command less); and, for what the device-side
+//! lease adds to "on" (arming the AP's off-timer, saving "off" again after
+//! the reload), the first configuration with `failsafe: { lease_minutes: 0 }`
+//! (`lease=off`; every other line has the default 20-minute lease). `daemon_cpu_ms` is this
 //! process's CPU over off + on (borne, and the poller), `host_cpu_pct` the
 //! whole machine's (every fake AP runs on it too), `load1` the load
 //! average before the configuration.
@@ -45,6 +48,7 @@
 
 use borne_test_support::daemon as common;
 use borne_test_support::ssh as ssh_support;
+use borne_test_support::ssh::fleet::{self, RADIOS, load1, reset_on, running};
 
 use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -56,8 +60,6 @@ use ssh_support::{TestSshd, current_user};
 
 /// `wifi reload` on the fakes, like a real AP's.
 const RELOAD: Duration = Duration::from_millis(300);
-/// Radios of every fake AP (a dual-band AP).
-const RADIOS: [(&str, &str); 2] = [("radio0", "wlan0"), ("radio1", "wlan1")];
 /// The most any phase (a switch of every AP, a baseline) may take.
 const PHASE_LIMIT: Duration = Duration::from_secs(150);
 /// Samples of `ssh host true` for the handshake figure.
@@ -78,35 +80,6 @@ fn switch_command(wifi: Wifi) -> String {
     parts.push("uci commit wireless".into());
     parts.push("wifi reload".into());
     parts.join(" && ")
-}
-
-/// The running state of a fake: `Some(on)` when every radio's running
-/// file says so, `None` while they disagree or a file is being rewritten
-/// (`cp` truncates before writing: an empty read is not "off").
-fn running(ap: &TestSshd) -> Option<bool> {
-    let mut seen = None;
-    for (radio, _) in RADIOS {
-        let path = ap.fake.state_dir().join("running").join(radio);
-        let on = match std::fs::read_to_string(&path).ok()?.trim() {
-            "0" => true,
-            "1" => false,
-            _ => return None,
-        };
-        if seen.is_some_and(|s| s != on) {
-            return None;
-        }
-        seen = Some(on);
-    }
-    seen
-}
-
-/// Puts every fake back to on (committed and running), as at install.
-fn reset_on(aps: &[TestSshd]) {
-    for ap in aps {
-        for (radio, _) in RADIOS {
-            ap.fake.set_radio(radio, true);
-        }
-    }
 }
 
 /// OpenSSH client options shared by every baseline: no user configuration,
@@ -298,6 +271,7 @@ fn config_yaml(aps: &[TestSshd], c: Setup) -> String {
         reuse_seconds,
         max_parallel,
         listed,
+        lease,
     } = c;
     // Without `radios:`, every switch first lists the radios (`uci show`).
     let radios = if listed {
@@ -306,27 +280,24 @@ fn config_yaml(aps: &[TestSshd], c: Setup) -> String {
     } else {
         String::new()
     };
-    let mut yaml = format!(
-        "timezone: Europe/Paris\nlisten: 127.0.0.1:0\nstate_dir: STATE_DIR\n\
-         reconciler: {{ max_parallel: {max_parallel}, resync_seconds: 3600, min_switch_interval_seconds: 0, backoff_initial_seconds: 1, backoff_max_seconds: 2 }}\n\
-         ssh: {{ user: \"{user}\", reuse_seconds: {reuse_seconds}, connect_timeout_seconds: 10, command_timeout_seconds: 20{radios} }}\n\
-         schedules:\n  day:\n    default_mode: on\n    rules:\n\
-         \x20     - {{ at: \"0 18 * * *\", mode: locked }}\n\
-         \x20     - {{ at: \"0 19 * * *\", mode: on }}\n\
-         schools:\n  - id: bench\n    schedule: day\n    classrooms:\n",
-        user = current_user(),
+    let yaml = fleet::config_yaml(
+        aps,
+        &format!(
+            "max_parallel: {max_parallel}, resync_seconds: 3600, min_switch_interval_seconds: 0, \
+             backoff_initial_seconds: 1, backoff_max_seconds: 2"
+        ),
+        &format!("reuse_seconds: {reuse_seconds}, connect_timeout_seconds: 10, command_timeout_seconds: 20{radios}"),
+        &[
+            "{ at: \"0 18 * * *\", mode: locked }",
+            "{ at: \"0 19 * * *\", mode: on }",
+        ],
     );
-    for (i, ap) in aps.iter().enumerate() {
-        writeln!(
-            yaml,
-            "      - {{ id: c-{i}, access_points: [ {{ id: ap-{i}, ssh: {{ host: 127.0.0.1, port: {}, key_file: \"{}\", known_hosts: \"{}\" }} }} ] }}",
-            ap.port,
-            ap.client_key.display(),
-            ap.known_hosts.display()
-        )
-        .expect("string write");
+    // The default lease (20 min) is armed with every "on"; 0 disables it.
+    if lease {
+        yaml
+    } else {
+        yaml + "failsafe: { lease_minutes: 0 }\n"
     }
-    yaml
 }
 
 /// What one configuration measured.
@@ -341,44 +312,6 @@ struct Run {
     host_pct: f64,
 }
 
-/// Waits until every fake runs `wifi` (the phase time), then until borne
-/// has observed it on every AP (the confirmed time). Both from `start`.
-async fn wait_phase(d: &TestDaemon, aps: &[TestSshd], wifi: Wifi, start: Instant) -> (Duration, Duration) {
-    let want = wifi == Wifi::On;
-    let mut pending: Vec<usize> = (0..aps.len()).collect();
-    while !pending.is_empty() {
-        pending.retain(|&i| running(&aps[i]) != Some(want));
-        if pending.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < PHASE_LIMIT,
-            "{} APs still not {wifi} after {PHASE_LIMIT:?}",
-            pending.len()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let switched = start.elapsed();
-    let mut pending: Vec<usize> = (0..aps.len()).collect();
-    while !pending.is_empty() {
-        pending.retain(|&i| {
-            d.core
-                .ap_state(&format!("ap-{i}").as_str().into())
-                .is_none_or(|s| !s.observed.wifi.is(wifi))
-        });
-        if pending.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < PHASE_LIMIT,
-            "borne did not see {} APs {wifi} after {PHASE_LIMIT:?}",
-            pending.len()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (switched, start.elapsed())
-}
-
 /// One configuration of the daemon.
 #[derive(Debug, Clone, Copy)]
 struct Setup {
@@ -386,6 +319,8 @@ struct Setup {
     max_parallel: usize,
     /// `radios:` listed in the configuration (no discovery before a switch).
     listed: bool,
+    /// The device-side lease (the default): armed with every "on".
+    lease: bool,
 }
 
 /// Starts the daemon on `aps` (all on, schedule `on`), waits until it has
@@ -396,19 +331,19 @@ async fn borne_run(aps: &[TestSshd], setup: Setup) -> Run {
     let d = TestDaemon::start(&config_yaml(aps, setup), clock.clone()).await;
     // Start-up: each worker reads its AP once (with reuse, that opens the
     // connections the switches will use, as in a daemon that has run a while).
-    wait_phase(&d, aps, Wifi::On, Instant::now()).await;
+    fleet::wait_switched(&d, aps, Wifi::On, Instant::now(), PHASE_LIMIT).await;
 
     let cpu0 = self_cpu();
     let host0 = host_jiffies();
     clock.set("2026-12-01T18:00:01+01:00");
     let t = Instant::now();
     d.core.poke();
-    let (off, off_confirmed) = wait_phase(&d, aps, Wifi::Off, t).await;
+    let (off, off_confirmed) = fleet::wait_switched(&d, aps, Wifi::Off, t, PHASE_LIMIT).await;
 
     clock.set("2026-12-01T19:00:01+01:00");
     let t = Instant::now();
     d.core.poke();
-    let (on, on_confirmed) = wait_phase(&d, aps, Wifi::On, t).await;
+    let (on, on_confirmed) = fleet::wait_switched(&d, aps, Wifi::On, t, PHASE_LIMIT).await;
     let cpu = self_cpu().saturating_sub(cpu0);
     let host1 = host_jiffies();
     d.stop().await;
@@ -423,38 +358,8 @@ async fn borne_run(aps: &[TestSshd], setup: Setup) -> Run {
     }
 }
 
-/// The 1-minute load average: other work on the machine skews every figure.
-fn load1() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
 fn ms(d: Duration) -> u128 {
     d.as_millis()
-}
-
-/// Starts `n` sshd-fronted fakes, four at a time.
-fn start_aps(n: usize) -> Vec<TestSshd> {
-    let mut aps = Vec::with_capacity(n);
-    while aps.len() < n {
-        let batch = (n - aps.len()).min(4);
-        let started: Vec<TestSshd> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..batch)
-                .map(|_| {
-                    s.spawn(|| {
-                        let ap = TestSshd::start_with(&RADIOS).expect("sshd is installed");
-                        ap.fake.set_reload_delay(RELOAD);
-                        ap
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("start sshd")).collect()
-        });
-        aps.extend(started);
-    }
-    aps
 }
 
 fn main() {
@@ -477,18 +382,13 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let sizes: Vec<usize> = match std::env::var("SSH_FANOUT_APS") {
-        Ok(list) => list
-            .split(',')
-            .map(|n| n.trim().parse().expect("SSH_FANOUT_APS: numbers, e.g. 50,200"))
-            .filter(|&n| n > 0)
-            .collect(),
-        Err(_) => vec![50, 200],
-    };
+    let sizes = fleet::sizes("SSH_FANOUT_APS");
     let bench_start = Instant::now();
     let max_n = sizes.iter().copied().max().unwrap_or(50);
     let t = Instant::now();
-    let aps = start_aps(max_n);
+    let Some(aps) = fleet::start(max_n, RELOAD) else {
+        return;
+    };
     eprintln!("ssh-fanout: {} sshd started in {} ms", aps.len(), ms(t.elapsed()));
 
     let baselines = std::env::var("SSH_FANOUT_BASELINES").as_deref() != Ok("0");
@@ -507,12 +407,7 @@ fn main() {
         ms(seq_base)
     );
 
-    // Built like `borne run`'s runtime: default worker threads (one per
-    // core) and blocking pool (512 threads).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = fleet::daemon_runtime();
     for &n in &sizes {
         let subset = &aps[..n];
         let xargs = if baselines {
@@ -529,6 +424,7 @@ fn main() {
             reuse_seconds,
             max_parallel,
             listed,
+            lease: true,
         };
         let mut configs = vec![setup(60, 64, false), setup(0, 64, false)];
         if n > 64 {
@@ -537,6 +433,11 @@ fn main() {
         // What one command less per switch gives: `radios:` listed, no
         // `uci show` first; with the largest `max_parallel` above.
         configs.push(setup(60, if n > 64 { n } else { 64 }, true));
+        // What the lease adds to "on" (arming it, saving "off" again).
+        configs.push(Setup {
+            lease: false,
+            ..setup(60, 64, false)
+        });
         for c in configs {
             let (reuse, max_parallel) = (c.reuse_seconds, c.max_parallel);
             let load = load1();
@@ -545,12 +446,13 @@ fn main() {
             let waves = n.div_ceil(max_parallel) as u32;
             let ideal = (hs + RELOAD) * waves * 2;
             println!(
-                "ssh-fanout aps={n} reuse={} max_parallel={max_parallel} radios={} off_ms={} on_ms={} total_ms={} \
+                "ssh-fanout aps={n} reuse={} max_parallel={max_parallel} radios={} lease={} off_ms={} on_ms={} total_ms={} \
                  confirmed_total_ms={} ideal_ms={} vs_ideal={:.2} handshake_ms={} baseline_seq_ms={} \
                  baseline_seq_extrapolated={extrapolated} baseline_xargs8_ms={} speedup_vs_xargs={:.1} \
                  speedup_vs_seq={:.1} daemon_cpu_ms={} host_cpu_pct={:.0} load1={load}",
                 if reuse > 0 { "on" } else { "off" },
                 if c.listed { "listed" } else { "discovered" },
+                if c.lease { "on" } else { "off" },
                 ms(run.off),
                 ms(run.on),
                 ms(total),

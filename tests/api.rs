@@ -12,46 +12,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Tuesday 1 December 2026 in Paris: available 08:30-17:00, locked otherwise;
-/// school s2 is on holiday.
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-teacher_session: { default_minutes: 60, max_minutes: 120 }
-calendars:
-  holidays: { closed: ["2026-11-30..2026-12-04"] }
-schedules:
-  day:
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * Mon-Fri", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-  day-off:
-    calendars: [holidays]
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * Mon-Fri", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-schools:
-  - id: s1
-    schedule: day
-    classrooms:
-      - id: c1
-        access_points: [ { id: c1-ap1, sim: { clients: 7 } } ]
-      - id: c2
-        access_points: [ { id: c2-ap1, sim: {} } ]
-  - id: s2
-    schedule: day-off
-    classrooms:
-      - id: c3
-        access_points: [ { id: c3-ap1, sim: {} } ]
-users:
-  - { name: admin, role: admin, token: admin-token-123 }
-  - { name: admin-s2, role: admin, schools: [s2], token: admin-s2-token }
-  - { name: viewer, role: viewer, token: viewer-token-123 }
-  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
-  - { name: teacher3, role: teacher, classrooms: [c3], token: teacher3-token-12 }
-"#;
+/// school s2 is on holiday. The core's unit tests run on the same file.
+const CONFIG: &str = borne_test_support::fixtures::TWO_SCHOOLS;
 
 const ADMIN: &str = "admin-token-123";
 const VIEWER: &str = "viewer-token-123";

@@ -9,10 +9,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Tuesday 1 December 2026 in Paris, available 08:30-17:00.
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
+const CONFIG: &str = concat!(
+    borne_test_support::yaml_head!(),
+    r#"
 teacher_session: { default_minutes: 60, max_minutes: 120 }
 schedules:
   day:
@@ -38,7 +37,8 @@ users:
   - { name: viewer, role: viewer, token: viewer-token-123 }
   - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
   - { name: teacher3, role: teacher, classrooms: [c3], token: teacher3-token-12 }
-"#;
+"#
+);
 
 const ADMIN: &str = "admin-token-123";
 const VIEWER: &str = "viewer-token-123";

@@ -73,56 +73,25 @@ fn the_fixture_maps_every_event_kind_to_closed_days() {
 #[test]
 fn the_example_is_locked_on_11_november_ascension_and_christmas() {
     let c = example();
-    for classroom in ["jf-cm1a", "jf-salle-info", "vo-cp"] {
+    let expected = [
         // Wednesday 11 November 2026, 09:30: a school morning otherwise.
-        assert_eq!(
-            mode(&c, classroom, "2026-11-11T09:30:00+01:00"),
-            Mode::Locked,
-            "{classroom}"
-        );
-        assert_eq!(
-            mode(&c, classroom, "2026-11-04T09:30:00+01:00"),
-            Mode::Available,
-            "{classroom}"
-        );
+        ("2026-11-11T09:30:00+01:00", Mode::Locked),
+        ("2026-11-04T09:30:00+01:00", Mode::Available),
         // Ascension, Thursday 6 May 2027, and the bridge's Friday.
-        assert_eq!(
-            mode(&c, classroom, "2027-05-06T09:30:00+02:00"),
-            Mode::Locked,
-            "{classroom}"
-        );
-        assert_eq!(
-            mode(&c, classroom, "2027-05-07T09:30:00+02:00"),
-            Mode::Locked,
-            "{classroom}"
-        );
+        ("2027-05-06T09:30:00+02:00", Mode::Locked),
+        ("2027-05-07T09:30:00+02:00", Mode::Locked),
         // After class on Wednesday 5 May: still a school morning.
-        assert_eq!(
-            mode(&c, classroom, "2027-05-05T09:30:00+02:00"),
-            Mode::Available,
-            "{classroom}"
-        );
-        assert_eq!(
-            mode(&c, classroom, "2027-05-10T09:30:00+02:00"),
-            Mode::Available,
-            "{classroom}"
-        );
+        ("2027-05-05T09:30:00+02:00", Mode::Available),
+        ("2027-05-10T09:30:00+02:00", Mode::Available),
         // Christmas holidays: Saturday 19 December 2026 after class to Monday 4 January 2027.
-        assert_eq!(
-            mode(&c, classroom, "2026-12-21T09:30:00+01:00"),
-            Mode::Locked,
-            "{classroom}"
-        );
-        assert_eq!(
-            mode(&c, classroom, "2027-01-04T09:30:00+01:00"),
-            Mode::Available,
-            "{classroom}"
-        );
-        assert_eq!(
-            mode(&c, classroom, "2026-12-18T09:30:00+01:00"),
-            Mode::Available,
-            "{classroom}"
-        );
+        ("2026-12-21T09:30:00+01:00", Mode::Locked),
+        ("2027-01-04T09:30:00+01:00", Mode::Available),
+        ("2026-12-18T09:30:00+01:00", Mode::Available),
+    ];
+    for classroom in ["jf-cm1a", "jf-salle-info", "vo-cp"] {
+        for (t, want) in expected {
+            assert_eq!(mode(&c, classroom, t), want, "{classroom} at {t}");
+        }
     }
     // The computer lab's Tuesday session does not switch Wi-Fi on in the holidays.
     assert_eq!(mode(&c, "jf-salle-info", "2026-12-22T10:30:00+01:00"), Mode::Locked);

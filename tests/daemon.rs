@@ -259,30 +259,7 @@ fn acknowledged_request_survives_kill_9() {
 /// test reads: the evidence that a signal was handled.
 fn start_logged(dir: &std::path::Path, config: &std::path::Path, port: u16) -> (DaemonProcess, std::path::PathBuf) {
     let log = dir.join("borne.log");
-    let child = std::process::Command::new(borne_bin())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn borne");
-    let p = DaemonProcess {
-        child,
-        port,
-        config: config.to_owned(),
-    };
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while reqwest::blocking::get(p.url("/readyz"))
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(std::time::Instant::now() < deadline, "borne did not become ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (p, log)
+    (DaemonProcess::start_logged(config, port, &log), log)
 }
 
 /// Waits until the log has `count` lines containing `needle`.

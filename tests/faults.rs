@@ -63,10 +63,9 @@ impl Drop for Tmpfs {
     }
 }
 
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
+const CONFIG: &str = concat!(
+    borne_test_support::yaml_head!(),
+    r#"
 reconciler: { backoff_initial_seconds: 1, backoff_max_seconds: 1 }
 # The kill -9 loop writes as fast as it can as one user: the per-user
 # write limit would answer 429 and leave too few acknowledged requests.
@@ -88,7 +87,8 @@ schools:
 users:
   - { name: admin, role: admin, token: admin-token-123 }
   - { name: teacher1, role: teacher, classrooms: [c1, c2], token: teacher-token-123 }
-"#;
+"#
+);
 
 /// The state directory fills up: requests are refused with 503 and change
 /// nothing; when space is back, service resumes without a restart. Then
@@ -216,6 +216,14 @@ fn request(method: &str, url: &str, token: &str, body: &str) -> Option<(u16, Val
     Some((status, r.json().unwrap_or(Value::Null)))
 }
 
+/// A classroom's status as the admin reads it from daemon `p`.
+fn classroom_status(p: &DaemonProcess, classroom: &str) -> Value {
+    let url = p.url(&format!("/api/v1/classrooms/{classroom}"));
+    request("GET", &url, "admin-token-123", "")
+        .unwrap_or_else(|| panic!("GET {url}"))
+        .1
+}
+
 /// `kill -9` of the daemon 20 times in the middle of a stream of teacher
 /// requests and overrides. After each restart: the last acknowledged
 /// override of each classroom (or a later one that was being sent) is in
@@ -243,13 +251,7 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
         let mut p = DaemonProcess::start(&path, port);
         // Everything acknowledged before this restart is in force.
         for (classroom, (last, later)) in &expected {
-            let (_, s) = request(
-                "GET",
-                &p.url(&format!("/api/v1/classrooms/{classroom}")),
-                "admin-token-123",
-                "",
-            )
-            .unwrap();
+            let s = classroom_status(&p, classroom);
             let reason = s["override"]["reason"].as_str().map(str::to_owned);
             let ok = reason == *last || reason.as_ref().is_some_and(|r| later.contains(r));
             assert!(
@@ -287,6 +289,17 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
                 }
             })
         };
+        // Kill in the middle of the stream: once this round has at least
+        // one acknowledged request (a loaded machine may take longer than
+        // the jitter to answer the first), then after a varying delay.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !sent.lock().unwrap().iter().any(|(_, _, acked)| *acked) && !writer.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no request acknowledged"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         std::thread::sleep(Duration::from_millis(30 + (round * 37 % 150) as u64));
         p.signal("KILL");
         p.wait_exit(TIMEOUT).expect("killed");
@@ -327,13 +340,7 @@ fn kill_9_in_a_loop_loses_no_acknowledged_request() {
     let deadline = std::time::Instant::now() + TIMEOUT;
     for classroom in ["c1", "c2"] {
         loop {
-            let (_, s) = request(
-                "GET",
-                &p.url(&format!("/api/v1/classrooms/{classroom}")),
-                "admin-token-123",
-                "",
-            )
-            .unwrap();
+            let s = classroom_status(&p, classroom);
             if s["access_points"][0]["observed"] == s["wifi"] {
                 break;
             }

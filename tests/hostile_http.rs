@@ -10,13 +10,11 @@ use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
+const CONFIG: &str = concat!(
+    borne_test_support::yaml_head!(),
+    borne_test_support::yaml_always_available!(),
+    r#"
 trusted_proxies: [127.0.0.1]
-schedules:
-  open: { default_mode: available, rules: [] }
 schools:
   - id: s1
     schedule: open
@@ -36,7 +34,8 @@ users:
 limits:
   writes_per_minute: 5
   failed_auth_total: 40
-"#;
+"#
+);
 
 const ADMIN: &str = "admin-token-123";
 const VIEWER: &str = "viewer-token-123";

@@ -19,10 +19,9 @@ use serde_json::{Value, json};
 
 /// Paris, November 2026 (UTC+1). Mondays 12:00-13:00 the schedule says
 /// `on`; 08:30-17:00 on weekdays teachers may switch.
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
+const CONFIG: &str = concat!(
+    borne_test_support::yaml_head!(),
+    r#"
 teacher_session: { default_minutes: 60, max_minutes: 120 }
 reconciler: { resync_seconds: 1, backoff_initial_seconds: 1, backoff_max_seconds: 1 }
 schedules:
@@ -48,7 +47,8 @@ users:
   - { name: admin, role: admin, token: admin-token-123 }
   - { name: viewer, role: viewer, token: viewer-token-123 }
   - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
-"#;
+"#
+);
 
 const ADMIN: &str = "admin-token-123";
 const VIEWER: &str = "viewer-token-123";

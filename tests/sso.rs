@@ -13,7 +13,7 @@ use std::sync::Arc;
 use borne::core::Clock;
 use borne::daemon::{self, Options, Running};
 use borne::policy::Wifi;
-use borne_test_support::daemon::{ManualClock, load_config};
+use borne_test_support::daemon::{ManualClock, load_config, stop_running};
 use borne_test_support::oidc::{
     self as oidc_support, ADMIN, CLIENT_SECRET, Person, ProviderOptions, STRANGER, TEACHER, TestProvider, free_port,
 };
@@ -112,13 +112,7 @@ impl Borne {
 
     /// Stops and starts again on the same port and state directory.
     async fn restart(&mut self) {
-        self.token.cancel();
-        if let Some(r) = self.running.take() {
-            tokio::time::timeout(TIMEOUT, r.wait())
-                .await
-                .expect("stops in time")
-                .expect("stops cleanly");
-        }
+        stop_running(&self.token, self.running.take()).await;
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("same port again");
         self.run(listener).await;
     }
@@ -168,12 +162,7 @@ async fn pair(auth_method: &'static str) -> Option<(TestProvider, Borne)> {
 async fn wait_available(borne: &Borne) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
-        let v: Value = reqwest::get(borne.url("/auth/session"))
-            .await
-            .expect("borne answers")
-            .json()
-            .await
-            .expect("JSON");
+        let v = get_json(&reqwest::Client::new(), borne.url("/auth/session")).await;
         if v["oidc"]["available"] == true {
             return;
         }
@@ -213,14 +202,20 @@ async fn sign_in(borne: &Borne, http: &reqwest::Client, person: Person, next: &s
         .expect("form posted")
 }
 
-async fn session(borne: &Borne, http: &reqwest::Client) -> Value {
-    http.get(borne.url("/auth/session"))
+/// GET `url` with `http` (its cookies, if any); the answer's JSON.
+async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    let url = url.into_url().expect("URL");
+    http.get(url.clone())
         .send()
         .await
-        .expect("session")
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
         .json()
         .await
-        .expect("JSON")
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+async fn session(borne: &Borne, http: &reqwest::Client) -> Value {
+    get_json(http, borne.url("/auth/session")).await
 }
 
 fn has_cookie(r: &reqwest::Response, name: &str) -> bool {
@@ -256,20 +251,13 @@ async fn the_test_provider_serves_discovery_and_rotates_its_key() {
         return;
     };
     let http = reqwest::Client::new();
-    let meta: Value = http
-        .get(format!("{}/.well-known/openid-configuration", provider.issuer()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_json(&http, format!("{}/.well-known/openid-configuration", provider.issuer())).await;
     assert_eq!(meta["issuer"], provider.issuer());
     let jwks_uri = meta["jwks_uri"].as_str().unwrap().to_owned();
     let kid = |v: Value| v["keys"][0]["kid"].as_str().unwrap().to_owned();
-    let before = kid(http.get(&jwks_uri).send().await.unwrap().json().await.unwrap());
+    let before = kid(get_json(&http, &jwks_uri).await);
     let rotated = provider.rotate_key().await;
-    let after = kid(http.get(&jwks_uri).send().await.unwrap().json().await.unwrap());
+    let after = kid(get_json(&http, &jwks_uri).await);
     assert_ne!(before, after);
     assert_eq!(after, rotated);
 }
@@ -292,23 +280,9 @@ async fn a_teacher_signs_in_switches_their_classroom_and_signs_out() {
     assert_eq!(s["user"]["role"], "teacher");
     let csrf = s["csrf"].as_str().expect("csrf token").to_owned();
 
-    let me: Value = http
-        .get(borne.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(&http, borne.url("/api/v1/me")).await;
     assert_eq!(me["name"], "mme-martin");
-    let list: Value = http
-        .get(borne.url("/api/v1/classrooms"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&http, borne.url("/api/v1/classrooms")).await;
     let ids: Vec<&str> = list["classrooms"]
         .as_array()
         .unwrap()
@@ -467,24 +441,10 @@ async fn an_admin_matched_by_group_signs_in_to_the_dashboard() {
     let r = sign_in(&borne, &http, ADMIN, "/admin").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.url().as_str(), borne.url("/admin"));
-    let me: Value = http
-        .get(borne.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(&http, borne.url("/api/v1/me")).await;
     assert_eq!(me["name"], "it.admin");
     assert_eq!(me["role"], "admin");
-    let list: Value = http
-        .get(borne.url("/api/v1/classrooms"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&http, borne.url("/api/v1/classrooms")).await;
     assert_eq!(list["classrooms"].as_array().unwrap().len(), 2);
 }
 
@@ -582,12 +542,7 @@ async fn a_provider_down_at_start_does_not_stop_borne() {
     }
     let provider_port = free_port();
     let borne = Borne::start(&format!("http://127.0.0.1:{provider_port}")).await;
-    let s: Value = reqwest::get(borne.url("/auth/session"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = get_json(&reqwest::Client::new(), borne.url("/auth/session")).await;
     assert_eq!(s["oidc"]["available"], false);
     let r = reqwest::Client::new()
         .get(borne.url("/api/v1/classrooms"))
@@ -683,14 +638,7 @@ async fn a_reload_rescopes_a_signed_in_teacher() {
         .replace_config(Arc::new(load_config(&yaml, Path::new(borne.dir.path()))))
         .await
         .expect("reload");
-    let list: Value = http
-        .get(borne.url("/api/v1/classrooms"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&http, borne.url("/api/v1/classrooms")).await;
     assert_eq!(list["classrooms"][0]["id"], "jf-cm2");
     assert_eq!(list["classrooms"].as_array().unwrap().len(), 1);
 }

@@ -67,11 +67,10 @@ async fn a_busy_port_stops_the_start_before_any_access_point_is_touched() {
     drop(busy);
 }
 
-const SIM: &str = r#"
-demo: true
-timezone: Europe/Paris
-listen: 127.0.0.1:0
-state_dir: STATE_DIR
+const SIM: &str = concat!(
+    borne_test_support::yaml_head!(),
+    "listen: 127.0.0.1:0\n",
+    r#"
 schedules:
   day: { default_mode: available, rules: [] }
 schools:
@@ -82,7 +81,8 @@ schools:
         access_points: [ { id: c1-ap1, sim: {} } ]
 users:
   - { name: admin, role: admin, token: admin-token-123 }
-"#;
+"#
+);
 
 /// Issue 11 item 7: `/readyz` writes a heartbeat; a database that refuses
 /// writes (here: another process holds its write lock) is not ready, and

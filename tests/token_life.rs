@@ -8,12 +8,10 @@ use std::process::Command;
 use common::{ManualClock, TestDaemon};
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-schedules:
-  open: { default_mode: available, rules: [] }
+const CONFIG: &str = concat!(
+    borne_test_support::yaml_head!(),
+    borne_test_support::yaml_always_available!(),
+    r#"
 schools:
   - id: s1
     schedule: open
@@ -28,7 +26,8 @@ users:
   - { name: director-s1, role: admin, schools: [s1], token: director-s1-token }
   - { name: teacher-s1, role: teacher, classrooms: [c1], token: teacher-s1-token, expires: 2026-12-18 }
   - { name: teacher-s2, role: teacher, classrooms: [c2], token: teacher-s2-token }
-"#;
+"#
+);
 
 fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
     list["users"]

@@ -11,43 +11,9 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditEntry, AuditQuery, Store as _, Writer};
 
 /// Tuesday 1 December 2026 in Paris: available 08:30-17:00, locked
-/// otherwise; classroom c3's school is on holiday.
-pub const CONFIG: &str = r#"
-demo: true
-timezone: Europe/Paris
-state_dir: STATE_DIR
-teacher_session: { default_minutes: 60, max_minutes: 120 }
-calendars:
-  holidays: { closed: ["2026-11-30..2026-12-04"] }
-schedules:
-  day:
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * Mon-Fri", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-  day-off:
-    calendars: [holidays]
-    default_mode: locked
-    rules:
-      - { at: "30 8 * * Mon-Fri", mode: available }
-      - { at: "0 17 * * *", mode: locked }
-schools:
-  - id: s1
-    schedule: day
-    classrooms:
-      - id: c1
-        access_points: [ { id: c1-ap1, sim: {} } ]
-      - id: c2
-        access_points: [ { id: c2-ap1, sim: {} }, { id: c2-ap2, sim: {} } ]
-  - id: s2
-    schedule: day-off
-    classrooms:
-      - id: c3
-        access_points: [ { id: c3-ap1, sim: {} } ]
-users:
-  - { name: admin, role: admin, token: admin-token-123 }
-  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }
-"#;
+/// otherwise; classroom c3's school is on holiday. The same file serves
+/// `tests/api.rs`.
+pub const CONFIG: &str = include_str!("../../tests/support/fixtures/two-schools.yaml");
 
 /// A clock the test sets.
 #[derive(Debug)]

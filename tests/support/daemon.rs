@@ -47,6 +47,50 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that runs at the system clock's pace from a chosen instant: the
+/// daemon's own timers fire at a schedule rule's instant, as under
+/// `borne run`, without waiting for that time of day.
+#[derive(Debug)]
+pub struct RunningClock {
+    start: DateTime<Utc>,
+    origin: std::time::Instant,
+}
+
+impl RunningClock {
+    /// A clock showing `t` (RFC 3339) now, and moving on from there.
+    pub fn from(t: &str) -> Arc<Self> {
+        Arc::new(Self {
+            start: t.parse().expect("RFC 3339 time"),
+            origin: std::time::Instant::now(),
+        })
+    }
+
+    /// The monotonic instant at which this clock shows `t` (RFC 3339).
+    pub fn instant_of(&self, t: &str) -> std::time::Instant {
+        let at: DateTime<Utc> = t.parse().expect("RFC 3339 time");
+        let after = (at - self.start).to_std().expect("an instant after the clock's start");
+        self.origin + after
+    }
+}
+
+impl Clock for RunningClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.origin.elapsed()).unwrap_or_default()
+    }
+}
+
+/// Cancels a daemon started with `token` and waits (at most [`TIMEOUT`])
+/// until `running` has stopped cleanly.
+pub async fn stop_running(token: &CancellationToken, running: Option<Running>) {
+    token.cancel();
+    if let Some(r) = running {
+        tokio::time::timeout(TIMEOUT, r.wait())
+            .await
+            .expect("stops in time")
+            .expect("stops cleanly");
+    }
+}
+
 /// A configuration with `STATE_DIR` replaced, loaded and validated.
 pub fn load_config(yaml: &str, dir: &Path) -> config::Config {
     let text = yaml.replace("STATE_DIR", &dir.join("state").display().to_string());
@@ -107,13 +151,7 @@ impl TestDaemon {
 
     /// Stops the daemon and waits for it; returns the state dir for a restart.
     pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
-        self.token.cancel();
-        if let Some(r) = self.running.take() {
-            tokio::time::timeout(TIMEOUT, r.wait())
-                .await
-                .expect("stops in time")
-                .expect("stops cleanly");
-        }
+        stop_running(&self.token, self.running.take()).await;
         self.dir.clone()
     }
 
@@ -204,12 +242,24 @@ pub struct DaemonProcess {
 impl DaemonProcess {
     /// Starts `borne run --config path` and waits for `/readyz`.
     pub fn start(config: &Path, port: u16) -> Self {
+        Self::spawn(config, port, "warn", Stdio::inherit())
+    }
+
+    /// As [`DaemonProcess::start`], its log (stderr, `info`, no colour)
+    /// written to the file `log` for the test to read.
+    pub fn start_logged(config: &Path, port: u16, log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        Self::spawn(config, port, "info", file.into())
+    }
+
+    fn spawn(config: &Path, port: u16, level: &str, stderr: Stdio) -> Self {
         let child = Command::new(borne_bin())
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn borne");
         let p = DaemonProcess {

@@ -5,7 +5,16 @@
 /// Every in-process daemon's first lines: demo mode (no TLS, loopback),
 /// Paris time, the state in `STATE_DIR` (replaced by
 /// [`load_config`](crate::daemon::load_config)).
-pub const HEAD: &str = "demo: true\ntimezone: Europe/Paris\nstate_dir: STATE_DIR\n";
+pub const HEAD: &str = crate::yaml_head!();
+
+/// [`HEAD`] as a literal, for a test's `const` configuration:
+/// `concat!(borne_test_support::yaml_head!(), r#"schools: …"#)`.
+#[macro_export]
+macro_rules! yaml_head {
+    () => {
+        "demo: true\ntimezone: Europe/Paris\nstate_dir: STATE_DIR\n"
+    };
+}
 
 /// A reconciler that retries after a second and never resyncs on its own
 /// during a test.
@@ -17,8 +26,21 @@ pub const FAST_RETRIES: &str =
 /// 17:00, locked after. The same file serves `policy`'s unit tests.
 pub const SCHOOL_DAY: &str = include_str!("fixtures/school-day.yaml");
 
+/// A whole configuration: two schools on Tuesday 1 December 2026 in Paris,
+/// available 08:30-17:00, school s2 on holiday; five users. The same file
+/// serves the core's unit tests (`src/core/fixture.rs`).
+pub const TWO_SCHOOLS: &str = include_str!("fixtures/two-schools.yaml");
+
 /// `schedules:` with `open`: available all the time (a teacher may switch on).
-pub const ALWAYS_AVAILABLE: &str = "schedules:\n  open: { default_mode: available, rules: [] }\n";
+pub const ALWAYS_AVAILABLE: &str = crate::yaml_always_available!();
+
+/// [`ALWAYS_AVAILABLE`] as a literal, for `concat!` (see [`yaml_head!`]).
+#[macro_export]
+macro_rules! yaml_always_available {
+    () => {
+        "schedules:\n  open: { default_mode: available, rules: [] }\n"
+    };
+}
 
 /// The admin's token in [`users`].
 pub const ADMIN_TOKEN: &str = "admin-token-123";

@@ -10,6 +10,8 @@
 //!   ([`daemon::DaemonProcess`]).
 //! - [`http`]: a plain HTTP/1.0 GET over a socket, for benchmarks and for
 //!   probes that must not depend on a client library.
+//! - [`http_load`]: closed-loop GETs on keep-alive connections, for the
+//!   benchmarks.
 //! - [`fixtures`]: the test configurations used by several suites.
 //! - [`mqtt`]: a real Mosquitto or a scripted in-process broker, fake
 //!   devices, spies, the `mosquitto_sub`/`mosquitto_pub` clients.
@@ -26,6 +28,7 @@
 pub mod daemon;
 pub mod fixtures;
 pub mod http;
+pub mod http_load;
 pub mod mqtt;
 pub mod oidc;
 pub mod peers;

@@ -49,6 +49,7 @@
 //! [`wait_for`] polls a condition (never a bare sleep); [`TIMEOUT`] is the
 //! one limit for anything a test waits for.
 
+pub mod fleet;
 pub mod inprocess;
 pub mod login_rc;
 pub mod process;
