@@ -73,6 +73,7 @@ impl Core {
                 actor.user.name, actor.user.role, classroom.id
             )));
         }
+        self.notice_step();
         let now = self.now();
         check_override(&request, now)?;
         let ids = vec![classroom.id.clone()];
@@ -109,6 +110,7 @@ impl Core {
                 actor.user.name, actor.user.role, classroom.id
             )));
         }
+        self.notice_step();
         let now = self.now();
         let ids = vec![classroom.id.clone()];
         self.apply_overrides(actor, &ids, None, now, "override.clear", None)
@@ -171,6 +173,7 @@ impl Core {
             };
             return Err(RequestError::Forbidden(message));
         }
+        self.notice_step();
         let now = self.now();
         if let Some(r) = &request {
             check_override(r, now)?;

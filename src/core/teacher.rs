@@ -44,6 +44,7 @@ impl Core {
             return Err(RequestError::ClockUnsynchronized);
         }
         let _guard = self.lock_classrooms(std::slice::from_ref(&classroom.id)).await;
+        self.notice_step();
         let now = self.now();
         let (decision, ended) = {
             let state = self.lock_state();

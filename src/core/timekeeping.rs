@@ -1,5 +1,7 @@
 //! The wall clock under watch. The planner calls [`Core::check_clock`] at
-//! every pass (at least every 30 s):
+//! every pass (at least every 30 s), and every teacher request and override
+//! looks for a step before it reads the time, so that nothing made at the
+//! new time is moved by the step it follows:
 //!
 //! - **A step** (the wall clock moved more than 2 s against the monotonic
 //!   clock, either way) is logged at `warn`, counted, audited
@@ -20,6 +22,7 @@ use serde::Serialize;
 
 use super::{Core, SessionEnd, session_end_record};
 use crate::clock::{StepDetector, SyncState};
+use crate::config::ClassroomId;
 use crate::policy::{Desired, Reason, Wifi};
 use crate::store::{AuditRecord, Batch};
 
@@ -31,6 +34,9 @@ pub(super) struct Timekeeping {
     sync: Option<SyncState>,
     /// The last step seen since borne started.
     last_step: Option<ClockStep>,
+    /// A step was acted on since the planner's last look: its next pass
+    /// re-evaluates every classroom.
+    stepped: bool,
 }
 
 /// The clock's state as `/readyz` and the dashboard show it.
@@ -62,25 +68,13 @@ impl Core {
     /// the synchronisation state, acting on either (see the module docs).
     /// Returns whether the planner must re-evaluate every classroom.
     pub fn check_clock(&self) -> bool {
+        self.notice_step();
         let now = self.clock.now();
-        let monotonic = self.clock.monotonic();
         let sync = self.clock.sync(now);
-        let (step, previous) = {
+        let (mut full, previous) = {
             let mut tk = self.timekeeping.lock().unwrap_or_else(|e| e.into_inner());
-            let step = monotonic.and_then(|m| tk.steps.check(m, now));
-            if let Some(step) = step {
-                tk.last_step = Some(ClockStep {
-                    at: now,
-                    seconds: step.num_milliseconds() as f64 / 1000.0,
-                });
-            }
-            (step, tk.sync.replace(sync))
+            (std::mem::take(&mut tk.stepped), tk.sync.replace(sync))
         };
-        let mut full = false;
-        if let Some(step) = step {
-            self.on_step(step, now);
-            full = true;
-        }
         let was = previous.map(SyncState::synchronized);
         let is = sync.synchronized();
         if was != Some(is) {
@@ -140,7 +134,31 @@ impl Core {
         d
     }
 
-    fn on_step(&self, step: TimeDelta, now: DateTime<Utc>) {
+    /// Looks for a step of the wall clock since the last look and acts on
+    /// it. Every change of state calls it before reading the time, not only
+    /// the planner: a request handled between a step and the planner's next
+    /// pass is made at the new time, so the step must already have moved
+    /// what came before it, and must not move the request's own session.
+    pub(crate) fn notice_step(&self) {
+        let Some(monotonic) = self.clock.monotonic() else {
+            return;
+        };
+        let (step, now, batch, touched) = {
+            // Held while sessions and overrides move, so that a concurrent
+            // change waits for the move instead of being moved with them.
+            let mut tk = self.timekeeping.lock().unwrap_or_else(|e| e.into_inner());
+            let now = self.clock.now();
+            let Some(step) = tk.steps.check(monotonic, now) else {
+                return;
+            };
+            tk.last_step = Some(ClockStep {
+                at: now,
+                seconds: step.num_milliseconds() as f64 / 1000.0,
+            });
+            tk.stepped = true;
+            let (batch, touched) = self.move_by_step(step, now);
+            (step, now, batch, touched)
+        };
         let seconds = step.num_milliseconds() as f64 / 1000.0;
         tracing::warn!(
             step_seconds = seconds,
@@ -148,6 +166,17 @@ impl Core {
             "the wall clock stepped; sessions and overrides keep their remaining real time, every classroom is re-evaluated"
         );
         self.metrics.clock_steps.inc();
+        self.writer().enqueue(batch);
+        for c in &touched {
+            self.announce(c);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Moves every session and override by `step`, returning what to store
+    /// and the classrooms touched.
+    fn move_by_step(&self, step: TimeDelta, now: DateTime<Utc>) -> (Batch, Vec<ClassroomId>) {
+        let seconds = step.num_milliseconds() as f64 / 1000.0;
         let mut batch = Batch::default();
         let mut touched = Vec::new();
         {
@@ -182,10 +211,7 @@ impl Core {
             source: None,
             via: None,
         });
-        self.writer().enqueue(batch);
-        for c in &touched {
-            self.announce(c);
-        }
+        (batch, touched)
     }
 
     /// `clock.require_sync` and the clock is lost: teacher "on" sessions end.
@@ -305,6 +331,33 @@ mod tests {
                 .any(|r| r.record.action == "clock.step" && r.record.detail.starts_with("-93600.0 s")),
             "{rows:?}"
         );
+        assert_eq!(core.metrics.clock_steps.get(), 1);
+    }
+
+    /// A request handled after a step but before the planner's next look
+    /// is made at the new time and is not moved again by that step.
+    #[tokio::test]
+    async fn a_request_between_a_step_and_the_next_pass_is_not_moved_by_the_step() {
+        let f = Fixture::new("2026-12-02T10:00:00Z");
+        let clock = Arc::new(SteppingClock {
+            wall: Mutex::new("2026-12-02T10:00:00Z".parse().unwrap()),
+            mono: Mutex::new(Duration::from_secs(1000)),
+        });
+        let core = core_with(&f, clock.clone());
+        core.check_clock();
+        // Back 26 h (Tuesday 09:00 Paris, available), then a request before
+        // the planner looks at the clock again.
+        clock.step(-chrono::Duration::hours(26));
+        let teacher = f.user("teacher1");
+        core.teacher_request(&actor(&teacher), "c1", Request::On { minutes: Some(1) })
+            .await
+            .unwrap();
+        let requested = core.now();
+        assert!(core.check_clock(), "the step still asks the planner for a full pass");
+        assert!(!core.check_clock(), "once");
+        let d = core.desired(core.config().classroom("c1").unwrap(), core.now());
+        assert_eq!(d.wifi, Wifi::On, "the new session is not moved 26 h back");
+        assert_eq!(d.until.unwrap(), requested + chrono::Duration::minutes(1));
         assert_eq!(core.metrics.clock_steps.get(), 1);
     }
 
