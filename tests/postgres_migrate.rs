@@ -103,6 +103,58 @@ fn migrate_applies_the_schema_once() {
     );
 }
 
+/// A database migrated by a newer borne (a rolling upgrade half done, or a
+/// downgrade) is refused by this one, at `db migrate` and at start, and
+/// left untouched: an older binary never writes a schema it does not know.
+#[test]
+fn a_schema_newer_than_this_borne_is_refused_at_migrate_and_at_start() {
+    let Some(pg) = PgCluster::start() else { return };
+    let url = pg.create_database("newer");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), &url);
+    let (ok, out) = migrate(&config, None);
+    assert!(ok, "{out}");
+    pg.psql("newer", "INSERT INTO borne_schema (version) VALUES (99)");
+    let (ok, out) = migrate(&config, None);
+    assert!(!ok, "a newer schema was accepted: {out}");
+    assert!(
+        out.contains("schema version 99 is newer than this borne knows"),
+        "{out}"
+    );
+    let mut run = Command::new(borne_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn borne run");
+    let deadline = std::time::Instant::now() + borne_test_support::wait::TIMEOUT;
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("borne run started on a newer schema");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().expect("stderr"), &mut err).expect("read stderr");
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("newer than this borne knows"), "{err}");
+    assert_eq!(
+        pg.psql(
+            "newer",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM borne_schema"
+        )
+        .trim(),
+        "1,2,99",
+        "the refused start changed the schema"
+    );
+}
+
 #[test]
 fn from_sqlite_copies_once_and_refuses_a_database_with_other_state() {
     let Some(pg) = PgCluster::start() else { return };

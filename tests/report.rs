@@ -6,6 +6,11 @@
 //! computes from its own list of what happened, through the API (JSON and
 //! CSV), the CLI on the state database, stored daily aggregates, and again
 //! after a restart.
+//!
+//! Then the same through the real binary on a frozen libfaketime clock,
+//! `kill -9`ed in the middle of the week with an access point on: the hour
+//! it was down is `unknown`, the days it missed get their aggregates from
+//! the histories, and every figure is still right to the second.
 
 mod common;
 
@@ -431,4 +436,447 @@ async fn a_simulated_week_adds_up_to_the_second() {
     let d = start(Some(dir), clock.clone()).await;
     let again = report(&d, ADMIN, "from=2026-11-02&to=2026-11-05").await;
     check_json(again["rows"].as_array().unwrap(), &e, &week, session_ends);
+}
+
+/// libfaketime's multi-threaded library, or `None` after a note on stderr
+/// (a failure under `BORNE_REQUIRE_PEERS=1`).
+fn libfaketime() -> Option<std::path::PathBuf> {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+        "/usr/local/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file());
+    borne_test_support::peers::require_peer("libfaketime (Debian: apt-get install -y faketime)", found.is_some());
+    found
+}
+
+/// `borne run` as a real process (and `borne report` beside it) on a wall
+/// clock frozen where the test sets it: libfaketime reads
+/// `FAKETIME_TIMESTAMP_FILE` at every call, an absolute date without `@`
+/// stands still, and the monotonic clock stays real so that timers run.
+/// The child is killed by PID when dropped.
+struct FrozenBorne {
+    lib: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    config: borne::config::Config,
+    child: Option<std::process::Child>,
+    http: reqwest::blocking::Client,
+}
+
+impl FrozenBorne {
+    fn new(lib: std::path::PathBuf) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let yaml = format!("listen: 127.0.0.1:{port}\n{CONFIG}");
+        let config = load_config(&yaml, dir.path());
+        let state = dir.path().join("state").display().to_string();
+        std::fs::write(dir.path().join("borne.yaml"), yaml.replace("STATE_DIR", &state)).expect("write config");
+        FrozenBorne {
+            lib,
+            dir,
+            port,
+            config,
+            child: None,
+            http: reqwest::blocking::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Sets the wall clock of borne (running or to come) to `t` (RFC 3339).
+    fn set_clock(&self, t: &str) {
+        let t: chrono::DateTime<chrono::Utc> = t.parse().expect("RFC 3339 time");
+        let file = self.dir.path().join("faketime");
+        let tmp = file.with_extension("new");
+        std::fs::write(&tmp, format!("{}\n", t.format("%Y-%m-%d %H:%M:%S"))).expect("write faketime file");
+        std::fs::rename(&tmp, &file).expect("replace faketime file");
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(borne_bin());
+        c.args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("borne.yaml"))
+            .env("LD_PRELOAD", &self.lib)
+            .env("FAKETIME_TIMESTAMP_FILE", self.dir.path().join("faketime"))
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            // The faked date is read as UTC whatever the machine's zone.
+            .env("TZ", "UTC")
+            .env("RUST_LOG", "warn");
+        c
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = self
+            .command(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn borne");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !borne_test_support::http::is_ready(self.port) {
+            assert!(std::time::Instant::now() < deadline, "borne did not become ready");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> String {
+        self.child.as_ref().expect("running").id().to_string()
+    }
+
+    /// `kill -9`: nothing is flushed, no last heartbeat.
+    fn kill_9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("wait");
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    }
+
+    /// SIGTERM, and a clean exit.
+    fn stop(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.take().expect("running").wait().expect("wait");
+        assert!(status.success(), "borne exited with {status}");
+    }
+
+    /// Moves the clock of the running daemon to `t` and waits until its
+    /// planner has seen the step (a SIGHUP reload wakes it now rather than
+    /// at its next timer). Until then a request would be taken at the new
+    /// time and then moved by the step as if it had been made before it.
+    fn jump(&self, t: &str) {
+        self.set_clock(t);
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let want: chrono::DateTime<chrono::Utc> = t.parse().unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let (_, ready) = self.send(Method::GET, ADMIN, "/readyz", None);
+            let seen = ready["clock"]["last_step"]["at"]
+                .as_str()
+                .and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok());
+            if seen == Some(want) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "step to {t} not seen: {ready}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn send(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        let r = r.send().expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn report(&self, query: &str) -> Value {
+        let (s, body) = self.send(Method::GET, ADMIN, &format!("/api/v1/report?{query}"), None);
+        assert_eq!(s, 200, "{body}");
+        body
+    }
+
+    fn report_csv(&self, query: &str) -> String {
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{}/api/v1/report?{query}", self.port))
+            .bearer_auth(VIEWER)
+            .header("Accept", "text/csv")
+            .send()
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        r.text().expect("CSV")
+    }
+
+    /// `borne report … --csv` on the state database, at the frozen time.
+    fn cli_csv(&self, from: &str, to: &str) -> String {
+        let out = self
+            .command(&["report", "--from", from, "--to", to, "--csv"])
+            .output()
+            .expect("borne report");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8")
+    }
+
+    /// Waits until every listed AP is observed `wifi` since the frozen time `t`.
+    fn wait_observed(&self, t: &str, aps: &[(&str, &str)]) {
+        let since: chrono::DateTime<chrono::Utc> = t.parse().unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let (_, list) = self.send(Method::GET, ADMIN, "/api/v1/access-points", None);
+            let seen = |id: &str| {
+                list["access_points"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|a| a["id"] == id))
+                    .map(|a| (a["observed"].clone(), a["since"].as_str().map(str::to_owned)))
+            };
+            let done = aps.iter().all(|(id, wifi)| {
+                seen(id).is_some_and(|(o, s)| {
+                    o == *wifi
+                        && s.and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                            .is_some_and(|s| s >= since)
+                })
+            });
+            if done {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "APs not {aps:?} since {t}: {list}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn read_only(&self) -> borne::store::usage::ReadOnly {
+        borne::store::usage::ReadOnly::open(&self.dir.path().join("state")).expect("state database")
+    }
+
+    /// How far the runs stored in the database reach (their last heartbeat).
+    fn alive_until(&self, day: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        use borne::report::Source as _;
+        let classrooms: Vec<&borne::config::Classroom> = self.config.classrooms.iter().collect();
+        let from: chrono::DateTime<chrono::Utc> = format!("{day}T00:00:00Z").parse().unwrap();
+        let inputs = self
+            .read_only()
+            .with(|r| r.inputs(&classrooms, from, from + chrono::Duration::days(1)))
+            .expect("histories");
+        inputs.values().flat_map(|i| i.runs.iter().map(|r| r.1)).max()
+    }
+
+    /// The daily aggregates stored in the database.
+    fn stored_days(&self, from: &str, to: &str) -> Vec<(chrono::NaiveDate, String, borne::report::DayFigures)> {
+        use borne::report::Source as _;
+        self.read_only()
+            .with(|r| r.stored_days(from.parse().unwrap(), to.parse().unwrap()))
+            .expect("stored days")
+    }
+}
+
+impl Drop for FrozenBorne {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A local Paris time in the crash week, March 2027 (UTC+1), after any
+/// build date of the binary, so its clock looks plausible.
+fn mar(day: u32, hm: &str) -> String {
+    format!("2027-03-{day:02}T{hm}:00+01:00")
+}
+
+const CRASH_WEEK: [&str; 5] = ["2027-03-01", "2027-03-02", "2027-03-03", "2027-03-04", "2027-03-05"];
+
+/// The crash week as the test below drives it, written as stretches.
+fn expected_crash_week() -> BTreeMap<(&'static str, &'static str), Expected> {
+    let mut e: BTreeMap<(&str, &str), Expected> = BTreeMap::new();
+    for day in CRASH_WEEK {
+        e.insert(("c1", day), Expected::default());
+        e.insert(("c2", day), Expected::default());
+    }
+    // Monday: borne first starts at 07:00; c1 session 09:00-10:00 ended by
+    // the teacher; both on by the schedule 12:00-13:00.
+    for c in ["c1", "c2"] {
+        let x = e.get_mut(&(c, "2027-03-01")).unwrap();
+        x.unknown = secs("00:00", "07:00");
+        x.on = secs("12:00", "13:00");
+        x.schedule = secs("12:00", "13:00");
+    }
+    let x = e.get_mut(&("c1", "2027-03-01")).unwrap();
+    x.on += secs("09:00", "10:00");
+    x.teacher = secs("09:00", "10:00");
+    x.sessions.push(secs("09:00", "10:00"));
+    x.ended_by.insert("teacher".into(), 1);
+    // Tuesday: c2 overridden on 14:00-16:30, the override then deleted.
+    let x = e.get_mut(&("c2", "2027-03-02")).unwrap();
+    x.on = secs("14:00", "16:30");
+    x.override_ = x.on;
+    x.overrides = 1;
+    x.override_seconds = x.on;
+    // Wednesday: c1's session from 10:00; borne killed at 10:30 (its last
+    // heartbeat) with the AP on, restarted at 11:30; the session goes on
+    // and the teacher ends it at 11:45. The hour in between is unknown.
+    for c in ["c1", "c2"] {
+        e.get_mut(&(c, "2027-03-03")).unwrap().unknown = secs("10:30", "11:30");
+    }
+    let x = e.get_mut(&("c1", "2027-03-03")).unwrap();
+    x.on = secs("10:00", "10:30") + secs("11:30", "11:45");
+    x.teacher = x.on;
+    x.sessions.push(secs("10:00", "11:45"));
+    x.ended_by.insert("teacher".into(), 1);
+    // Thursday: a refusal at 18:00 (locked); c1 overridden on 20:00-20:30,
+    // outside school hours.
+    let x = e.get_mut(&("c1", "2027-03-04")).unwrap();
+    x.refused_locked = 1;
+    x.on = secs("20:00", "20:30");
+    x.override_ = x.on;
+    x.outside = x.on;
+    x.overrides = 1;
+    x.override_seconds = x.on;
+    e
+}
+
+fn check_stored(
+    stored: &[(chrono::NaiveDate, String, borne::report::DayFigures)],
+    e: &BTreeMap<(&str, &str), Expected>,
+) {
+    for ((classroom, day), x) in e {
+        if *day == CRASH_WEEK[4] {
+            continue;
+        }
+        let (_, _, f) = stored
+            .iter()
+            .find(|(d, c, _)| d.to_string() == *day && c == classroom)
+            .unwrap_or_else(|| panic!("no stored aggregate for {classroom} {day}: {stored:?}"));
+        let what = format!("{classroom} {day}: {f:?}");
+        assert_eq!(
+            (
+                f.on,
+                f.unknown,
+                f.on_teacher,
+                f.on_schedule,
+                f.on_override,
+                f.on_outside
+            ),
+            (x.on, x.unknown, x.teacher, x.schedule, x.override_, x.outside),
+            "{what}"
+        );
+        assert_eq!(f.sessions, x.sessions, "{what}");
+        let ended: BTreeMap<String, u64> = f.ended_by.iter().map(|(k, v)| (k.clone(), u64::from(*v))).collect();
+        assert_eq!(ended, x.ended_by, "{what}");
+        assert_eq!(
+            (u64::from(f.overrides), f.override_seconds),
+            (x.overrides, x.override_seconds),
+            "{what}"
+        );
+        assert_eq!(
+            f.refused.get("locked").copied().map_or(0, u64::from),
+            x.refused_locked,
+            "{what}"
+        );
+    }
+}
+
+/// The real binary on a frozen clock through a week, `kill -9`ed in the
+/// middle of Wednesday with an AP on and restarted an hour later: the
+/// report (API JSON and CSV, `borne report` on the database, and the daily
+/// aggregates written after the crash) adds up to the second, the lost
+/// hour counted as unknown and the session across the crash counted once.
+#[test]
+fn a_week_with_a_kill_9_in_the_middle_adds_up_to_the_second() {
+    let Some(lib) = libfaketime() else { return };
+    let mut b = FrozenBorne::new(lib);
+    let hm = |day, t| mar(day, t);
+    let step = |b: &FrozenBorne, t: &str, aps: &[(&str, &str)]| {
+        b.jump(t);
+        b.wait_observed(t, aps);
+    };
+    let wifi = |b: &FrozenBorne, t: &str, body: Value| {
+        b.jump(t);
+        b.send(Method::POST, TEACHER, "/api/v1/classrooms/c1/wifi", Some(body))
+            .0
+    };
+    let all = |w| [("c1-ap1", w), ("c2-ap1", w), ("c2-ap2", w)];
+    // Monday.
+    b.set_clock(&hm(1, "07:00"));
+    b.start();
+    b.wait_observed(&hm(1, "07:00"), &all("off"));
+    assert_eq!(wifi(&b, &hm(1, "09:00"), json!({"wifi": "on", "minutes": 60})), 200);
+    b.wait_observed(&hm(1, "09:00"), &[("c1-ap1", "on")]);
+    assert_eq!(wifi(&b, &hm(1, "10:00"), json!({"wifi": "off"})), 200);
+    b.wait_observed(&hm(1, "10:00"), &[("c1-ap1", "off")]);
+    step(&b, &hm(1, "12:00"), &all("on"));
+    step(&b, &hm(1, "13:00"), &all("off"));
+    // Tuesday.
+    b.jump(&hm(2, "14:00"));
+    let put = json!({"wifi": "on", "until": hm(2, "16:30"), "reason": "atelier"});
+    let path = "/api/v1/classrooms/c2/override";
+    assert_eq!(b.send(Method::PUT, ADMIN, path, Some(put)).0, 200);
+    b.wait_observed(&hm(2, "14:00"), &[("c2-ap1", "on"), ("c2-ap2", "on")]);
+    b.jump(&hm(2, "16:30"));
+    assert_eq!(b.send(Method::DELETE, ADMIN, path, None).0, 200);
+    b.wait_observed(&hm(2, "16:30"), &[("c2-ap1", "off"), ("c2-ap2", "off")]);
+    // Wednesday: a session from 10:00, and at 10:30, once the heartbeat
+    // has said so, kill -9.
+    assert_eq!(wifi(&b, &hm(3, "10:00"), json!({"wifi": "on", "minutes": 120})), 200);
+    b.wait_observed(&hm(3, "10:00"), &[("c1-ap1", "on")]);
+    let crash = hm(3, "10:30");
+    b.jump(&crash);
+    let crash_utc: chrono::DateTime<chrono::Utc> = crash.parse().unwrap();
+    let deadline = std::time::Instant::now() + borne::core::usage::HEARTBEAT + TIMEOUT;
+    while b.alive_until("2027-03-03").is_none_or(|t| t < crash_utc) {
+        assert!(std::time::Instant::now() < deadline, "no heartbeat at {crash}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    b.kill_9();
+    b.set_clock(&hm(3, "11:30"));
+    b.start();
+    // The session survived: the AP is on again from the restart.
+    b.wait_observed(&hm(3, "11:30"), &[("c1-ap1", "on")]);
+    assert_eq!(wifi(&b, &hm(3, "11:45"), json!({"wifi": "off"})), 200);
+    b.wait_observed(&hm(3, "11:45"), &[("c1-ap1", "off")]);
+    // Thursday.
+    assert_eq!(wifi(&b, &hm(4, "18:00"), json!({"wifi": "on"})), 409);
+    b.jump(&hm(4, "20:00"));
+    let put = json!({"wifi": "on", "until": hm(4, "20:30"), "reason": "réunion de parents"});
+    let path = "/api/v1/classrooms/c1/override";
+    assert_eq!(b.send(Method::PUT, ADMIN, path, Some(put)).0, 200);
+    b.wait_observed(&hm(4, "20:00"), &[("c1-ap1", "on")]);
+    b.jump(&hm(4, "20:30"));
+    assert_eq!(b.send(Method::DELETE, ADMIN, path, None).0, 200);
+    b.wait_observed(&hm(4, "20:30"), &[("c1-ap1", "off")]);
+    // Friday noon: the week so far, from the running daemon.
+    b.jump(&hm(5, "12:00"));
+    let e = expected_crash_week();
+    let query = "from=2027-03-01&to=2027-03-05";
+    let live = b.report(query);
+    let rows = live["rows"].as_array().unwrap();
+    check_json(rows, &e, &CRASH_WEEK, true);
+    let text = b.report_csv(&format!("{query}&sep=semicolon"));
+    check_csv(&text, ';', &e, &CRASH_WEEK);
+    // Stopped cleanly (its last heartbeat is now), the CLI on the database.
+    b.stop();
+    check_csv(&b.cli_csv("2027-03-01", "2027-03-05"), ',', &e, &CRASH_WEEK);
+    // Started again: the days that ended while it ran, or while it was
+    // down, get their aggregates, Wednesday's from the histories of two runs.
+    b.start();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut stored = b.stored_days("2027-03-01", "2027-03-05");
+    while stored.len() < 8 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stored = b.stored_days("2027-03-01", "2027-03-05");
+    }
+    check_stored(&stored, &e);
+    assert_eq!(
+        stored.len(),
+        8,
+        "four finished days of two classrooms, Friday is not over: {stored:?}"
+    );
+    let again = b.report(query);
+    assert_eq!(again["rows"], live["rows"]);
+    check_csv(&b.cli_csv("2027-03-01", "2027-03-05"), ',', &e, &CRASH_WEEK);
 }

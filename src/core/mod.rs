@@ -29,7 +29,7 @@ mod desired;
 mod error;
 mod expiry;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 mod idle;
 mod lease;
 mod observed;

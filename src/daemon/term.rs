@@ -86,6 +86,10 @@ pub(super) async fn start(ctx: &Context, term: &Term) -> anyhow::Result<Running>
     if let Some(w) = ctx.watchdog {
         reconciler = reconciler.with_watchdog(w);
     }
+    if ctx.shared {
+        // Another instance may have led until a moment ago.
+        reconciler = reconciler.with_settle();
+    }
     tracker.spawn(reconciler.run());
     Ok(Running {
         drivers,

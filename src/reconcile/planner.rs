@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::prewarm::Prewarm;
 use super::release::{device, release};
-use super::worker::{ApWorker, Signals};
+use super::worker::{ApWorker, Signals, settle_after};
 use super::{Drivers, MAX_SLEEP};
 use crate::config::{AccessPoint, ApId, ClassroomId, Config};
 use crate::core::Core;
@@ -57,6 +57,7 @@ pub struct Reconciler {
     last: HashMap<ClassroomId, Desired>,
     prewarm: Prewarm,
     watchdog: Option<Duration>,
+    settle: bool,
 }
 
 impl Reconciler {
@@ -82,7 +83,19 @@ impl Reconciler {
             last: HashMap::new(),
             prewarm: Prewarm::default(),
             watchdog: None,
+            settle: false,
         }
+    }
+
+    /// For a leader term on a shared database: another instance may have
+    /// led just before and been killed with commands in flight, which the
+    /// devices still run to their end. Each worker reads its device once
+    /// more when the longest such command has ended
+    /// (`command_timeout` and a second), so a stale command completing
+    /// after the first read is undone then, not at the next resync.
+    pub fn with_settle(mut self) -> Self {
+        self.settle = true;
+        self
     }
 
     /// Pings systemd's watchdog from the planner loop at this interval, so
@@ -367,6 +380,7 @@ impl Reconciler {
                 probes: self.probes.clone(),
                 cancel: cancel.clone(),
                 after,
+                settle: if self.settle { settle_after(ap) } else { None },
                 _done: done.clone().drop_guard(),
             };
             self.tracker.spawn(worker.run());

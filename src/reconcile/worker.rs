@@ -62,6 +62,9 @@ pub(super) struct ApWorker {
     /// The workers that drove this device before a reload: this one starts
     /// once they have stopped, so two never talk to one device at once.
     pub(super) after: Vec<CancellationToken>,
+    /// Read the device once more this long after the start (see
+    /// [`super::Reconciler::with_settle`]).
+    pub(super) settle: Option<Duration>,
     /// Tells the planner this worker has stopped, when dropped with it.
     pub(super) _done: tokio_util::sync::DropGuard,
 }
@@ -85,6 +88,9 @@ impl ApWorker {
         // Spread resyncs of thousands of APs over the interval.
         let first = settings.resync.mul_f64(rand::rng().random_range(0.5..1.0));
         let mut next_resync = tokio::time::Instant::now() + first;
+        if let Some(settle) = self.settle {
+            next_resync = next_resync.min(tokio::time::Instant::now() + settle);
+        }
         // Read before acting: a restart of borne must not bounce radios
         // that are already right (switching drops every client).
         let mut verified = false;
@@ -340,6 +346,12 @@ impl ApWorker {
                 Ok(o) => {
                     *verified = true;
                     self.core.record_observation(ap, Ok(o));
+                    // Compare with the newest desired state, not the one the
+                    // read started for: it may have moved meanwhile (a burst
+                    // of requests, a new leader's first reads while the
+                    // followers' changes arrive), and a device already
+                    // there must not get the same switch again.
+                    let target = (*self.desired.borrow()).unwrap_or(target);
                     if o.wifi.is(target) {
                         // Confirmed on (a resync, a restart of borne): the
                         // device may hold no lease, so arm one now.
@@ -356,7 +368,7 @@ impl ApWorker {
                 }
             }
         }
-        // The desired state may have moved while observing: take the newest.
+        // The desired state may have moved since the loop read it: take the newest.
         let target = (*self.desired.borrow()).unwrap_or(target);
         let t = std::time::Instant::now();
         *last_switch = Some(tokio::time::Instant::now());
@@ -428,6 +440,18 @@ impl ApWorker {
     }
 }
 
+/// How long a command another instance sent this AP may still run on
+/// the device after that instance died: an SSH command runs to its end
+/// when its client goes away, and borne gives one `command_timeout`; a
+/// second more for the read to come after it. `None` for MQTT (a command
+/// is one message the device applies on receipt) and simulated APs.
+pub(super) fn settle_after(ap: &AccessPoint) -> Option<Duration> {
+    match &ap.driver {
+        crate::config::DriverConfig::Ssh(ssh) => Some(ssh.command_timeout + Duration::from_secs(1)),
+        _ => None,
+    }
+}
+
 /// Equal jitter: between half and all of `backoff`, so that APs that failed
 /// together do not retry together.
 fn jitter(backoff: std::time::Duration) -> std::time::Duration {
@@ -441,5 +465,169 @@ fn idle_read_interval(config: &crate::config::Config) -> Option<std::time::Durat
     match config.teacher_session.idle_off_minutes {
         0 => None,
         m => Some(std::time::Duration::from_secs(u64::from(m) * 60 / 3)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::core::fixture::Fixture;
+    use crate::domain::{Observation, ObservedWifi};
+    use crate::driver::{Driver, DriverError};
+
+    /// Reads the AP as on, and while it reads, the desired state moves
+    /// to on (what a request committed through another instance does to
+    /// a new leader's first read).
+    struct MovesWhileObserving {
+        desired: watch::Sender<Option<Wifi>>,
+        observed: Notify,
+        applied: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Driver for MovesWhileObserving {
+        async fn apply(&self, _ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
+            self.applied.fetch_add(1, Ordering::SeqCst);
+            let wifi = if wifi == Wifi::On {
+                ObservedWifi::On
+            } else {
+                ObservedWifi::Off
+            };
+            Ok(Observation::read(wifi, None))
+        }
+
+        async fn observe(&self, _ap: &AccessPoint) -> Result<Observation, DriverError> {
+            self.desired.send_replace(Some(Wifi::On));
+            self.observed.notify_one();
+            Ok(Observation::read(ObservedWifi::On, None))
+        }
+
+        /// Arming the device's lease is not a switch.
+        async fn renew(&self, _ap: &AccessPoint) -> Result<Observation, DriverError> {
+            Ok(Observation::read(ObservedWifi::On, None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_device_already_in_the_state_desired_after_the_read_is_not_switched_again() {
+        let f = Fixture::new("2026-12-01T09:00:00Z");
+        let (tx, rx) = watch::channel(Some(Wifi::Off));
+        let driver = Arc::new(MovesWhileObserving {
+            desired: tx,
+            observed: Notify::new(),
+            applied: AtomicUsize::new(0),
+        });
+        let cancel = CancellationToken::new();
+        let worker = ApWorker {
+            core: f.core.clone(),
+            drivers: Drivers {
+                sim: driver.clone(),
+                ssh: None,
+                mqtt: None,
+            },
+            id: ApId::from("c1-ap1"),
+            desired: rx,
+            signals: Arc::new(Signals::default()),
+            permits: Arc::new(Semaphore::new(1)),
+            probes: Arc::new(Semaphore::new(1)),
+            cancel: cancel.clone(),
+            after: Vec::new(),
+            settle: None,
+            _done: CancellationToken::new().drop_guard(),
+        };
+        let task = tokio::spawn(worker.run());
+        // The worker runs on this thread: once it has read the device, it
+        // has also done whatever follows the read, up to its next wait.
+        driver.observed.notified().await;
+        tokio::task::yield_now().await;
+        cancel.cancel();
+        task.await.expect("the worker ends");
+        assert_eq!(
+            driver.applied.load(Ordering::SeqCst),
+            0,
+            "an AP read on, with on desired, was switched on again"
+        );
+        let observed = f.core.ap_state(&ApId::from("c1-ap1")).map(|s| s.observed.wifi);
+        assert_eq!(observed, Some(ObservedWifi::On));
+    }
+
+    /// A device that another instance's command switches on after this
+    /// worker's first read (the command was in flight when that instance
+    /// died): the read after `settle` finds it and switches it off.
+    struct LateCommand {
+        on: AtomicBool,
+        reads: AtomicUsize,
+        offs: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Driver for LateCommand {
+        async fn apply(&self, _ap: &AccessPoint, wifi: Wifi) -> Result<Observation, DriverError> {
+            if wifi == Wifi::Off {
+                self.offs.fetch_add(1, Ordering::SeqCst);
+            }
+            self.on.store(wifi == Wifi::On, Ordering::SeqCst);
+            self.observe(_ap).await
+        }
+
+        async fn observe(&self, _ap: &AccessPoint) -> Result<Observation, DriverError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let on = self.on.load(Ordering::SeqCst);
+            let wifi = if on { ObservedWifi::On } else { ObservedWifi::Off };
+            Ok(Observation::read(wifi, None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_command_completing_after_the_first_read_is_undone_after_the_settle_delay() {
+        let f = Fixture::new("2026-12-01T09:00:00Z");
+        let (_tx, rx) = watch::channel(Some(Wifi::Off));
+        let driver = Arc::new(LateCommand {
+            on: AtomicBool::new(false),
+            reads: AtomicUsize::new(0),
+            offs: AtomicUsize::new(0),
+        });
+        let cancel = CancellationToken::new();
+        let worker = ApWorker {
+            core: f.core.clone(),
+            drivers: Drivers {
+                sim: driver.clone(),
+                ssh: None,
+                mqtt: None,
+            },
+            id: ApId::from("c1-ap1"),
+            desired: rx,
+            signals: Arc::new(Signals::default()),
+            permits: Arc::new(Semaphore::new(1)),
+            probes: Arc::new(Semaphore::new(1)),
+            cancel: cancel.clone(),
+            after: Vec::new(),
+            settle: Some(Duration::from_millis(300)),
+            _done: CancellationToken::new().drop_guard(),
+        };
+        let task = tokio::spawn(worker.run());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while driver.reads.load(Ordering::SeqCst) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no first read");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Read off, as desired: nothing sent. Then the dead leader's "on"
+        // lands on the device.
+        assert_eq!(driver.offs.load(Ordering::SeqCst), 0);
+        driver.on.store(true, Ordering::SeqCst);
+        while driver.offs.load(Ordering::SeqCst) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the device stayed on against the desired off"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!driver.on.load(Ordering::SeqCst));
+        cancel.cancel();
+        task.await.expect("the worker ends");
     }
 }

@@ -78,13 +78,22 @@ impl DayFigures {
         self.on_override += o.on_override;
         self.on_outside += o.on_outside;
         self.sessions.extend_from_slice(&o.sessions);
-        for (k, v) in &o.ended_by {
-            *self.ended_by.entry(k.clone()).or_default() += v;
-        }
+        add_counts(&mut self.ended_by, &o.ended_by);
         self.overrides += o.overrides;
         self.override_seconds += o.override_seconds;
-        for (k, v) in &o.refused {
-            *self.refused.entry(k.clone()).or_default() += v;
+        add_counts(&mut self.refused, &o.refused);
+    }
+}
+
+/// Adds counts by key, copying a key only the first time it is seen (a
+/// year of days summed into rows would otherwise copy every key each day).
+fn add_counts(into: &mut BTreeMap<String, u32>, from: &BTreeMap<String, u32>) {
+    for (k, v) in from {
+        match into.get_mut(k) {
+            Some(n) => *n += v,
+            None => {
+                into.insert(k.clone(), *v);
+            }
         }
     }
 }

@@ -129,49 +129,58 @@ pub fn collect(
     to: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClassroomDay>, String> {
-    let wanted: HashSet<&str> = classrooms.iter().map(|c| c.id.as_str()).collect();
+    // Classrooms by position: a year of 700 classrooms is 250,000
+    // (day, classroom) pairs, looked up without building a string each.
+    let by_id: HashMap<&str, usize> = classrooms.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
     let mut out = Vec::new();
-    let mut have: HashSet<(NaiveDate, String)> = HashSet::new();
-    let by_id: HashMap<&str, &Classroom> = classrooms.iter().map(|c| (c.id.as_str(), *c)).collect();
+    let mut have: HashSet<(NaiveDate, usize)> = HashSet::new();
     for (day, classroom, figures) in source.stored_days(from, to)? {
-        let Some(c) = by_id.get(classroom.as_str()) else {
+        let Some(&i) = by_id.get(classroom.as_str()) else {
             continue;
         };
-        if !wanted.contains(classroom.as_str()) {
-            continue;
-        }
-        have.insert((day, classroom.clone()));
+        have.insert((day, i));
         out.push(ClassroomDay {
             day,
-            school: c.school.to_string(),
+            school: classrooms[i].school.to_string(),
             classroom,
             figures,
         });
     }
     let first_run = source.first_run()?;
+    // A day's bounds per time zone, computed once a day rather than once a
+    // classroom (a time zone conversion is the costly part of this loop).
+    let mut bounds: Vec<(Tz, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     let mut day = from;
     while day <= to {
-        let missing: Vec<&Classroom> = classrooms
-            .iter()
-            .copied()
-            .filter(|c| day_start(c.timezone, day) < now && !have.contains(&(day, c.id.to_string())))
-            .collect();
-        // Before borne ever ran nothing is known: no history to read.
-        let (unknown, known): (Vec<&Classroom>, Vec<&Classroom>) = missing.into_iter().partition(|c| {
-            let end = day_start(c.timezone, day.succ_opt().unwrap_or(day)).min(now);
-            first_run.is_none_or(|f| end <= f)
-        });
-        for c in unknown {
-            let end = day_start(c.timezone, day.succ_opt().unwrap_or(day)).min(now);
-            out.push(ClassroomDay {
-                day,
-                school: c.school.to_string(),
-                classroom: c.id.to_string(),
-                figures: DayFigures {
-                    unknown: (end - day_start(c.timezone, day)).num_seconds(),
-                    ..DayFigures::default()
-                },
-            });
+        bounds.clear();
+        let mut known: Vec<&Classroom> = Vec::new();
+        for (i, c) in classrooms.iter().enumerate() {
+            let (start, end) = match bounds.iter().find(|(tz, ..)| *tz == c.timezone) {
+                Some(&(_, s, e)) => (s, e),
+                None => {
+                    let s = day_start(c.timezone, day);
+                    let e = day_start(c.timezone, day.succ_opt().unwrap_or(day)).min(now);
+                    bounds.push((c.timezone, s, e));
+                    (s, e)
+                }
+            };
+            if start >= now || have.contains(&(day, i)) {
+                continue;
+            }
+            // Before borne ever ran nothing is known: no history to read.
+            if first_run.is_none_or(|f| end <= f) {
+                out.push(ClassroomDay {
+                    day,
+                    school: c.school.to_string(),
+                    classroom: c.id.to_string(),
+                    figures: DayFigures {
+                        unknown: (end - start).num_seconds(),
+                        ..DayFigures::default()
+                    },
+                });
+            } else {
+                known.push(c);
+            }
         }
         out.extend(compute_day(source, &known, day, now)?);
         match day.succ_opt() {

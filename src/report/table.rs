@@ -214,24 +214,20 @@ pub fn rows(days: &[ClassroomDay], group: Group, period: Period, order: &[(Strin
     // Key: (rank, period start) → (school, classroom, figures).
     let mut acc: BTreeMap<(usize, NaiveDate), Acc> = BTreeMap::new();
     for d in days {
-        let (rank, school, classroom) = match group {
-            Group::Classroom => (
-                rank.get(&(d.school.as_str(), d.classroom.as_str()))
-                    .copied()
-                    .unwrap_or(usize::MAX),
-                Some(d.school.clone()),
-                Some(d.classroom.clone()),
-            ),
-            Group::School => (
-                school_rank.get(d.school.as_str()).copied().unwrap_or(usize::MAX),
-                Some(d.school.clone()),
-                None,
-            ),
-            Group::City => (0, None, None),
+        let rank = match group {
+            Group::Classroom => rank
+                .get(&(d.school.as_str(), d.classroom.as_str()))
+                .copied()
+                .unwrap_or(usize::MAX),
+            Group::School => school_rank.get(d.school.as_str()).copied().unwrap_or(usize::MAX),
+            Group::City => 0,
         };
-        let entry = acc
-            .entry((rank, period.start(d.day)))
-            .or_insert_with(|| (school, classroom, DayFigures::default()));
+        // Names are copied once per row, not once per day summed into it.
+        let entry = acc.entry((rank, period.start(d.day))).or_insert_with(|| match group {
+            Group::Classroom => (Some(d.school.clone()), Some(d.classroom.clone()), DayFigures::default()),
+            Group::School => (Some(d.school.clone()), None, DayFigures::default()),
+            Group::City => (None, None, DayFigures::default()),
+        });
         entry.2.add(&d.figures);
     }
     acc.into_iter()
