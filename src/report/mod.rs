@@ -12,7 +12,7 @@
 pub mod day;
 pub mod table;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -133,12 +133,24 @@ pub fn collect(
     // (day, classroom) pairs, looked up without building a string each.
     let by_id: HashMap<&str, usize> = classrooms.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
     let mut out = Vec::new();
-    let mut have: HashSet<(NaiveDate, usize)> = HashSet::new();
+    // Which (day, classroom) pairs are stored: one bit each, indexed by
+    // day offset and position (a hash set of a year of a city's pairs cost
+    // more than reading them).
+    let days = usize::try_from((to - from).num_days() + 1).unwrap_or(0);
+    let bit = |day: NaiveDate, i: usize| {
+        usize::try_from((day - from).num_days())
+            .ok()
+            .filter(|d| *d < days)
+            .map(|d| d * classrooms.len() + i)
+    };
+    let mut have = vec![0u64; (days * classrooms.len()).div_ceil(64)];
     for (day, classroom, figures) in source.stored_days(from, to)? {
         let Some(&i) = by_id.get(classroom.as_str()) else {
             continue;
         };
-        have.insert((day, i));
+        if let Some(b) = bit(day, i) {
+            have[b / 64] |= 1 << (b % 64);
+        }
         out.push(ClassroomDay {
             day,
             school: classrooms[i].school.to_string(),
@@ -164,7 +176,7 @@ pub fn collect(
                     (s, e)
                 }
             };
-            if start >= now || have.contains(&(day, i)) {
+            if start >= now || bit(day, i).is_some_and(|b| have[b / 64] & (1 << (b % 64)) != 0) {
                 continue;
             }
             // Before borne ever ran nothing is known: no history to read.

@@ -288,13 +288,20 @@ impl UsageReader<'_> {
         )?;
         // Text columns are read in place (no copy per row): a year of a
         // city is a quarter of a million rows.
+        // Rows come in key order, a day's classrooms together: the day is
+        // parsed once per day, not once per row.
+        let mut last_day: (String, NaiveDate) = (String::new(), NaiveDate::default());
         let rows = q.query_map(params![from.to_string(), to.to_string()], |r| {
-            let day = text(r, 0)?;
+            let day_text = text(r, 0)?;
+            if day_text != last_day.0 {
+                last_day = (day_text.to_owned(), day_text.parse::<NaiveDate>().unwrap_or_default());
+            }
+            let day = last_day.1;
             let sessions = text(r, 8)?;
             let ended_by = text(r, 9)?;
             let refused = text(r, 12)?;
             Ok((
-                day.parse::<NaiveDate>().unwrap_or_default(),
+                day,
                 r.get::<_, String>(1)?,
                 DayFigures {
                     on: r.get(2)?,
