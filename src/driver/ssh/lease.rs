@@ -7,9 +7,9 @@
 //! How it works, with nothing installed by hand and nothing persistent on
 //! the AP but a saved "off":
 //! - **The sleeper** is a small `sh` script that borne writes to
-//!   `$TMPDIR/borne-lease/sleeper` (`/tmp`, a tmpfs, on OpenWrt) at every
-//!   arming, and starts detached with busybox `start-stop-daemon -b` when it
-//!   is not already running. It loops: reads `/proc/uptime` (monotonic
+//!   `$TMPDIR/borne-lease/sleeper-<hash of its text>` (`/tmp`, a tmpfs, on
+//!   OpenWrt) when it is not there yet, and starts detached with busybox
+//!   `start-stop-daemon -b` when it is not already running. It loops: reads `/proc/uptime` (monotonic
 //!   seconds since boot; the wall clock of an AP may be unset), compares it
 //!   with the deadline in `deadline`, sleeps at most 5 s, and once the
 //!   deadline has passed (or the file is gone or garbled: the safe
@@ -72,10 +72,26 @@ fn off_command(radios: &[String]) -> Result<String, DriverError> {
     Ok(parts.join("; "))
 }
 
-/// Arms or renews the lease: (re)writes the sleeper, moves the deadline to
-/// now + `lease` by the AP's monotonic clock, and starts the sleeper
-/// unless it runs. Exits non-zero, before anything is switched, when a
-/// step fails.
+/// The sleeper's file name: `sleeper-` and 12 hex digits of its text's
+/// SHA-256, so that an arming finds the script already on the AP (the
+/// usual case: same radios) by name alone and writes nothing.
+fn sleeper_name(lines: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(lines.join("\n").as_bytes());
+    format!("sleeper-{}", &hex::encode(digest)[..12])
+}
+
+/// Arms or renews the lease: writes the sleeper unless it is there already,
+/// moves the deadline to now + `lease` by the AP's monotonic clock, and
+/// starts the sleeper unless it runs. Exits non-zero, before anything is
+/// switched, when a step fails.
+///
+/// Every "on" runs this, so it costs one process (the `mv` that makes the
+/// deadline atomic) when the sleeper runs already: the directory, the
+/// script and the pid are tested and read with shell builtins. Each
+/// process is a fork on the AP's small CPU, and 50 APs switched at once
+/// on the test fakes made them the difference between "on" and "off"
+/// (docs/benchmarks.md, "SSH fan-out").
 ///
 /// # Errors
 /// [`DriverError::Setup`] when `radios` is empty or a name cannot be quoted.
@@ -84,22 +100,26 @@ pub(super) fn openwrt_arm(radios: &[String], lease: Duration) -> Result<String, 
         return Err(DriverError::Setup("no radio to switch".to_owned()));
     }
     let off = off_command(radios)?;
-    let lines = sleeper_lines(&off)
-        .iter()
-        .map(|l| quote(l))
-        .collect::<Result<Vec<_>, _>>()?;
+    let script = sleeper_lines(&off);
+    let name = sleeper_name(&script);
+    let lines = script.iter().map(|l| quote(l)).collect::<Result<Vec<_>, _>>()?;
     let seconds = lease_seconds(lease);
     Ok([
         format!("d={DIR}"),
-        "mkdir -p \"$d\" || exit 1".to_owned(),
-        format!("printf '%s\\n' {} > \"$d/sleeper.new\" || exit 1", lines.join(" ")),
-        "mv \"$d/sleeper.new\" \"$d/sleeper\" || exit 1".to_owned(),
+        "[ -d \"$d\" ] || mkdir -p \"$d\" || exit 1".to_owned(),
+        format!("s=\"$d/{name}\""),
+        // Another text (other radios) gets another name: the old files go.
+        format!(
+            "[ -s \"$s\" ] || {{ rm -f \"$d\"/sleeper-*; printf '%s\\n' {} > \"$d/sleeper.new\" && mv \"$d/sleeper.new\" \"$s\"; }} || exit 1",
+            lines.join(" ")
+        ),
         "read -r now _ < /proc/uptime || exit 1".to_owned(),
         "now=${now%%.*}".to_owned(),
         format!("echo $((now + {seconds})) > \"$d/deadline.new\" || exit 1"),
         "mv \"$d/deadline.new\" \"$d/deadline\" || exit 1".to_owned(),
-        "if ! { [ -s \"$d/pid\" ] && kill -0 \"$(cat \"$d/pid\")\" 2>/dev/null; }; then \
-         rm -f \"$d/pid\"; start-stop-daemon -S -b -m -p \"$d/pid\" -x /bin/sh -- \"$d/sleeper\" || exit 1; fi"
+        "p=; [ -s \"$d/pid\" ] && read -r p < \"$d/pid\"".to_owned(),
+        "if ! { [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; }; then \
+         rm -f \"$d/pid\"; start-stop-daemon -S -b -m -p \"$d/pid\" -x /bin/sh -- \"$s\" || exit 1; fi"
             .to_owned(),
     ]
     .join("; "))
@@ -149,12 +169,26 @@ mod tests {
     /// `uci`, `wifi` and `start-stop-daemon` only log their arguments.
     fn run(script: &str) -> (i32, String, tempfile::TempDir) {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let (status, log) = run_in(&tmp, script, &[]);
+        (status, log, tmp)
+    }
+
+    /// As [`run`], in `tmp` (kept from an earlier run), where the tools
+    /// `traced` also log their arguments, then run as usual.
+    fn run_in(tmp: &tempfile::TempDir, script: &str, traced: &[&str]) -> (i32, String) {
+        use std::os::unix::fs::PermissionsExt as _;
         let bin = tmp.path().join("bin");
-        std::fs::create_dir(&bin).expect("bin");
-        for tool in ["uci", "wifi", "start-stop-daemon"] {
+        std::fs::create_dir_all(&bin).expect("bin");
+        let log_path = tmp.path().join("log");
+        let _ = std::fs::remove_file(&log_path);
+        let tools = ["uci", "wifi", "start-stop-daemon"].iter().map(|t| (*t, false));
+        for (tool, real) in tools.chain(traced.iter().map(|t| (*t, true))) {
             let path = bin.join(tool);
-            std::fs::write(&path, format!("#!/bin/sh\necho {tool} \"$@\" >> \"$TMPDIR/log\"\n")).expect("write");
-            use std::os::unix::fs::PermissionsExt as _;
+            let mut text = format!("#!/bin/sh\necho {tool} \"$@\" >> \"$TMPDIR/log\"\n");
+            if real {
+                text.push_str(&format!("PATH=/usr/bin:/bin exec {tool} \"$@\"\n"));
+            }
+            std::fs::write(&path, text).expect("write");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         let out = std::process::Command::new("/bin/sh")
@@ -164,8 +198,19 @@ mod tests {
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .output()
             .expect("sh");
-        let log = std::fs::read_to_string(tmp.path().join("log")).unwrap_or_default();
-        (out.status.code().unwrap_or(-1), log, tmp)
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        (out.status.code().unwrap_or(-1), log)
+    }
+
+    /// The one sleeper script in the lease directory `d`.
+    fn sleeper(d: &std::path::Path) -> std::path::PathBuf {
+        let found: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("sleeper-"))
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].clone()
     }
 
     #[test]
@@ -189,7 +234,7 @@ mod tests {
             (deadline as f64 - uptime - 1200.0).abs() < 5.0,
             "deadline {deadline}, uptime {uptime}"
         );
-        let sleeper = std::fs::read_to_string(d.join("sleeper")).unwrap();
+        let sleeper = std::fs::read_to_string(sleeper(&d)).unwrap();
         assert!(sleeper.contains("/proc/uptime"), "{sleeper}");
         assert!(
             sleeper.ends_with("uci set wireless.radio0.disabled=1; uci commit wireless; wifi reload\n"),
@@ -203,12 +248,48 @@ mod tests {
     fn the_sleeper_switches_off_at_once_when_the_deadline_is_past_or_garbled() {
         let arm = openwrt_arm(&radios(&["radio0", "radio1"]), Duration::from_secs(60)).unwrap();
         let script = format!(
-            "{arm}; d=$TMPDIR/borne-lease; echo 5 > \"$d/deadline\"; sh \"$d/sleeper\"; echo x > \"$d/deadline\"; sh \"$d/sleeper\""
+            "{arm}; d=$TMPDIR/borne-lease; echo 5 > \"$d/deadline\"; sh \"$d\"/sleeper-*; echo x > \"$d/deadline\"; sh \"$d\"/sleeper-*"
         );
         let (status, log, _tmp) = run(&script);
         assert_eq!(status, 0, "{log}");
         assert_eq!(log.matches("wifi reload").count(), 2, "{log}");
         assert!(log.contains("uci set wireless.radio1.disabled=1"), "{log}");
+    }
+
+    /// What every "on" pays while the sleeper runs: one process, the `mv`
+    /// of the new deadline; the script is not written again.
+    #[test]
+    fn rearming_a_running_lease_starts_one_process_and_keeps_the_script() {
+        let arm = openwrt_arm(&radios(&["radio0", "radio1"]), Duration::from_secs(1200)).unwrap();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let traced = ["mkdir", "mv", "rm", "cat"];
+        let (status, first) = run_in(&tmp, &arm, &traced);
+        assert_eq!(status, 0, "{first}");
+        assert!(first.contains("start-stop-daemon"), "{first}");
+        let d = tmp.path().join("borne-lease");
+        let script = sleeper(&d);
+        // The sleeper runs: a live pid (this test's) in its pid file.
+        std::fs::write(d.join("pid"), format!("{}\n", std::process::id())).unwrap();
+        std::fs::write(d.join("deadline"), "1\n").unwrap();
+        let (status, again) = run_in(&tmp, &arm, &traced);
+        assert_eq!(status, 0, "{again}");
+        assert_eq!(again.lines().count(), 1, "{again}");
+        assert!(again.starts_with("mv ") && again.contains("deadline.new"), "{again}");
+        assert_eq!(sleeper(&d), script);
+        let deadline: u64 = std::fs::read_to_string(d.join("deadline"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(deadline > 1200, "the deadline moved: {deadline}");
+        // Other radios, another script: the old one goes, the new one runs.
+        let other = openwrt_arm(&radios(&["radio0"]), Duration::from_secs(1200)).unwrap();
+        std::fs::remove_file(d.join("pid")).unwrap();
+        let (status, log) = run_in(&tmp, &other, &traced);
+        assert_eq!(status, 0, "{log}");
+        let new_script = sleeper(&d);
+        assert_ne!(new_script, script);
+        assert!(log.contains(&format!("-- {}", new_script.display())), "{log}");
     }
 
     #[test]
