@@ -173,9 +173,9 @@ fn main() {
 
     let ports = [free_port(), free_port()];
     let ids = ["a", "b"];
-    let mut instances: Vec<Option<Instance>> = vec![Some(Instance::start(&bin, &pg_config, ids[0], ports[0]))];
+    let mut instances: Vec<Option<Instance>> = vec![Some(Instance::start(bin, &pg_config, ids[0], ports[0]))];
     wait_role(instances[0].as_ref().unwrap(), "leader");
-    instances.push(Some(Instance::start(&bin, &pg_config, ids[1], ports[1])));
+    instances.push(Some(Instance::start(bin, &pg_config, ids[1], ports[1])));
     wait_role(instances[1].as_ref().unwrap(), "follower");
     std::thread::sleep(Duration::from_secs(3));
     let rss: Vec<f64> = instances
@@ -196,7 +196,7 @@ fn main() {
         wait_role(instances[other].as_ref().unwrap(), "leader");
         failovers.push(t.elapsed().as_secs_f64() * 1000.0);
         instances[leader] = None;
-        let back = Instance::start(&bin, &pg_config, ids[leader], ports[leader]);
+        let back = Instance::start(bin, &pg_config, ids[leader], ports[leader]);
         wait_role(&back, "follower");
         instances[leader] = Some(back);
     }
@@ -204,7 +204,7 @@ fn main() {
     failovers.sort_by(f64::total_cmp);
 
     let sqlite_config = config(dir.path(), None);
-    let lone = Instance::start(&bin, &sqlite_config, "lone", free_port());
+    let lone = Instance::start(bin, &sqlite_config, "lone", free_port());
     let (sq_p50, sq_p99) = latency(lone.port);
     let sqlite_rss = rss_mb(lone.child.id());
     drop(lone);
