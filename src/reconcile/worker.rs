@@ -512,6 +512,33 @@ mod tests {
         }
     }
 
+    /// The worker of AP `c1-ap1` of the fixture, on `driver` alone.
+    fn test_worker(
+        f: &Fixture,
+        driver: Arc<dyn Driver>,
+        desired: watch::Receiver<Option<Wifi>>,
+        cancel: &CancellationToken,
+        settle: Option<Duration>,
+    ) -> ApWorker {
+        ApWorker {
+            core: f.core.clone(),
+            drivers: Drivers {
+                sim: driver,
+                ssh: None,
+                mqtt: None,
+            },
+            id: ApId::from("c1-ap1"),
+            desired,
+            signals: Arc::new(Signals::default()),
+            permits: Arc::new(Semaphore::new(1)),
+            probes: Arc::new(Semaphore::new(1)),
+            cancel: cancel.clone(),
+            after: Vec::new(),
+            settle,
+            _done: CancellationToken::new().drop_guard(),
+        }
+    }
+
     #[tokio::test]
     async fn a_device_already_in_the_state_desired_after_the_read_is_not_switched_again() {
         let f = Fixture::new("2026-12-01T09:00:00Z");
@@ -522,23 +549,7 @@ mod tests {
             applied: AtomicUsize::new(0),
         });
         let cancel = CancellationToken::new();
-        let worker = ApWorker {
-            core: f.core.clone(),
-            drivers: Drivers {
-                sim: driver.clone(),
-                ssh: None,
-                mqtt: None,
-            },
-            id: ApId::from("c1-ap1"),
-            desired: rx,
-            signals: Arc::new(Signals::default()),
-            permits: Arc::new(Semaphore::new(1)),
-            probes: Arc::new(Semaphore::new(1)),
-            cancel: cancel.clone(),
-            after: Vec::new(),
-            settle: None,
-            _done: CancellationToken::new().drop_guard(),
-        };
+        let worker = test_worker(&f, driver.clone(), rx, &cancel, None);
         let task = tokio::spawn(worker.run());
         // The worker runs on this thread: once it has read the device, it
         // has also done whatever follows the read, up to its next wait.
@@ -592,23 +603,7 @@ mod tests {
             offs: AtomicUsize::new(0),
         });
         let cancel = CancellationToken::new();
-        let worker = ApWorker {
-            core: f.core.clone(),
-            drivers: Drivers {
-                sim: driver.clone(),
-                ssh: None,
-                mqtt: None,
-            },
-            id: ApId::from("c1-ap1"),
-            desired: rx,
-            signals: Arc::new(Signals::default()),
-            permits: Arc::new(Semaphore::new(1)),
-            probes: Arc::new(Semaphore::new(1)),
-            cancel: cancel.clone(),
-            after: Vec::new(),
-            settle: Some(Duration::from_millis(300)),
-            _done: CancellationToken::new().drop_guard(),
-        };
+        let worker = test_worker(&f, driver.clone(), rx, &cancel, Some(Duration::from_millis(300)));
         let task = tokio::spawn(worker.run());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while driver.reads.load(Ordering::SeqCst) == 0 {
