@@ -201,19 +201,7 @@ async fn clock_jumps_miss_nothing_and_repeat_nothing() {
 }
 
 fn request(method: &str, url: &str, token: &str, body: &str) -> Option<(u16, Value)> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok()?;
-    let r = client
-        .request(method.parse().ok()?, url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.json().unwrap_or(Value::Null)))
+    borne_test_support::api_call::call(method, url, token, body, Duration::from_secs(5))
 }
 
 /// A classroom's status as the admin reads it from daemon `p`.

@@ -38,19 +38,7 @@ fn poll(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
 }
 
 fn request(method: &str, url: &str, token: &str, body: &str) -> Option<(u16, Value)> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .ok()?;
-    let r = client
-        .request(method.parse().ok()?, url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.json().unwrap_or(Value::Null)))
+    borne_test_support::api_call::call(method, url, token, body, Duration::from_secs(20))
 }
 
 /// The test bench: PostgreSQL, one fake AP per classroom (`c1`…), the

@@ -25,6 +25,7 @@
 //! Every helper that starts something stops it when dropped, also when the
 //! test fails, by PID. Everything listens on 127.0.0.1 only.
 
+pub mod api_call;
 pub mod daemon;
 pub mod fixtures;
 pub mod http;
