@@ -37,13 +37,9 @@ schedules:
       - { at: "0 12 * * Mon", mode: on }
       - { at: "0 13 * * Mon", mode: available }
       - { at: "0 17 * * Mon-Fri", mode: locked }
-schools:
-  - id: s1
-    schedule: day
-    classrooms:
-      - id: c1
-        access_points: [ { id: c1-ap1, sim: {} } ]
-  - id: s2
+"#,
+    borne_test_support::yaml_s1_c1!("day"),
+    r#"  - id: s2
     schedule: day
     classrooms:
       - id: c2
@@ -766,18 +762,14 @@ fn check_stored(
             "{what}"
         );
         assert_eq!(f.sessions, x.sessions, "{what}");
-        let ended: BTreeMap<String, u64> = f.ended_by.iter().map(|(k, v)| (k.clone(), u64::from(*v))).collect();
+        let ended: BTreeMap<String, u64> = f.ended_by.iter().map(|(k, v)| (k.to_owned(), u64::from(v))).collect();
         assert_eq!(ended, x.ended_by, "{what}");
         assert_eq!(
             (u64::from(f.overrides), f.override_seconds),
             (x.overrides, x.override_seconds),
             "{what}"
         );
-        assert_eq!(
-            f.refused.get("locked").copied().map_or(0, u64::from),
-            x.refused_locked,
-            "{what}"
-        );
+        assert_eq!(u64::from(f.refused.get("locked")), x.refused_locked, "{what}");
     }
 }
 

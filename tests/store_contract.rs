@@ -415,7 +415,7 @@ fn the_usage_report_gives_the_same_figures_on_both_backends() {
             sessions: vec![60, 120],
             ..Default::default()
         };
-        stored.ended_by.insert("idle".into(), 2);
+        stored.ended_by.add("idle", 2);
         let mut days = Batch::default();
         days.usage
             .days

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::api::csv::{Sep, Writer};
 use crate::config::{Classroom, Config};
+use crate::report::Source;
 use crate::report::table::{self, Group, Period, Row};
 use crate::store::Store as _;
 use crate::store::postgres::PostgresStore;
@@ -27,19 +28,17 @@ pub fn report_rows(
         return Err(format!("--to ({to}) is before --from ({from})"));
     }
     let classrooms: Vec<&Classroom> = config.classrooms.iter().collect();
-    let days = match &config.database {
+    let report = |r: &dyn Source| crate::report::report(r, &classrooms, (from, to), group, period, now);
+    match &config.database {
         Some(database) => {
             // Reads only: nothing is migrated or written.
             let store = PostgresStore::connect(database, "borne-report").map_err(|e| e.to_string())?;
-            let mut days = Err(String::new());
-            store
-                .with_usage(&mut |r| days = crate::report::collect(r, &classrooms, from, to, now))
-                .map_err(|e| e.to_string())?;
-            days?
+            let mut rows = Err(String::new());
+            store.with_usage(&mut |r| rows = report(r)).map_err(|e| e.to_string())?;
+            rows
         }
-        None => ReadOnly::open(&config.state_dir)?.with(|r| crate::report::collect(r, &classrooms, from, to, now))?,
-    };
-    Ok(table::rows(&days, group, period, &crate::report::order(&classrooms)))
+        None => ReadOnly::open(&config.state_dir)?.with(|r| report(r)),
+    }
 }
 
 /// The rows as CSV (the API's columns) or as a table for a terminal.

@@ -117,8 +117,7 @@ impl Core {
             .writer
             .usage(move |r| {
                 let classrooms: Vec<&Classroom> = config.classrooms.iter().filter(|c| user.can_see(&c.id)).collect();
-                let days = report::collect(r, &classrooms, from, to, now)?;
-                Ok::<_, String>(report::table::rows(&days, group, period, &report::order(&classrooms)))
+                report::report(r, &classrooms, (from, to), group, period, now)
             })
             .await?
             .map_err(StoreError::Io)?;

@@ -3,10 +3,9 @@
 //! state and its reason; borne starting or stopping), integrating each
 //! stretch into the day's figures. Pure: the inputs are plain lists.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
+use super::counts::{EndedBy, Refused};
 use crate::domain::ObservedWifi;
 use crate::policy::{Reason, Wifi};
 use crate::schedule::Mode;
@@ -58,14 +57,14 @@ pub struct DayFigures {
     /// Teacher sessions ended in the window: their lengths in seconds.
     pub sessions: Vec<i64>,
     /// How they ended (`session.end` reasons).
-    pub ended_by: BTreeMap<String, u32>,
+    pub ended_by: EndedBy,
     /// Overrides that began in the window (a change of the forced state
     /// counts as a new one).
     pub overrides: u32,
     /// Time under an override, on or off.
     pub override_seconds: i64,
     /// Refused teacher requests by code.
-    pub refused: BTreeMap<String, u32>,
+    pub refused: Refused,
 }
 
 impl DayFigures {
@@ -78,23 +77,10 @@ impl DayFigures {
         self.on_override += o.on_override;
         self.on_outside += o.on_outside;
         self.sessions.extend_from_slice(&o.sessions);
-        add_counts(&mut self.ended_by, &o.ended_by);
+        self.ended_by.merge(&o.ended_by);
         self.overrides += o.overrides;
         self.override_seconds += o.override_seconds;
-        add_counts(&mut self.refused, &o.refused);
-    }
-}
-
-/// Adds counts by key, copying a key only the first time it is seen (a
-/// year of days summed into rows would otherwise copy every key each day).
-fn add_counts(into: &mut BTreeMap<String, u32>, from: &BTreeMap<String, u32>) {
-    for (k, v) in from {
-        match into.get_mut(k) {
-            Some(n) => *n += v,
-            None => {
-                into.insert(k.clone(), *v);
-            }
-        }
+        self.refused.merge(&o.refused);
     }
 }
 
@@ -189,7 +175,7 @@ pub fn figures(inputs: &DayInputs, from: DateTime<Utc>, to: DateTime<Utc>) -> Da
     stretches(inputs, from, to, &mut f);
     for (at, code) in &inputs.refused {
         if from <= *at && *at < to {
-            *f.refused.entry(code.clone()).or_default() += 1;
+            f.refused.add(code, 1);
         }
     }
     f
@@ -223,7 +209,7 @@ fn stretches(inputs: &DayInputs, from: DateTime<Utc>, to: DateTime<Utc>, f: &mut
                 .min_by_key(|(_, (at, _))| (*at - *t).num_milliseconds().abs());
             if let Some((i, (_, reason))) = best {
                 used[i] = true;
-                *f.ended_by.entry(reason.clone()).or_default() += 1;
+                f.ended_by.add(reason, 1);
             }
         }
         if let Some(w) = override_of(d)

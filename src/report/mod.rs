@@ -9,6 +9,7 @@
 //! aggregates, computing any day that has none (the current one, or one
 //! lost to a crash) from the histories through a [`Source`].
 
+pub mod counts;
 pub mod day;
 pub mod table;
 
@@ -18,7 +19,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 pub use day::{DayFigures, DayInputs, DesiredState, figures};
-pub use table::{ClassroomDay, Group, Period, Row};
+pub use table::{ClassroomDay, Group, Period, Row, Table};
 
 use crate::config::Classroom;
 
@@ -28,12 +29,31 @@ pub const LOOKBACK: chrono::Duration = chrono::Duration::hours(48);
 
 /// Where the report reads: the state database, or a test's lists.
 pub trait Source {
-    /// Stored daily aggregates of days in `[from, to]`:
-    /// (day, classroom) → figures.
+    /// Calls `each` with every stored daily aggregate of days in
+    /// `[from, to]`: day, classroom, figures. The figures are lent, one
+    /// buffer refilled row after row: a school year of a city is a quarter
+    /// of a million rows, read without an allocation each.
     ///
     /// # Errors
     /// The store cannot be read.
-    fn stored_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, String, DayFigures)>, String>;
+    fn each_stored_day(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        each: &mut dyn FnMut(NaiveDate, &str, &DayFigures),
+    ) -> Result<(), String>;
+
+    /// Stored daily aggregates of days in `[from, to]`, as a list.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn stored_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, String, DayFigures)>, String> {
+        let mut out = Vec::new();
+        self.each_stored_day(from, to, &mut |day, classroom, figures| {
+            out.push((day, classroom.to_owned(), figures.clone()));
+        })?;
+        Ok(out)
+    }
 
     /// The histories of these classrooms over `[from, to)` (desired
     /// history from `from - LOOKBACK`), keyed by classroom id.
@@ -129,10 +149,53 @@ pub fn collect(
     to: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClassroomDay>, String> {
+    let mut out = Vec::new();
+    each_day(source, classrooms, from, to, now, &mut |day, i, figures| {
+        out.push(ClassroomDay {
+            day,
+            school: classrooms[i].school.to_string(),
+            classroom: classrooms[i].id.to_string(),
+            figures: figures.clone(),
+        });
+    })?;
+    Ok(out)
+}
+
+/// The report's rows over `[from, to]` for `classrooms` (in their order),
+/// grouped and by period: the days of [`collect`], summed as they are read.
+///
+/// # Errors
+/// The source cannot be read.
+pub fn report(
+    source: &dyn Source,
+    classrooms: &[&Classroom],
+    (from, to): (NaiveDate, NaiveDate),
+    group: Group,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<Vec<Row>, String> {
+    let order = order(classrooms);
+    let mut table = Table::new(&order, group, period);
+    each_day(source, classrooms, from, to, now, &mut |day, i, figures| {
+        table.add(day, i, figures)
+    })?;
+    Ok(table.rows())
+}
+
+/// Calls `each` with every (day, classroom position, figures) of
+/// `[from, to]`: stored days as stored, the others computed (days after
+/// `now` are left out).
+fn each_day(
+    source: &dyn Source,
+    classrooms: &[&Classroom],
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+    each: &mut dyn FnMut(NaiveDate, usize, &DayFigures),
+) -> Result<(), String> {
     // Classrooms by position: a year of 700 classrooms is 250,000
     // (day, classroom) pairs, looked up without building a string each.
     let by_id: HashMap<&str, usize> = classrooms.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
-    let mut out = Vec::new();
     // Which (day, classroom) pairs are stored: one bit each, indexed by
     // day offset and position (a hash set of a year of a city's pairs cost
     // more than reading them).
@@ -144,20 +207,15 @@ pub fn collect(
             .map(|d| d * classrooms.len() + i)
     };
     let mut have = vec![0u64; (days * classrooms.len()).div_ceil(64)];
-    for (day, classroom, figures) in source.stored_days(from, to)? {
-        let Some(&i) = by_id.get(classroom.as_str()) else {
-            continue;
+    source.each_stored_day(from, to, &mut |day, classroom, figures| {
+        let Some(&i) = by_id.get(classroom) else {
+            return;
         };
         if let Some(b) = bit(day, i) {
             have[b / 64] |= 1 << (b % 64);
         }
-        out.push(ClassroomDay {
-            day,
-            school: classrooms[i].school.to_string(),
-            classroom,
-            figures,
-        });
-    }
+        each(day, i, figures);
+    })?;
     let first_run = source.first_run()?;
     // A day's bounds per time zone, computed once a day rather than once a
     // classroom (a time zone conversion is the costly part of this loop).
@@ -166,6 +224,7 @@ pub fn collect(
     while day <= to {
         bounds.clear();
         let mut known: Vec<&Classroom> = Vec::new();
+        let mut known_at: Vec<usize> = Vec::new();
         for (i, c) in classrooms.iter().enumerate() {
             let (start, end) = match bounds.iter().find(|(tz, ..)| *tz == c.timezone) {
                 Some(&(_, s, e)) => (s, e),
@@ -181,26 +240,26 @@ pub fn collect(
             }
             // Before borne ever ran nothing is known: no history to read.
             if first_run.is_none_or(|f| end <= f) {
-                out.push(ClassroomDay {
-                    day,
-                    school: c.school.to_string(),
-                    classroom: c.id.to_string(),
-                    figures: DayFigures {
-                        unknown: (end - start).num_seconds(),
-                        ..DayFigures::default()
-                    },
-                });
+                let unknown = DayFigures {
+                    unknown: (end - start).num_seconds(),
+                    ..DayFigures::default()
+                };
+                each(day, i, &unknown);
             } else {
                 known.push(c);
+                known_at.push(i);
             }
         }
-        out.extend(compute_day(source, &known, day, now)?);
+        // compute_day answers in the order it was asked.
+        for (d, i) in compute_day(source, &known, day, now)?.iter().zip(known_at) {
+            each(day, i, &d.figures);
+        }
         match day.succ_opt() {
             Some(d) => day = d,
             None => break,
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The (school, classroom) order of report rows: the classrooms' order.

@@ -66,12 +66,7 @@ impl Period {
     }
 }
 
-/// The reasons a session ends, always listed (zeros included) so that CSV
-/// columns do not depend on the data.
-pub const END_REASONS: [&str; 7] = ["teacher", "expired", "idle", "locked", "override", "clock", "reload"];
-
-/// The refusal codes of a teacher request, always listed.
-pub const REFUSAL_CODES: [&str; 3] = ["locked", "overridden", "minutes_out_of_range"];
+pub use super::counts::{END_REASONS, REFUSAL_CODES};
 
 /// One classroom's day, as the report reads it.
 #[derive(Debug, Clone)]
@@ -159,14 +154,8 @@ impl Row {
             n if n % 2 == 1 => Some(lengths[n / 2] as f64),
             n => Some((lengths[n / 2 - 1] + lengths[n / 2]) as f64 / 2.0),
         };
-        let mut ended_by: BTreeMap<String, u32> = END_REASONS.iter().map(|r| ((*r).to_owned(), 0)).collect();
-        for (k, v) in &f.ended_by {
-            *ended_by.entry(k.clone()).or_default() += v;
-        }
-        let mut refused: BTreeMap<String, u32> = REFUSAL_CODES.iter().map(|r| ((*r).to_owned(), 0)).collect();
-        for (k, v) in &f.refused {
-            *refused.entry(k.clone()).or_default() += v;
-        }
+        let ended_by = f.ended_by.all();
+        let refused = f.refused.all();
         Row {
             school,
             classroom,
@@ -194,45 +183,88 @@ impl Row {
     }
 }
 
-/// A row being summed: school, classroom, figures.
-type Acc = (Option<String>, Option<String>, DayFigures);
+/// Sums days of classrooms into rows. Classrooms are named by their
+/// position in `order`, the (school, classroom) list in configuration
+/// order: rows come in that order, then by period.
+pub struct Table<'o> {
+    order: &'o [(String, String)],
+    group: Group,
+    period: Period,
+    /// Per position, the rank of its row's group (its own position, its
+    /// school's first, or 0 for the city).
+    rank: Vec<usize>,
+    /// (rank, period start) → (a position of the group, figures).
+    acc: BTreeMap<(usize, NaiveDate), (usize, DayFigures)>,
+}
+
+impl<'o> Table<'o> {
+    /// An empty table.
+    pub fn new(order: &'o [(String, String)], group: Group, period: Period) -> Table<'o> {
+        let mut first_of_school: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let rank = order
+            .iter()
+            .enumerate()
+            .map(|(i, (school, _))| match group {
+                Group::Classroom => i,
+                Group::School => *first_of_school.entry(school.as_str()).or_insert(i),
+                Group::City => 0,
+            })
+            .collect();
+        Table {
+            order,
+            group,
+            period,
+            rank,
+            acc: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the figures of the classroom at `position` on `day`.
+    pub fn add(&mut self, day: NaiveDate, position: usize, figures: &DayFigures) {
+        let Some(&rank) = self.rank.get(position) else {
+            return;
+        };
+        self.acc
+            .entry((rank, self.period.start(day)))
+            .or_insert_with(|| (position, DayFigures::default()))
+            .1
+            .add(figures);
+    }
+
+    /// The rows.
+    pub fn rows(self) -> Vec<Row> {
+        let (order, group) = (self.order, self.group);
+        self.acc
+            .into_iter()
+            .map(|((_, start), (position, f))| {
+                let (school, classroom) = &order[position];
+                let (school, classroom) = match group {
+                    Group::Classroom => (Some(school.clone()), Some(classroom.clone())),
+                    Group::School => (Some(school.clone()), None),
+                    Group::City => (None, None),
+                };
+                Row::new(school, classroom, start, &f)
+            })
+            .collect()
+    }
+}
 
 /// Groups classroom days into rows. `order` lists (school, classroom) in
-/// configuration order: rows come in that order, then by period.
+/// configuration order: rows come in that order, then by period (days of
+/// classrooms not in `order` are left out).
 pub fn rows(days: &[ClassroomDay], group: Group, period: Period, order: &[(String, String)]) -> Vec<Row> {
-    let rank: std::collections::HashMap<(&str, &str), usize> = order
+    let position: std::collections::HashMap<(&str, &str), usize> = order
         .iter()
         .enumerate()
         .map(|(i, (s, c))| ((s.as_str(), c.as_str()), i))
         .collect();
-    let school_rank: std::collections::HashMap<&str, usize> = order
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, (s, _))| (s.as_str(), i))
-        .collect();
-    // Key: (rank, period start) → (school, classroom, figures).
-    let mut acc: BTreeMap<(usize, NaiveDate), Acc> = BTreeMap::new();
+    let mut table = Table::new(order, group, period);
     for d in days {
-        let rank = match group {
-            Group::Classroom => rank
-                .get(&(d.school.as_str(), d.classroom.as_str()))
-                .copied()
-                .unwrap_or(usize::MAX),
-            Group::School => school_rank.get(d.school.as_str()).copied().unwrap_or(usize::MAX),
-            Group::City => 0,
-        };
-        // Names are copied once per row, not once per day summed into it.
-        let entry = acc.entry((rank, period.start(d.day))).or_insert_with(|| match group {
-            Group::Classroom => (Some(d.school.clone()), Some(d.classroom.clone()), DayFigures::default()),
-            Group::School => (Some(d.school.clone()), None, DayFigures::default()),
-            Group::City => (None, None, DayFigures::default()),
-        });
-        entry.2.add(&d.figures);
+        if let Some(&i) = position.get(&(d.school.as_str(), d.classroom.as_str())) {
+            table.add(d.day, i, &d.figures);
+        }
     }
-    acc.into_iter()
-        .map(|((_, start), (school, classroom, f))| Row::new(school, classroom, start, &f))
-        .collect()
+    table.rows()
 }
 
 /// The CSV header for rows of this grouping.

@@ -617,11 +617,6 @@ impl Merged {
     }
 }
 
-/// `a,b=1` text of the report's maps, as the SQLite store writes them.
-fn map_text(m: &BTreeMap<String, u32>) -> String {
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
 async fn write_merged(inner: &Inner, tx: &deadpool_postgres::Transaction<'_>, m: &Merged) -> Result<(), StoreError> {
     let pg = |e| inner.pg(e);
     macro_rules! exec {
@@ -840,10 +835,10 @@ async fn write_merged(inner: &Inner, tx: &deadpool_postgres::Transaction<'_>, m:
             .iter()
             .map(|x| x.1.sessions.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
             .collect();
-        let ended_by: Vec<String> = d.iter().map(|x| map_text(&x.1.ended_by)).collect();
+        let ended_by: Vec<String> = d.iter().map(|x| x.1.ended_by.to_text()).collect();
         let overrides: Vec<i64> = d.iter().map(|x| i64::from(x.1.overrides)).collect();
         let overridden: Vec<i64> = d.iter().map(|x| x.1.override_seconds).collect();
-        let refused: Vec<String> = d.iter().map(|x| map_text(&x.1.refused)).collect();
+        let refused: Vec<String> = d.iter().map(|x| x.1.refused.to_text()).collect();
         exec!(
             "INSERT INTO report_days (day, classroom, on_s, unknown_s, teacher_s, schedule_s, override_s,
                 outside_s, sessions, ended_by, overrides, overridden_s, refused)

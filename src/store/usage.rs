@@ -83,17 +83,27 @@ impl UsageBatch {
     }
 }
 
-fn map_text(m: &std::collections::BTreeMap<String, u32>) -> String {
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
-fn text_map(s: &str) -> std::collections::BTreeMap<String, u32> {
-    s.split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
+/// Refills `f` from a stored row: `n` the whole-number columns (`on_s`,
+/// `unknown_s`, `teacher_s`, `schedule_s`, `override_s`, `outside_s`,
+/// `overrides`, `overridden_s`), `t` the text ones (`sessions`,
+/// `ended_by`, `refused`). Keeps `f`'s buffers: no allocation per row.
+pub(crate) fn refill(f: &mut DayFigures, n: [i64; 8], t: [&str; 3]) {
+    [
+        f.on,
+        f.unknown,
+        f.on_teacher,
+        f.on_schedule,
+        f.on_override,
+        f.on_outside,
+    ] = [n[0], n[1], n[2], n[3], n[4], n[5]];
+    f.overrides = u32::try_from(n[6]).unwrap_or(u32::MAX);
+    f.override_seconds = n[7];
+    f.sessions.clear();
+    f.sessions.extend(t[0].split(',').filter_map(|s| s.parse::<i64>().ok()));
+    f.ended_by.clear();
+    f.ended_by.add_text(t[1]);
+    f.refused.clear();
+    f.refused.add_text(t[2]);
 }
 
 /// A text column, borrowed from the row.
@@ -176,10 +186,10 @@ pub fn write(tx: &rusqlite::Transaction<'_>, b: &UsageBatch) -> rusqlite::Result
             f.on_override,
             f.on_outside,
             sessions,
-            map_text(&f.ended_by),
+            f.ended_by.to_text(),
             f.overrides,
             f.override_seconds,
-            map_text(&f.refused)
+            f.refused.to_text()
         ])?;
     }
     Ok(())
@@ -280,45 +290,36 @@ impl UsageReader<'_> {
         rows.collect()
     }
 
-    fn stored(&self, from: NaiveDate, to: NaiveDate) -> rusqlite::Result<Vec<(NaiveDate, String, DayFigures)>> {
+    fn each_stored(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        each: &mut dyn FnMut(NaiveDate, &str, &DayFigures),
+    ) -> rusqlite::Result<()> {
         let mut q = self.conn.prepare_cached(
             "SELECT day, classroom, on_s, unknown_s, teacher_s, schedule_s, override_s, outside_s, sessions,
                     ended_by, overrides, overridden_s, refused
              FROM report_days WHERE day >= ?1 AND day <= ?2",
         )?;
-        // Text columns are read in place (no copy per row): a year of a
-        // city is a quarter of a million rows.
         // Rows come in key order, a day's classrooms together: the day is
-        // parsed once per day, not once per row.
-        let mut last_day: (String, NaiveDate) = (String::new(), NaiveDate::default());
-        let rows = q.query_map(params![from.to_string(), to.to_string()], |r| {
+        // parsed once per day, not once per row. Text is read in place and
+        // the figures' buffer refilled: nothing is allocated per row.
+        let mut day = (String::new(), NaiveDate::default());
+        let mut f = DayFigures::default();
+        let mut rows = q.query(params![from.to_string(), to.to_string()])?;
+        while let Some(r) = rows.next()? {
             let day_text = text(r, 0)?;
-            if day_text != last_day.0 {
-                last_day = (day_text.to_owned(), day_text.parse::<NaiveDate>().unwrap_or_default());
+            if day_text != day.0 {
+                day = (day_text.to_owned(), day_text.parse::<NaiveDate>().unwrap_or_default());
             }
-            let day = last_day.1;
-            let sessions = text(r, 8)?;
-            let ended_by = text(r, 9)?;
-            let refused = text(r, 12)?;
-            Ok((
-                day,
-                r.get::<_, String>(1)?,
-                DayFigures {
-                    on: r.get(2)?,
-                    unknown: r.get(3)?,
-                    on_teacher: r.get(4)?,
-                    on_schedule: r.get(5)?,
-                    on_override: r.get(6)?,
-                    on_outside: r.get(7)?,
-                    sessions: sessions.split(',').filter_map(|s| s.parse().ok()).collect(),
-                    ended_by: text_map(ended_by),
-                    overrides: r.get(10)?,
-                    override_seconds: r.get(11)?,
-                    refused: text_map(refused),
-                },
-            ))
-        })?;
-        rows.collect()
+            let mut n = [0i64; 8];
+            for (v, i) in n.iter_mut().zip([2, 3, 4, 5, 6, 7, 10, 11]) {
+                *v = r.get(i)?;
+            }
+            refill(&mut f, n, [text(r, 8)?, text(r, 9)?, text(r, 12)?]);
+            each(day.1, text(r, 1)?, &f);
+        }
+        Ok(())
     }
 
     fn histories(
@@ -453,8 +454,13 @@ impl UsageSource for UsageReader<'_> {
 }
 
 impl Source for UsageReader<'_> {
-    fn stored_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, String, DayFigures)>, String> {
-        self.stored(from, to).map_err(|e| e.to_string())
+    fn each_stored_day(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        each: &mut dyn FnMut(NaiveDate, &str, &DayFigures),
+    ) -> Result<(), String> {
+        self.each_stored(from, to, each).map_err(|e| e.to_string())
     }
 
     fn inputs(

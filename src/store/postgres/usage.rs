@@ -5,7 +5,7 @@
 //! or classroom, this asks once for all (`DISTINCT ON`): each question is a
 //! network round trip here.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -14,21 +14,12 @@ use crate::config::Classroom;
 use crate::policy::Wifi;
 use crate::report::{DayFigures, DayInputs, DesiredState, LOOKBACK, Source};
 use crate::store::StoreError;
-use crate::store::usage::{UsageSource, mode_of, observed_of, reason_of};
+use crate::store::usage::{UsageSource, mode_of, observed_of, reason_of, refill};
 
 /// A reader over the store's pool.
 pub(super) struct PgUsage<'s> {
     pub(super) store: &'s PostgresStore,
     pub(super) current_run: Option<DateTime<Utc>>,
-}
-
-fn text_map(s: &str) -> BTreeMap<String, u32> {
-    s.split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 fn s(e: StoreError) -> String {
@@ -75,45 +66,41 @@ impl UsageSource for PgUsage<'_> {
 }
 
 impl Source for PgUsage<'_> {
-    fn stored_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, String, DayFigures)>, String> {
+    fn each_stored_day(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        each: &mut dyn FnMut(NaiveDate, &str, &DayFigures),
+    ) -> Result<(), String> {
         let (from, to) = (from.to_string(), to.to_string());
-        self.store
+        let rows = self
+            .store
             .run(move |inner| async move {
                 let c = inner.client().await?;
-                let rows = c
-                    .query(
-                        "SELECT day, classroom, on_s, unknown_s, teacher_s, schedule_s, override_s, outside_s, sessions,
-                                ended_by, overrides, overridden_s, refused
-                         FROM report_days WHERE day >= $1 AND day <= $2",
-                        &[&from, &to],
-                    )
-                    .await
-                    .map_err(|e| inner.pg(e))?;
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        let sessions: &str = r.get(8);
-                        (
-                            r.get::<_, &str>(0).parse::<NaiveDate>().unwrap_or_default(),
-                            r.get::<_, String>(1),
-                            DayFigures {
-                                on: r.get(2),
-                                unknown: r.get(3),
-                                on_teacher: r.get(4),
-                                on_schedule: r.get(5),
-                                on_override: r.get(6),
-                                on_outside: r.get(7),
-                                sessions: sessions.split(',').filter_map(|s| s.parse().ok()).collect(),
-                                ended_by: text_map(r.get(9)),
-                                overrides: u32::try_from(r.get::<_, i64>(10)).unwrap_or(u32::MAX),
-                                override_seconds: r.get(11),
-                                refused: text_map(r.get(12)),
-                            },
-                        )
-                    })
-                    .collect())
+                c.query(
+                    "SELECT day, classroom, on_s, unknown_s, teacher_s, schedule_s, override_s, outside_s, sessions,
+                            ended_by, overrides, overridden_s, refused
+                     FROM report_days WHERE day >= $1 AND day <= $2 ORDER BY day",
+                    &[&from, &to],
+                )
+                .await
+                .map_err(|e| inner.pg(e))
             })
-            .map_err(s)
+            .map_err(s)?;
+        // As on SQLite: the day parsed once per day, the figures' buffer
+        // refilled row after row.
+        let mut day = (String::new(), NaiveDate::default());
+        let mut f = DayFigures::default();
+        for r in &rows {
+            let day_text: &str = r.get(0);
+            if day_text != day.0 {
+                day = (day_text.to_owned(), day_text.parse::<NaiveDate>().unwrap_or_default());
+            }
+            let n = [2, 3, 4, 5, 6, 7, 10, 11].map(|i| r.get::<_, i64>(i));
+            refill(&mut f, n, [r.get(8), r.get(9), r.get(12)]);
+            each(day.1, r.get(1), &f);
+        }
+        Ok(())
     }
 
     fn inputs(
