@@ -7,7 +7,8 @@
 //! sleeps 0.3 s (`borne_test_support::ssh::fleet`). The daemon runs in this
 //! process on a runtime built like `borne run`'s, with a
 //! [`RunningClock`]: real time, started [`LEAD`] before a rule
-//! `{ at: "0 18 * * *", mode: locked }` (18:00, radios off). Nothing pokes
+//! `{ at: "0 18 * * *", mode: locked }` (18:00, radios off; a 07:00 rule
+//! makes the day `on` until then). Nothing pokes
 //! the daemon: its planner's own timer fires the rule, and pre-warms
 //! `prewarm_seconds` before it, as under `borne run`.
 //!
@@ -96,7 +97,13 @@ async fn run_case(aps: &[TestSshd], case: Case) -> Run {
             "reuse_seconds: {}, prewarm_seconds: {}, connect_timeout_seconds: 10, command_timeout_seconds: 20",
             case.reuse_seconds, case.prewarm_seconds
         ),
-        &["{ at: \"0 18 * * *\", mode: locked }"],
+        // The morning rule keeps the day `on` until 18:00: without it the
+        // mode at 17:59 is yesterday's 18:00 `locked`, and borne switches
+        // the APs off at its start instead of at the rule.
+        &[
+            "{ at: \"0 7 * * *\", mode: on }",
+            "{ at: \"0 18 * * *\", mode: locked }",
+        ],
     );
     let rule_at: chrono::DateTime<chrono::Utc> = RULE_AT.parse().expect("RFC 3339");
     let start = rule_at - chrono::Duration::from_std(LEAD).expect("lead");
@@ -128,6 +135,9 @@ async fn run_case(aps: &[TestSshd], case: Case) -> Run {
     tokio::time::sleep_until((rule - Duration::from_millis(300)).into()).await;
     let before_rule = fleet::connections(aps);
     assert!(Instant::now() < rule, "counting connections took past the rule");
+    // Measured from the rule: every AP must still be on just before it.
+    let early = aps.iter().filter(|ap| fleet::running(ap) != Some(true)).count();
+    assert_eq!(early, 0, "{}: {early} APs were switched before the rule", case.name);
     let (switched, confirmed) = fleet::wait_switched(&d, aps, Wifi::Off, rule, LIMIT).await;
     let after = fleet::connections(aps);
     d.stop().await;
