@@ -76,13 +76,8 @@ fn limiter() {
 const CONFIG: &str = concat!(
     borne_test_support::yaml_head!(),
     "listen: 127.0.0.1:0\n",
-    borne_test_support::yaml_always_available!(),
+    borne_test_support::yaml_one_open_classroom!(),
     r#"
-schools:
-  - id: s1
-    schedule: open
-    classrooms:
-      - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }
 users:
   - { name: teacher1, role: teacher, classrooms: [c1], token: bench-teacher-token }
 limits:

@@ -19,13 +19,9 @@ schedules:
     rules:
       - { at: "30 8 * * Mon-Fri", mode: available }
       - { at: "0 17 * * *", mode: locked }
-schools:
-  - id: s1
-    schedule: day
-    classrooms:
-      - id: c1
-        access_points: [ { id: c1-ap1, sim: {} } ]
-      - id: c2
+"#,
+    borne_test_support::yaml_s1_c1!("day"),
+    r#"      - id: c2
         access_points: [ { id: c2-ap1, sim: {} } ]
   - id: s2
     schedule: day

@@ -26,19 +26,13 @@ fn write_config(dir: &Path, port: u16, limits: &str) -> PathBuf {
 demo: true
 listen: 127.0.0.1:{port}
 state_dir: {state}
-schedules:
-  open: {{ default_mode: available, rules: [] }}
-schools:
-  - id: s1
-    schedule: open
-    classrooms:
-      - {{ id: c1, access_points: [ {{ id: c1-ap1, sim: {{}} }} ] }}
-users:
+{classroom}users:
   - {{ name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }}
 limits:
 {limits}
 "#,
-        state = dir.join("state").display()
+        state = dir.join("state").display(),
+        classroom = borne_test_support::fixtures::ONE_OPEN_CLASSROOM,
     );
     let path = dir.join("borne.yaml");
     std::fs::write(&path, yaml).unwrap();

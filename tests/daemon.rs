@@ -188,19 +188,12 @@ timezone: Europe/Paris
 listen: 127.0.0.1:{port}
 state_dir: {state}
 reconciler: {{ shutdown_grace_seconds: 2 }}
-schedules:
-  open: {{ default_mode: available, rules: [] }}
-schools:
-  - id: s1
-    schedule: open
-    classrooms:
-      - id: c1
-        access_points: [ {{ id: c1-ap1, sim: {{}} }} ]
-"#,
-        state = dir.join("state").display()
+{classroom}"#,
+        state = dir.join("state").display(),
+        classroom = borne_test_support::fixtures::ONE_OPEN_CLASSROOM,
     );
     if extra_classroom {
-        yaml.push_str("      - id: c3\n        access_points: [ { id: c3-ap1, sim: {} } ]\n");
+        yaml.push_str("      - { id: c3, access_points: [ { id: c3-ap1, sim: {} } ] }\n");
     }
     yaml.push_str("users:\n  - { name: teacher1, role: teacher, classrooms: [c1], token: teacher-token-123 }\n  - { name: admin, role: admin, token: admin-token-123 }\n");
     if broken {

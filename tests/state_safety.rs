@@ -73,13 +73,9 @@ const SIM: &str = concat!(
     r#"
 schedules:
   day: { default_mode: available, rules: [] }
-schools:
-  - id: s1
-    schedule: day
-    classrooms:
-      - id: c1
-        access_points: [ { id: c1-ap1, sim: {} } ]
-users:
+"#,
+    borne_test_support::yaml_s1_c1!("day"),
+    r#"users:
   - { name: admin, role: admin, token: admin-token-123 }
 "#
 );

@@ -10,13 +10,8 @@ use serde_json::Value;
 
 const CONFIG: &str = concat!(
     borne_test_support::yaml_head!(),
-    borne_test_support::yaml_always_available!(),
+    borne_test_support::yaml_one_open_classroom!(),
     r#"
-schools:
-  - id: s1
-    schedule: open
-    classrooms:
-      - { id: c1, access_points: [ { id: c1-ap, sim: {} } ] }
   - id: s2
     schedule: open
     classrooms:

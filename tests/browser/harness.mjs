@@ -3,7 +3,20 @@
 // screenshot of every page of a failed test.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
+
+/** A loopback port nothing listens on now (bound, then closed). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

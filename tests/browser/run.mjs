@@ -15,12 +15,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { eventually, launchChromium, runTests, testList } from './harness.mjs';
+import { eventually, freePort, launchChromium, runTests, testList } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -49,18 +48,6 @@ function paris(ms) {
     timeZone: TZ, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
   }).formatToParts(ms)) p[part.type] = part.value;
   return { date: `${p.year}-${p.month}-${p.day}`, hour: +p.hour % 24, minute: +p.minute, local: `${p.year}-${p.month}-${p.day}T${String(+p.hour % 24).padStart(2, '0')}:${p.minute}` };
-}
-
-/** A loopback port nothing listens on (bound, then closed). */
-function deadPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** The calendars block's dates: today (Paris) and 200 days later. */
@@ -157,7 +144,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 async function startDaemon(dir) {
   const cfg = path.join(dir, 'borne.yaml');
-  fs.writeFileSync(cfg, config(path.join(dir, 'state'), await deadPort()));
+  fs.writeFileSync(cfg, config(path.join(dir, 'state'), await freePort()));
   const log = fs.createWriteStream(path.join(ARTIFACTS, 'daemon.log'));
   daemon = spawn(BIN, ['run', '--config', cfg], {
     stdio: ['ignore', 'pipe', 'pipe'],

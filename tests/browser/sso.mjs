@@ -12,12 +12,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { eventually, launchChromium, runTests, testList } from './harness.mjs';
+import { eventually, freePort, launchChromium, runTests, testList } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -28,17 +27,6 @@ const ADMIN_TOKEN = 'sso-admin-token-0001';
 const TEACHER = { login: 'c.martin', password: 'martin-password' };
 const IT = { login: 'it.admin', password: 'admin-password' };
 const SECRET = 'borne-test-secret';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // --- The provider and the daemon (killed by PID at exit) ---------------------------
 

@@ -42,6 +42,33 @@ macro_rules! yaml_always_available {
     };
 }
 
+/// [`ALWAYS_AVAILABLE`] and one school `s1` on it with one classroom `c1`
+/// and its simulated AP `c1-ap1` (a test may list more schools after it).
+pub const ONE_OPEN_CLASSROOM: &str = crate::yaml_one_open_classroom!();
+
+/// [`ONE_OPEN_CLASSROOM`] as a literal, for `concat!` (see [`yaml_head!`]).
+#[macro_export]
+macro_rules! yaml_one_open_classroom {
+    () => {
+        concat!($crate::yaml_always_available!(), $crate::yaml_s1_c1!("open"))
+    };
+}
+
+/// `schools:` starting with school `s1` on schedule `$schedule` with
+/// classroom `c1` and its simulated AP `c1-ap1`; the test's YAML may go on
+/// with more classrooms of `s1` (`      - { id: c2, … }`) or more schools
+/// (`  - id: s2`).
+#[macro_export]
+macro_rules! yaml_s1_c1 {
+    ($schedule:literal) => {
+        concat!(
+            "schools:\n  - id: s1\n    schedule: ",
+            $schedule,
+            "\n    classrooms:\n      - { id: c1, access_points: [ { id: c1-ap1, sim: {} } ] }\n"
+        )
+    };
+}
+
 /// The admin's token in [`users`].
 pub const ADMIN_TOKEN: &str = "admin-token-123";
 /// The teacher's token in [`users`].
