@@ -18,6 +18,28 @@ export function freePort() {
   });
 }
 
+/**
+ * School `jules-ferry` on schedule `open`, as an item of `schools:` in a
+ * configuration both suites write: CM1 A, CE2 B, and the computer room
+ * with two access points (simulated, with clients).
+ */
+export const JULES_FERRY = `  - id: jules-ferry
+    name: École élémentaire Jules Ferry
+    schedule: open
+    classrooms:
+      - id: jf-cm1a
+        name: CM1 A
+        access_points: [ { id: jf-cm1a-ap1, sim: { latency_ms: 150, clients: 24 } } ]
+      - id: jf-ce2b
+        name: CE2 B
+        access_points: [ { id: jf-ce2b-ap1, sim: { latency_ms: 300, clients: 21 } } ]
+      - id: jf-info
+        name: Salle informatique
+        access_points:
+          - { id: jf-info-ap1, sim: { latency_ms: 100, clients: 15 } }
+          - { id: jf-info-ap2, sim: { latency_ms: 100, clients: 14 } }
+`;
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Retries `fn` until it stops throwing, or fails with its last error. */

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { eventually, freePort, launchChromium, runTests, testList } from './harness.mjs';
+import { JULES_FERRY, eventually, freePort, launchChromium, runTests, testList } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -81,22 +81,7 @@ schedules:
       - { at: "${openAt}", mode: available }
   holiday: { calendars: [holidays, zone-test], default_mode: available, rules: [] }
 schools:
-  - id: jules-ferry
-    name: École élémentaire Jules Ferry
-    schedule: open
-    classrooms:
-      - id: jf-cm1a
-        name: CM1 A
-        access_points: [ { id: jf-cm1a-ap1, sim: { latency_ms: 150, clients: 24 } } ]
-      - id: jf-ce2b
-        name: CE2 B
-        access_points: [ { id: jf-ce2b-ap1, sim: { latency_ms: 300, clients: 21 } } ]
-      - id: jf-info
-        name: Salle informatique
-        access_points:
-          - { id: jf-info-ap1, sim: { latency_ms: 100, clients: 15 } }
-          - { id: jf-info-ap2, sim: { latency_ms: 100, clients: 14 } }
-  - id: voltaire
+${JULES_FERRY}  - id: voltaire
     name: École élémentaire Voltaire
     schedule: open
     classrooms:

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { eventually, freePort, launchChromium, runTests, testList } from './harness.mjs';
+import { JULES_FERRY, eventually, freePort, launchChromium, runTests, testList } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -73,17 +73,7 @@ demo: true
 schedules:
   open: { default_mode: available, rules: [] }
 schools:
-  - id: jules-ferry
-    name: École élémentaire Jules Ferry
-    schedule: open
-    classrooms:
-      - id: jf-cm1a
-        name: CM1 A
-        access_points: [ { id: jf-cm1a-ap1, sim: { latency_ms: 150 } } ]
-      - id: jf-ce2b
-        name: CE2 B
-        access_points: [ { id: jf-ce2b-ap1, sim: { latency_ms: 150 } } ]
-users:
+${JULES_FERRY}users:
   - { name: admin, role: admin, token: ${ADMIN_TOKEN} }
   - { name: mme-martin, role: teacher, login: c.martin, classrooms: [jf-cm1a] }
 oidc:

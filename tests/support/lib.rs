@@ -35,4 +35,5 @@ pub mod oidc;
 pub mod peers;
 pub mod postgres;
 pub mod ssh;
+pub mod tls;
 pub mod wait;
