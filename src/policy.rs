@@ -683,20 +683,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lock_ends_a_teacher_session() {
+    /// Classroom `c`'s desired state at `hm` with this session and override.
+    fn desired_at(session: Option<&Session>, override_: Option<&Override>, hm: &str) -> Desired {
         let cfg = config();
         let c = cfg.classroom("c").expect("classroom");
-        let s = session(Wifi::On, "16:30", "17:30");
-        let d = desired(
+        let planned = &[];
+        desired(
             c,
             Inputs {
-                session: Some(&s),
-                override_: None,
-                planned: &[],
+                session,
+                override_,
+                planned,
             },
-            t("17:00"),
-        );
+            t(hm),
+        )
+    }
+
+    #[test]
+    fn lock_ends_a_teacher_session() {
+        let s = session(Wifi::On, "16:30", "17:30");
+        let d = desired_at(Some(&s), None, "17:00");
         assert_eq!((d.wifi, d.reason), (Wifi::Off, Reason::Locked));
     }
 
@@ -704,35 +710,15 @@ mod tests {
     fn session_does_not_outlive_the_mode_it_was_granted_in() {
         // A session ending after the next mode change (say, the schedule was
         // edited under it) stops at that change.
-        let cfg = config();
-        let c = cfg.classroom("c").expect("classroom");
         let s = session(Wifi::Off, "09:00", "12:00");
-        let d = desired(
-            c,
-            Inputs {
-                session: Some(&s),
-                override_: None,
-                planned: &[],
-            },
-            t("10:30"),
-        );
+        let d = desired_at(Some(&s), None, "10:30");
         assert_eq!((d.wifi, d.reason), (Wifi::On, Reason::Schedule));
     }
 
     #[test]
     fn override_on_beats_a_lock() {
-        let cfg = config();
-        let c = cfg.classroom("c").expect("classroom");
         let o = override_(Wifi::On, Some("20:00"));
-        let d = desired(
-            c,
-            Inputs {
-                session: None,
-                override_: Some(&o),
-                planned: &[],
-            },
-            t("18:00"),
-        );
+        let d = desired_at(None, Some(&o), "18:00");
         assert_eq!((d.wifi, d.reason, d.mode), (Wifi::On, Reason::Override, Mode::Locked));
     }
 

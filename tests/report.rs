@@ -84,6 +84,37 @@ struct Expected {
     refused_locked: u64,
 }
 
+impl Expected {
+    /// A teacher session from `from` to `to` with the AP on all along,
+    /// ended for `reason`.
+    fn session(&mut self, from: &str, to: &str, reason: &str) {
+        let s = secs(from, to);
+        self.on += s;
+        self.teacher += s;
+        self.sessions.push(s);
+        *self.ended_by.entry(reason.into()).or_default() += 1;
+    }
+
+    /// An override to on from `from` to `to` with the AP on all along;
+    /// `outside` when the schedule said `locked`.
+    fn override_on(&mut self, from: &str, to: &str, outside: bool) {
+        let s = secs(from, to);
+        self.on += s;
+        self.override_ += s;
+        self.overrides += 1;
+        self.override_seconds += s;
+        if outside {
+            self.outside += s;
+        }
+    }
+
+    /// The schedule's mode `on` from `from` to `to` with the AP on.
+    fn schedule_on(&mut self, from: &str, to: &str) {
+        self.on += secs(from, to);
+        self.schedule += secs(from, to);
+    }
+}
+
 /// The week as this test drives it, written as stretches.
 fn expected() -> BTreeMap<(&'static str, &'static str), Expected> {
     let mut e: BTreeMap<(&str, &str), Expected> = BTreeMap::new();
@@ -96,20 +127,15 @@ fn expected() -> BTreeMap<(&'static str, &'static str), Expected> {
     for c in ["c1", "c2"] {
         let x = e.get_mut(&(c, "2026-11-02")).unwrap();
         x.unknown = secs("00:00", "07:00");
-        x.on += secs("12:00", "13:00");
-        x.schedule += secs("12:00", "13:00");
+        x.schedule_on("12:00", "13:00");
     }
-    let x = e.get_mut(&("c1", "2026-11-02")).unwrap();
-    x.on += secs("09:00", "10:00");
-    x.teacher += secs("09:00", "10:00");
-    x.sessions.push(secs("09:00", "10:00"));
-    x.ended_by.insert("expired".into(), 1);
+    e.get_mut(&("c1", "2026-11-02"))
+        .unwrap()
+        .session("09:00", "10:00", "expired");
     // Tuesday: c2 overridden on 14:00-16:30 (expires by itself).
-    let x = e.get_mut(&("c2", "2026-11-03")).unwrap();
-    x.on = secs("14:00", "16:30");
-    x.override_ = x.on;
-    x.overrides = 1;
-    x.override_seconds = x.on;
+    e.get_mut(&("c2", "2026-11-03"))
+        .unwrap()
+        .override_on("14:00", "16:30", false);
     // Wednesday: c2-ap2 cut off 09:00-11:00 while c2 is off; borne
     // stopped 12:00-13:00.
     for c in ["c1", "c2"] {
@@ -119,15 +145,9 @@ fn expected() -> BTreeMap<(&'static str, &'static str), Expected> {
     // Thursday: c1 session 10:00-10:20 ended by the teacher, a refusal at
     // 18:00 (locked), an override on 20:00-20:30 outside school hours.
     let x = e.get_mut(&("c1", "2026-11-05")).unwrap();
-    x.on = secs("10:00", "10:20") + secs("20:00", "20:30");
-    x.teacher = secs("10:00", "10:20");
-    x.sessions.push(secs("10:00", "10:20"));
-    x.ended_by.insert("teacher".into(), 1);
+    x.session("10:00", "10:20", "teacher");
     x.refused_locked = 1;
-    x.override_ = secs("20:00", "20:30");
-    x.outside = secs("20:00", "20:30");
-    x.overrides = 1;
-    x.override_seconds = secs("20:00", "20:30");
+    x.override_on("20:00", "20:30", true);
     e
 }
 
@@ -699,20 +719,15 @@ fn expected_crash_week() -> BTreeMap<(&'static str, &'static str), Expected> {
     for c in ["c1", "c2"] {
         let x = e.get_mut(&(c, "2027-03-01")).unwrap();
         x.unknown = secs("00:00", "07:00");
-        x.on = secs("12:00", "13:00");
-        x.schedule = secs("12:00", "13:00");
+        x.schedule_on("12:00", "13:00");
     }
-    let x = e.get_mut(&("c1", "2027-03-01")).unwrap();
-    x.on += secs("09:00", "10:00");
-    x.teacher = secs("09:00", "10:00");
-    x.sessions.push(secs("09:00", "10:00"));
-    x.ended_by.insert("teacher".into(), 1);
+    e.get_mut(&("c1", "2027-03-01"))
+        .unwrap()
+        .session("09:00", "10:00", "teacher");
     // Tuesday: c2 overridden on 14:00-16:30, the override then deleted.
-    let x = e.get_mut(&("c2", "2027-03-02")).unwrap();
-    x.on = secs("14:00", "16:30");
-    x.override_ = x.on;
-    x.overrides = 1;
-    x.override_seconds = x.on;
+    e.get_mut(&("c2", "2027-03-02"))
+        .unwrap()
+        .override_on("14:00", "16:30", false);
     // Wednesday: c1's session from 10:00; borne killed at 10:30 (its last
     // heartbeat) with the AP on, restarted at 11:30; the session goes on
     // and the teacher ends it at 11:45. The hour in between is unknown.
@@ -728,11 +743,7 @@ fn expected_crash_week() -> BTreeMap<(&'static str, &'static str), Expected> {
     // outside school hours.
     let x = e.get_mut(&("c1", "2027-03-04")).unwrap();
     x.refused_locked = 1;
-    x.on = secs("20:00", "20:30");
-    x.override_ = x.on;
-    x.outside = x.on;
-    x.overrides = 1;
-    x.override_seconds = x.on;
+    x.override_on("20:00", "20:30", true);
     e
 }
 
