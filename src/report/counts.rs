@@ -19,9 +19,12 @@ pub const REFUSAL_CODES: [&str; 3] = ["locked", "overridden", "minutes_out_of_ra
 /// The most keys a list may have.
 const SLOTS: usize = 8;
 
+// A list longer than the slots would fail at its first count, not here.
+const _: () = assert!(END_REASONS.len() <= SLOTS && REFUSAL_CODES.len() <= SLOTS);
+
 /// A fixed list of keys.
 pub trait Keys {
-    /// The keys, at most [`SLOTS`].
+    /// The keys, at most eight.
     const KEYS: &'static [&'static str];
 }
 
