@@ -78,10 +78,7 @@ impl<K: Keys> Counts<K> {
 
     /// The count of `key` (0 if never added).
     pub fn get(&self, key: &str) -> u32 {
-        match Self::slot(key) {
-            Some(i) => self.slots[i],
-            None => self.other.get(key).copied().unwrap_or(0),
-        }
+        self[key]
     }
 
     /// Adds every count of `o`.

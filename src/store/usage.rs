@@ -83,27 +83,43 @@ impl UsageBatch {
     }
 }
 
-/// Refills `f` from a stored row: `n` the whole-number columns (`on_s`,
-/// `unknown_s`, `teacher_s`, `schedule_s`, `override_s`, `outside_s`,
-/// `overrides`, `overridden_s`), `t` the text ones (`sessions`,
-/// `ended_by`, `refused`). Keeps `f`'s buffers: no allocation per row.
-pub(crate) fn refill(f: &mut DayFigures, n: [i64; 8], t: [&str; 3]) {
-    [
-        f.on,
-        f.unknown,
-        f.on_teacher,
-        f.on_schedule,
-        f.on_override,
-        f.on_outside,
-    ] = [n[0], n[1], n[2], n[3], n[4], n[5]];
-    f.overrides = u32::try_from(n[6]).unwrap_or(u32::MAX);
-    f.override_seconds = n[7];
-    f.sessions.clear();
-    f.sessions.extend(t[0].split(',').filter_map(|s| s.parse::<i64>().ok()));
-    f.ended_by.clear();
-    f.ended_by.add_text(t[1]);
-    f.refused.clear();
-    f.refused.add_text(t[2]);
+/// One stored day at a time, as both stores read `report_days`: the
+/// figures' buffer is refilled row after row (no allocation per row), and
+/// the day, the same for a whole run of rows, is parsed once per run.
+#[derive(Default)]
+pub(crate) struct StoredDay {
+    day: (String, NaiveDate),
+    figures: DayFigures,
+}
+
+impl StoredDay {
+    /// Refills from a row: `day` as stored, `n` the whole-number columns
+    /// (`on_s`, `unknown_s`, `teacher_s`, `schedule_s`, `override_s`,
+    /// `outside_s`, `overrides`, `overridden_s`), `t` the text ones
+    /// (`sessions`, `ended_by`, `refused`).
+    pub(crate) fn refill(&mut self, day: &str, n: [i64; 8], t: [&str; 3]) -> (NaiveDate, &DayFigures) {
+        if day != self.day.0 {
+            self.day = (day.to_owned(), day.parse().unwrap_or_default());
+        }
+        let f = &mut self.figures;
+        [
+            f.on,
+            f.unknown,
+            f.on_teacher,
+            f.on_schedule,
+            f.on_override,
+            f.on_outside,
+        ] = [n[0], n[1], n[2], n[3], n[4], n[5]];
+        f.overrides = u32::try_from(n[6]).unwrap_or(u32::MAX);
+        f.override_seconds = n[7];
+        f.sessions.clear();
+        f.sessions.extend(t[0].split(',').filter_map(|s| s.parse::<i64>().ok()));
+        f.ended_by.clear();
+        f.ended_by.add_text(t[1]);
+        f.refused.clear();
+        f.refused.add_text(t[2]);
+        (self.day.1, &self.figures)
+    }
 }
 
 /// A text column, borrowed from the row.
@@ -301,23 +317,17 @@ impl UsageReader<'_> {
                     ended_by, overrides, overridden_s, refused
              FROM report_days WHERE day >= ?1 AND day <= ?2",
         )?;
-        // Rows come in key order, a day's classrooms together: the day is
-        // parsed once per day, not once per row. Text is read in place and
-        // the figures' buffer refilled: nothing is allocated per row.
-        let mut day = (String::new(), NaiveDate::default());
-        let mut f = DayFigures::default();
+        // Rows come in key order, a day's classrooms together; text is read
+        // in place.
+        let mut stored = StoredDay::default();
         let mut rows = q.query(params![from.to_string(), to.to_string()])?;
         while let Some(r) = rows.next()? {
-            let day_text = text(r, 0)?;
-            if day_text != day.0 {
-                day = (day_text.to_owned(), day_text.parse::<NaiveDate>().unwrap_or_default());
-            }
             let mut n = [0i64; 8];
             for (v, i) in n.iter_mut().zip([2, 3, 4, 5, 6, 7, 10, 11]) {
                 *v = r.get(i)?;
             }
-            refill(&mut f, n, [text(r, 8)?, text(r, 9)?, text(r, 12)?]);
-            each(day.1, text(r, 1)?, &f);
+            let (day, f) = stored.refill(text(r, 0)?, n, [text(r, 8)?, text(r, 9)?, text(r, 12)?]);
+            each(day, text(r, 1)?, f);
         }
         Ok(())
     }

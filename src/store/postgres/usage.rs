@@ -14,7 +14,7 @@ use crate::config::Classroom;
 use crate::policy::Wifi;
 use crate::report::{DayFigures, DayInputs, DesiredState, LOOKBACK, Source};
 use crate::store::StoreError;
-use crate::store::usage::{UsageSource, mode_of, observed_of, reason_of, refill};
+use crate::store::usage::{StoredDay, UsageSource, mode_of, observed_of, reason_of};
 
 /// A reader over the store's pool.
 pub(super) struct PgUsage<'s> {
@@ -87,18 +87,11 @@ impl Source for PgUsage<'_> {
                 .map_err(|e| inner.pg(e))
             })
             .map_err(s)?;
-        // As on SQLite: the day parsed once per day, the figures' buffer
-        // refilled row after row.
-        let mut day = (String::new(), NaiveDate::default());
-        let mut f = DayFigures::default();
+        let mut stored = StoredDay::default();
         for r in &rows {
-            let day_text: &str = r.get(0);
-            if day_text != day.0 {
-                day = (day_text.to_owned(), day_text.parse::<NaiveDate>().unwrap_or_default());
-            }
             let n = [2, 3, 4, 5, 6, 7, 10, 11].map(|i| r.get::<_, i64>(i));
-            refill(&mut f, n, [r.get(8), r.get(9), r.get(12)]);
-            each(day.1, r.get(1), &f);
+            let (day, f) = stored.refill(r.get(0), n, [r.get(8), r.get(9), r.get(12)]);
+            each(day, r.get(1), f);
         }
         Ok(())
     }
