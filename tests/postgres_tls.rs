@@ -47,10 +47,10 @@ fn encrypted(store: &PostgresStore) -> bool {
 #[test]
 fn tls_modes_against_a_server_with_a_certificate() {
     let certs = tempfile::tempdir().unwrap();
-    if certificates(certs.path()).is_none() {
+    let Some(files) = certificates(certs.path()) else {
         return;
-    }
-    let read = |name: &str| std::fs::read(certs.path().join(name)).unwrap();
+    };
+    let read = |path: &Path| std::fs::read(path).unwrap();
     let Some(pg) = PgCluster::start_with(
         &[
             ("ssl", "on"),
@@ -58,20 +58,20 @@ fn tls_modes_against_a_server_with_a_certificate() {
             ("ssl_key_file", "../server.key"),
         ],
         |pg| {
-            pg.write_file("server.pem", &read("server.pem"), 0o644);
-            pg.write_file("server.key", &read("server.key"), 0o600);
+            pg.write_file("server.pem", &read(&files.cert), 0o644);
+            pg.write_file("server.key", &read(&files.key), 0o600);
         },
     ) else {
         return;
     };
-    let ca = certs.path().join("ca.pem");
+    let ca = files.ca.as_path();
     let by_name = format!("postgres://borne@localhost:{}/postgres", pg.port());
     let by_ip = pg.url();
 
     let store = PostgresStore::connect(&database(&by_ip, "require", None), "t").expect("require connects");
     assert!(encrypted(&store), "tls: require must encrypt");
 
-    let store = PostgresStore::connect(&database(&by_name, "verify-full", Some(&ca)), "t")
+    let store = PostgresStore::connect(&database(&by_name, "verify-full", Some(ca)), "t")
         .expect("verify-full with the right CA and name connects");
     assert!(encrypted(&store));
 
